@@ -1,0 +1,3 @@
+from ledgerflow.entrypoints.cli import main
+
+main()
