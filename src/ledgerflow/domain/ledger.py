@@ -1,0 +1,247 @@
+"""The ledger's vocabulary: accounts, legs, postings, balances. Plain values, stdlib only, no I/O.
+
+One word per concept: a *pending* posting (a hold) is later *posted* (captured, fully or partly) or *voided*.
+Every amount is an int in minor units of its account's currency.
+"""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from ledgerflow.domain.money import UnknownCurrencyError, currency_alpha
+from ledgerflow.domain.results import PostingResult
+
+LEGS_MAX = 16
+POSTING_ID_LENGTH_MAX = 128
+ACCOUNT_ID_LENGTH_MAX = 128
+METADATA_BYTES_MAX = 4096
+# Largest amount a leg may carry; keeps every counter far inside a signed 64-bit column.
+AMOUNT_MINOR_MAX = 2**53
+EXPIRES_AFTER_SECONDS_MAX = 366 * 24 * 3600
+
+
+class LedgerValidationError(ValueError):
+    """A request is malformed (not a business outcome): nothing was applied."""
+
+
+class Direction(enum.IntEnum):
+    debit = 0
+    credit = 1
+
+
+class PostingKind(enum.IntEnum):
+    posted = 0
+    pending = 1
+    post_pending = 2
+    void_pending = 3
+
+
+class AccountKind(str, enum.Enum):
+    customer = "customer"
+    settlement = "settlement"
+    suspense = "suspense"
+    fee = "fee"
+    opening = "opening"
+    revenue = "revenue"
+
+
+class AccountStatus(str, enum.Enum):
+    open = "open"
+    frozen = "frozen"
+    closed = "closed"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Account:
+    """An account. `debits_must_not_exceed_credits` keeps `debits <= credits + overdraft_limit_minor`;
+    `credits_must_not_exceed_debits` is its mirror (for accounts that hold the bank's side)."""
+
+    account_id: str
+    currency: str
+    kind: AccountKind = AccountKind.customer
+    status: AccountStatus = AccountStatus.open
+    debits_must_not_exceed_credits: bool = False
+    credits_must_not_exceed_debits: bool = False
+    overdraft_limit_minor: int = 0
+
+    def __post_init__(self) -> None:
+        _check_identifier("account_id", self.account_id, ACCOUNT_ID_LENGTH_MAX)
+        try:
+            object.__setattr__(self, "currency", currency_alpha(self.currency))
+        except UnknownCurrencyError as exc:
+            raise LedgerValidationError(f"account {self.account_id!r}: {exc}") from None
+        object.__setattr__(self, "kind", AccountKind(self.kind))
+        object.__setattr__(self, "status", AccountStatus(self.status))
+        if not _is_int(self.overdraft_limit_minor) or self.overdraft_limit_minor < 0:
+            raise LedgerValidationError(
+                f"account {self.account_id!r}: overdraft_limit_minor must be a non-negative integer"
+            )
+        if self.debits_must_not_exceed_credits and self.credits_must_not_exceed_debits:
+            raise LedgerValidationError(
+                f"account {self.account_id!r}: the two balance-limit flags are mutually exclusive"
+            )
+
+
+@dataclass(frozen=True, slots=True)
+class Leg:
+    account_id: str
+    direction: Direction
+    amount_minor: int
+    # When given, must equal the account's currency (else `currency_mismatch`).
+    currency: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Posting:
+    """One business posting; `posting_id` is its idempotency key.
+
+    - `posted`: legs apply immediately.  `pending`: legs are held (pending counters), optionally expiring.
+    - `post_pending`: captures the hold `pending_id`; `amount_minor` None captures in full, a smaller amount
+      captures part (two-leg or uniform holds only) and releases the remainder.  `void_pending`: releases it.
+    """
+
+    posting_id: str
+    kind: PostingKind = PostingKind.posted
+    legs: tuple[Leg, ...] = ()
+    pending_id: str | None = None
+    amount_minor: int | None = None
+    expires_after_seconds: int | None = None
+    correlation_id: str | None = None
+    metadata: dict[str, Any] | None = None
+    # TigerBeetle-style chain: a linked posting succeeds only if the next one in the batch does too.
+    linked: bool = False
+    metadata_json: str | None = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        validate_posting(self)
+
+    def payload_digest(self) -> bytes:
+        """Digest of everything that defines the posting's effect (not its id, not `linked`)."""
+        legs = [(leg.account_id, int(leg.direction), leg.amount_minor, leg.currency) for leg in self.legs]
+        payload = (
+            int(self.kind), legs, self.pending_id, self.amount_minor, self.expires_after_seconds,
+            self.correlation_id, self.metadata_json,
+        )
+        return hashlib.blake2b(repr(payload).encode(), digest_size=16).digest()
+
+
+def validate_posting(posting: Posting) -> None:
+    """Raise LedgerValidationError for requests that are malformed rather than refused by the ledger."""
+    _check_identifier("posting_id", posting.posting_id, POSTING_ID_LENGTH_MAX)
+    kind = posting.kind
+    if not isinstance(kind, PostingKind):
+        object.__setattr__(posting, "kind", kind := PostingKind(kind))
+    if kind in (PostingKind.posted, PostingKind.pending):
+        if posting.pending_id is not None:
+            raise LedgerValidationError(f"posting {posting.posting_id!r}: pending_id is only for post/void")
+        if len(posting.legs) < 2:
+            raise LedgerValidationError(f"posting {posting.posting_id!r}: needs at least 2 legs")
+        if len(posting.legs) > LEGS_MAX:
+            raise LedgerValidationError(
+                f"posting {posting.posting_id!r}: {len(posting.legs)} legs exceeds the limit of {LEGS_MAX}"
+            )
+        for leg in posting.legs:
+            _validate_leg(posting.posting_id, leg)
+    else:
+        _check_identifier("pending_id", posting.pending_id, POSTING_ID_LENGTH_MAX)
+        if posting.legs:
+            raise LedgerValidationError(f"posting {posting.posting_id!r}: post/void take their legs from the hold")
+    if posting.amount_minor is not None:
+        if kind is not PostingKind.post_pending or not _is_int(posting.amount_minor):
+            raise LedgerValidationError(
+                f"posting {posting.posting_id!r}: amount_minor is an integer, only for post_pending"
+            )
+    if posting.expires_after_seconds is not None:
+        seconds = posting.expires_after_seconds
+        if kind is not PostingKind.pending or not _is_int(seconds) or not 0 < seconds <= EXPIRES_AFTER_SECONDS_MAX:
+            raise LedgerValidationError(
+                f"posting {posting.posting_id!r}: expires_after_seconds must be 1..{EXPIRES_AFTER_SECONDS_MAX}"
+                " and only on pending postings"
+            )
+    if posting.metadata_json is None:
+        object.__setattr__(posting, "metadata_json", encode_metadata(posting.posting_id, posting.metadata))
+
+
+def encode_metadata(posting_id: str, metadata: Any) -> str | None:
+    if metadata is None:
+        return None
+    if not isinstance(metadata, dict):
+        raise LedgerValidationError(f"posting {posting_id!r}: metadata must be a JSON object")
+    try:
+        text = json.dumps(metadata, sort_keys=True, separators=(",", ":"), allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise LedgerValidationError(f"posting {posting_id!r}: metadata is not valid JSON: {exc}") from None
+    if len(text.encode()) > METADATA_BYTES_MAX:
+        raise LedgerValidationError(f"posting {posting_id!r}: metadata exceeds {METADATA_BYTES_MAX} bytes")
+    return text
+
+
+def _validate_leg(posting_id: str, leg: Leg) -> None:
+    if not isinstance(leg, Leg):
+        raise LedgerValidationError(f"posting {posting_id!r}: legs must be Leg values")
+    _check_identifier("account_id", leg.account_id, ACCOUNT_ID_LENGTH_MAX)
+    if not isinstance(leg.direction, Direction):
+        try:
+            object.__setattr__(leg, "direction", Direction(leg.direction))
+        except ValueError:
+            raise LedgerValidationError(f"posting {posting_id!r}: unknown direction {leg.direction!r}") from None
+    if not _is_int(leg.amount_minor):
+        raise LedgerValidationError(
+            f"posting {posting_id!r}: amount_minor must be an integer in minor units, got {leg.amount_minor!r}"
+        )
+    if leg.amount_minor > AMOUNT_MINOR_MAX:
+        raise LedgerValidationError(f"posting {posting_id!r}: amount_minor exceeds {AMOUNT_MINOR_MAX}")
+    if leg.currency is not None:
+        try:
+            object.__setattr__(leg, "currency", currency_alpha(leg.currency))
+        except UnknownCurrencyError as exc:
+            raise LedgerValidationError(f"posting {posting_id!r}: {exc}") from None
+
+
+def _check_identifier(name: str, value: object, length_max: int) -> None:
+    if not isinstance(value, str) or not value or len(value) > length_max:
+        raise LedgerValidationError(f"{name} must be a non-empty string of at most {length_max} characters")
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Balance:
+    account_id: str
+    currency: str
+    debits_pending: int
+    debits_posted: int
+    credits_pending: int
+    credits_posted: int
+
+    @property
+    def balance_posted_minor(self) -> int:
+        return self.credits_posted - self.debits_posted
+
+    @property
+    def balance_available_minor(self) -> int:
+        return self.credits_posted - self.debits_posted - self.debits_pending
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "account_id": self.account_id,
+            "currency": self.currency,
+            "debits_pending": self.debits_pending,
+            "debits_posted": self.debits_posted,
+            "credits_pending": self.credits_pending,
+            "credits_posted": self.credits_posted,
+            "balance_posted_minor": self.balance_posted_minor,
+            "balance_available_minor": self.balance_available_minor,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class PostingOutcome:
+    posting_id: str
+    result: PostingResult

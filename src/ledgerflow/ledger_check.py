@@ -1,0 +1,100 @@
+"""The ledger's invariant check: everything it reports is recomputed from the append-only journal.
+
+Portable SQL (SQLite and PostgreSQL). A mismatch list is capped so a broken ledger still reports quickly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+REPORT_ITEMS_MAX = 100
+COUNTERS = ("debits_pending", "debits_posted", "credits_pending", "credits_posted")
+
+_SIGNED = "CASE WHEN e.direction = 0 THEN e.{col} ELSE -e.{col} END"
+
+IMBALANCED_SQL = f"""
+SELECT e.posting_id, a.currency, SUM({_SIGNED.format(col="pending_delta")}), SUM({_SIGNED.format(col="posted_delta")})
+FROM entries e JOIN accounts a ON a.account_id = e.account_id
+GROUP BY e.posting_id, a.currency
+HAVING SUM({_SIGNED.format(col="pending_delta")}) <> 0 OR SUM({_SIGNED.format(col="posted_delta")}) <> 0
+ORDER BY e.posting_id LIMIT {REPORT_ITEMS_MAX}
+"""
+
+RECOMPUTED_SQL = """
+SELECT b.account_id, b.debits_pending, b.debits_posted, b.credits_pending, b.credits_posted,
+       COALESCE(r.dp, 0), COALESCE(r.dq, 0), COALESCE(r.cp, 0), COALESCE(r.cq, 0)
+FROM balances b LEFT JOIN (
+  SELECT account_id,
+         SUM(CASE WHEN direction = 0 THEN pending_delta ELSE 0 END) AS dp,
+         SUM(CASE WHEN direction = 0 THEN posted_delta ELSE 0 END) AS dq,
+         SUM(CASE WHEN direction = 1 THEN pending_delta ELSE 0 END) AS cp,
+         SUM(CASE WHEN direction = 1 THEN posted_delta ELSE 0 END) AS cq
+  FROM entries GROUP BY account_id
+) r ON r.account_id = b.account_id
+WHERE b.debits_pending <> COALESCE(r.dp, 0) OR b.debits_posted <> COALESCE(r.dq, 0)
+   OR b.credits_pending <> COALESCE(r.cp, 0) OR b.credits_posted <> COALESCE(r.cq, 0)
+ORDER BY b.account_id
+"""
+
+ORPHAN_ENTRIES_SQL = f"""
+SELECT DISTINCT e.posting_id FROM entries e LEFT JOIN postings p ON p.posting_id = e.posting_id
+WHERE p.posting_id IS NULL OR p.result <> 0 ORDER BY e.posting_id LIMIT {REPORT_ITEMS_MAX}
+"""
+
+HOLDS_RESOLVED_TWICE_SQL = f"""
+SELECT pending_id FROM postings WHERE kind IN (2, 3) AND result = 0
+GROUP BY pending_id HAVING COUNT(*) > 1 ORDER BY pending_id LIMIT {REPORT_ITEMS_MAX}
+"""
+
+UNBACKED_RESOLUTIONS_SQL = f"""
+SELECT r.pending_id FROM pending_resolutions r
+LEFT JOIN postings h ON h.posting_id = r.pending_id AND h.kind = 1 AND h.result = 0
+LEFT JOIN postings p ON p.posting_id = r.posting_id AND p.kind IN (2, 3) AND p.result = 0
+WHERE h.posting_id IS NULL OR p.posting_id IS NULL ORDER BY r.pending_id LIMIT {REPORT_ITEMS_MAX}
+"""
+
+LIMIT_VIOLATIONS_SQL = f"""
+SELECT a.account_id FROM accounts a JOIN balances b ON b.account_id = a.account_id
+WHERE (a.debits_must_not_exceed_credits
+       AND b.debits_pending + b.debits_posted > b.credits_posted + a.overdraft_limit_minor)
+   OR (a.credits_must_not_exceed_debits AND b.credits_pending + b.credits_posted > b.debits_posted)
+   OR b.debits_pending < 0 OR b.debits_posted < 0 OR b.credits_pending < 0 OR b.credits_posted < 0
+ORDER BY a.account_id LIMIT {REPORT_ITEMS_MAX}
+"""
+
+
+def run_check(query: Callable[[str], list[tuple]]) -> dict[str, Any]:
+    """Run every invariant query; `query(sql)` returns rows."""
+    postings = int(query("SELECT COUNT(*) FROM postings")[0][0])
+    entries = int(query("SELECT COUNT(*) FROM entries")[0][0])
+    accounts = int(query("SELECT COUNT(*) FROM accounts")[0][0])
+    imbalanced = [
+        {"posting_id": row[0], "currency": row[1], "pending_imbalance_minor": int(row[2]),
+         "posted_imbalance_minor": int(row[3])}
+        for row in query(IMBALANCED_SQL)
+    ]
+    mismatches = []
+    for row in query(RECOMPUTED_SQL)[:REPORT_ITEMS_MAX]:
+        for index, name in enumerate(COUNTERS):
+            stored, recomputed = int(row[1 + index]), int(row[5 + index])
+            if stored != recomputed:
+                mismatches.append({"account_id": row[0], "counter": name, "stored": stored,
+                                   "recomputed": recomputed})
+    orphan = [row[0] for row in query(ORPHAN_ENTRIES_SQL)]
+    resolved_twice = [row[0] for row in query(HOLDS_RESOLVED_TWICE_SQL)]
+    unbacked = [row[0] for row in query(UNBACKED_RESOLUTIONS_SQL)]
+    limits = [row[0] for row in query(LIMIT_VIOLATIONS_SQL)]
+    ok = not (imbalanced or mismatches or orphan or resolved_twice or unbacked or limits)
+    return {
+        "ok": ok,
+        "postings": postings,
+        "entries": entries,
+        "accounts": accounts,
+        "imbalanced_postings": imbalanced,
+        "balance_mismatches": mismatches,
+        "entries_without_successful_posting": orphan,
+        "holds_resolved_twice": resolved_twice,
+        "resolutions_without_hold": unbacked,
+        "limit_violations": limits,
+    }
