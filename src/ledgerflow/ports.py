@@ -100,18 +100,22 @@ class LedgerStore(abc.ABC):
 
     def apply_postings(self, tx: Any, postings: list[Posting]) -> list[PostingResult]:
         """Apply postings inside the caller's open write transaction `tx` (for outbox-style callers)."""
+        return self.apply_postings_effects(tx, postings).results
+
+    def apply_postings_effects(self, tx: Any, postings: list[Posting], *, snapshot: bool = False) -> BatchEffects:
+        """As apply_postings, returning the whole effects (with per-posting balances when `snapshot`)."""
         for posting in postings:
             if not isinstance(posting, Posting):
                 raise LedgerValidationError("post_batch takes Posting values")
         if not postings:
-            return []
+            return BatchEffects()
         account_ids, pending_ids, posting_ids = referenced_ids(postings)
         now_ms = self._now_ms(tx)
         state = self._load(tx, account_ids, pending_ids, posting_ids)
-        effects = apply_batch(postings, state, now_ms)
+        effects = apply_batch(postings, state, now_ms, snapshot=snapshot)
         assert len(effects.results) == len(postings)
         self._write(tx, effects, now_ms)
-        return effects.results
+        return effects
 
     def expire_pending(self) -> list[str]:
         """Void holds whose expiry passed by database time; returns the voided pending ids."""

@@ -73,6 +73,9 @@ class BatchEffects:
     entry_rows: list[tuple] = field(default_factory=list)
     resolution_rows: list[tuple] = field(default_factory=list)
     balance_deltas: dict[str, list[int]] = field(default_factory=dict)
+    # With apply_batch(snapshot=True): posting_id -> {account_id: (debits_pending, debits_posted,
+    # credits_pending, credits_posted)} right after that posting applied, for each account it moved.
+    balances_after: dict[str, dict[str, tuple[int, int, int, int]]] = field(default_factory=dict)
 
 
 def referenced_ids(postings: list[Posting]) -> tuple[set[str], set[str], set[str]]:
@@ -89,10 +92,11 @@ def referenced_ids(postings: list[Posting]) -> tuple[set[str], set[str], set[str
     return account_ids, pending_ids, posting_ids
 
 
-def apply_batch(postings: list[Posting], state: LoadedState, now_ms: int) -> BatchEffects:
+def apply_batch(postings: list[Posting], state: LoadedState, now_ms: int, *, snapshot: bool = False) -> BatchEffects:
     """Apply postings in order; linked chains are all-or-nothing. Mutates `state` to the post-batch state."""
     effects = BatchEffects()
     applier = _Applier(state, effects, now_ms)
+    applier.snapshot = snapshot
     chain: list[Posting] = []
     for posting in postings:
         chain.append(posting)
@@ -108,7 +112,7 @@ def apply_batch(postings: list[Posting], state: LoadedState, now_ms: int) -> Bat
 
 
 class _Applier:
-    __slots__ = ("accounts", "holds", "recorded", "effects", "now_ms", "undo")
+    __slots__ = ("accounts", "holds", "recorded", "effects", "now_ms", "undo", "snapshot")
 
     def __init__(self, state: LoadedState, effects: BatchEffects, now_ms: int) -> None:
         self.accounts = state.accounts
@@ -117,6 +121,7 @@ class _Applier:
         self.effects = effects
         self.now_ms = now_ms
         self.undo: list[tuple] | None = None
+        self.snapshot = False
 
     # -- one posting -------------------------------------------------------------------------------------
     def apply(self, posting: Posting) -> PostingResult:
@@ -133,7 +138,22 @@ class _Applier:
         else:
             result = self._apply_resolution(posting)
         self._record(posting, digest, result)
+        if self.snapshot and result is R.ok:
+            self._snapshot(posting)
         return result
+
+    def _snapshot(self, posting: Posting) -> None:
+        if posting.legs:
+            account_ids = [leg.account_id for leg in posting.legs]
+        else:
+            account_ids = [leg[0] for leg in self.holds[posting.pending_id].legs]  # type: ignore[index]
+        after = {}
+        for account_id in account_ids:
+            a = self.accounts[account_id]
+            after[account_id] = (a.debits_pending, a.debits_posted, a.credits_pending, a.credits_posted)
+        self.effects.balances_after[posting.posting_id] = after
+        if self.undo is not None:
+            self.undo.append(("snapshot", posting.posting_id))
 
     def _record(self, posting: Posting, digest: bytes, result: PostingResult) -> None:
         expires_at_ms = None
@@ -329,6 +349,8 @@ class _Applier:
                 del self.holds[step[1]]
             elif tag == "recorded":
                 del self.recorded[step[1]]
+            elif tag == "snapshot":
+                del self.effects.balances_after[step[1]]
         posting_mark, entry_mark, resolution_mark = marks
         del self.effects.posting_rows[posting_mark:]
         del self.effects.entry_rows[entry_mark:]

@@ -1,0 +1,152 @@
+"""The embedded event transport: the log, consumer ack floors, redeliveries and dead letters in the ledger's
+SQLite file. Every call that takes `tx` runs inside the caller's open write transaction."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Sequence
+
+from ledgerflow.adapters.sqlite.ledger_store import write_transaction
+from ledgerflow.bus.transport import (
+    DELIVERIES_MAX_DEFAULT, DeadLetter, Delivery, EventTransport, OutboundMessage, redelivery_delay_ms,
+)
+
+
+class SqliteEventTransport(EventTransport):
+    def __init__(self, connection: sqlite3.Connection) -> None:
+        self.connection = connection
+
+    def publish(self, tx: sqlite3.Connection, stream: str, messages: Sequence[OutboundMessage]) -> int:
+        if not messages:
+            return 0
+        before = tx.total_changes
+        now_ms = _now_ms(tx)
+        tx.executemany(
+            "INSERT OR IGNORE INTO bus_messages (stream, message_id, detail_type, body, published_at_ms) "
+            f"VALUES ('{_literal(stream)}', ?, ?, ?, {now_ms})",
+            [(m.message_id, m.detail_type, m.body) for m in messages],
+        )
+        return tx.total_changes - before
+
+    def ensure_consumer(self, tx: sqlite3.Connection, consumer: str, stream: str) -> None:
+        tx.execute("INSERT OR IGNORE INTO bus_consumers (consumer, stream, ack_floor_seq) VALUES (?, ?, 0)",
+                   (consumer, stream))
+
+    def fetch(self, tx: sqlite3.Connection, consumer: str, batch_max: int, now_ms: int) -> list[Delivery]:
+        redelivered = [
+            Delivery(seq, message_id, detail_type, bytes(body), deliveries + 1, True)
+            for seq, message_id, detail_type, body, deliveries in tx.execute(
+                "SELECT m.seq, m.message_id, m.detail_type, m.body, r.deliveries FROM bus_redeliveries r "
+                "JOIN bus_messages m ON m.seq = r.seq WHERE r.consumer = ? AND r.not_before_ms <= ? "
+                "ORDER BY r.not_before_ms LIMIT ?", (consumer, now_ms, batch_max),
+            )
+        ]
+        room = batch_max - len(redelivered)
+        if room <= 0:
+            return redelivered
+        stream, floor = tx.execute(
+            "SELECT stream, ack_floor_seq FROM bus_consumers WHERE consumer = ?", (consumer,)
+        ).fetchone()
+        fresh = [
+            Delivery(seq, message_id, detail_type, bytes(body), 1)
+            for seq, message_id, detail_type, body in tx.execute(
+                "SELECT seq, message_id, detail_type, body FROM bus_messages WHERE stream = ? AND seq > ? "
+                "ORDER BY seq LIMIT ?", (stream, floor, room),
+            )
+        ]
+        return redelivered + fresh
+
+    def ack(self, tx: sqlite3.Connection, consumer: str, deliveries: Sequence[Delivery]) -> None:
+        redelivered = [(consumer, d.seq) for d in deliveries if d.scheduled]
+        if redelivered:
+            tx.executemany("DELETE FROM bus_redeliveries WHERE consumer = ? AND seq = ?", redelivered)
+        self._advance_floor(tx, consumer, deliveries)
+
+    def _advance_floor(self, tx: sqlite3.Connection, consumer: str, deliveries: Sequence[Delivery]) -> None:
+        fresh_max = max((d.seq for d in deliveries if not d.scheduled), default=0)
+        if fresh_max:
+            tx.execute("UPDATE bus_consumers SET ack_floor_seq = MAX(ack_floor_seq, ?) WHERE consumer = ?",
+                       (fresh_max, consumer))
+
+    def nak(self, tx: sqlite3.Connection, consumer: str, delivery: Delivery, *, now_ms: int, cause: str,
+            deliveries_max: int = DELIVERIES_MAX_DEFAULT) -> bool:
+        cause = cause[:2000]
+        if delivery.deliveries >= deliveries_max:
+            tx.execute("DELETE FROM bus_redeliveries WHERE consumer = ? AND seq = ?", (consumer, delivery.seq))
+            tx.execute(
+                "INSERT INTO bus_dead_letters (consumer, seq, message_id, detail_type, body, deliveries, cause, "
+                "dead_at_ms) VALUES (?,?,?,?,?,?,?,?)",
+                (consumer, delivery.seq, delivery.message_id, delivery.detail_type, delivery.body,
+                 delivery.deliveries, cause, now_ms),
+            )
+            dead = True
+        else:
+            tx.execute(
+                "INSERT INTO bus_redeliveries (consumer, seq, deliveries, not_before_ms, last_error) "
+                "VALUES (?,?,?,?,?) ON CONFLICT (consumer, seq) DO UPDATE SET deliveries = excluded.deliveries, "
+                "not_before_ms = excluded.not_before_ms, last_error = excluded.last_error",
+                (consumer, delivery.seq, delivery.deliveries,
+                 now_ms + redelivery_delay_ms(delivery.deliveries), cause),
+            )
+            dead = False
+        if not delivery.scheduled:
+            self._advance_floor(tx, consumer, [delivery])
+        return dead
+
+    def pending_count(self, consumer: str) -> int:
+        row = self.connection.execute(
+            "SELECT c.stream, c.ack_floor_seq, (SELECT COUNT(*) FROM bus_redeliveries r WHERE r.consumer = c.consumer) "
+            "FROM bus_consumers c WHERE c.consumer = ?", (consumer,),
+        ).fetchone()
+        if row is None:
+            return 0
+        stream, floor, redeliveries = row
+        fresh = self.connection.execute(
+            "SELECT COUNT(*) FROM bus_messages WHERE stream = ? AND seq > ?", (stream, floor)
+        ).fetchone()[0]
+        return int(fresh) + int(redeliveries)
+
+    def dead_letters(self, *, consumer: str | None = None, limit: int = 100) -> list[DeadLetter]:
+        sql = ("SELECT dead_letter_id, consumer, seq, message_id, detail_type, body, deliveries, cause, dead_at_ms, "
+               "redriven_at_ms FROM bus_dead_letters")
+        params: tuple = ()
+        if consumer is not None:
+            sql += " WHERE consumer = ?"
+            params = (consumer,)
+        rows = self.connection.execute(sql + " ORDER BY dead_letter_id LIMIT ?", (*params, limit)).fetchall()
+        return [
+            DeadLetter(dead_letter_id=r[0], consumer=r[1], seq=r[2], message_id=r[3], detail_type=r[4],
+                       body=bytes(r[5]), deliveries=r[6], cause=r[7], dead_at_ms=r[8], redriven_at_ms=r[9])
+            for r in rows
+        ]
+
+    def redrive(self, dead_letter_ids: Sequence[int], *, now_ms: int) -> int:
+        redriven = 0
+        with write_transaction(self.connection) as tx:
+            for dead_letter_id in dead_letter_ids:
+                row = tx.execute(
+                    "SELECT consumer, seq FROM bus_dead_letters WHERE dead_letter_id = ? AND redriven_at_ms IS NULL",
+                    (dead_letter_id,),
+                ).fetchone()
+                if row is None:
+                    continue
+                # deliveries 0: the next fetch counts it as delivery 1 of a fresh set.
+                tx.execute(
+                    "INSERT INTO bus_redeliveries (consumer, seq, deliveries, not_before_ms, last_error) "
+                    "VALUES (?, ?, 0, ?, 'redriven') ON CONFLICT (consumer, seq) DO NOTHING", (row[0], row[1], now_ms),
+                )
+                tx.execute("UPDATE bus_dead_letters SET redriven_at_ms = ? WHERE dead_letter_id = ?",
+                           (now_ms, dead_letter_id))
+                redriven += 1
+        return redriven
+
+
+def _now_ms(tx: sqlite3.Connection) -> int:
+    from ledgerflow.adapters.sqlite.ledger_store import NOW_MS_SQL
+
+    return int(tx.execute(NOW_MS_SQL).fetchone()[0])
+
+
+def _literal(text: str) -> str:
+    assert "'" not in text, "stream names are plain identifiers"
+    return text
