@@ -110,8 +110,9 @@ class LedgerStore(abc.ABC):
         if not postings:
             return BatchEffects()
         account_ids, pending_ids, posting_ids = referenced_ids(postings)
-        now_ms = self._now_ms(tx)
         state = self._load(tx, account_ids, pending_ids, posting_ids)
+        # The clock is read once the batch's rows are locked, so stamps follow the order writers commit in.
+        now_ms = self._now_ms(tx)
         effects = apply_batch(postings, state, now_ms, snapshot=snapshot)
         assert len(effects.results) == len(postings)
         self._write(tx, effects, now_ms)
@@ -125,6 +126,7 @@ class LedgerStore(abc.ABC):
             if not pending_ids:
                 return []
             state = self._load(tx, set(), set(pending_ids), set())
+            now_ms = self._now_ms(tx)  # re-read under the locks (see apply_postings)
             effects = expire_holds(state, now_ms)
             self._write(tx, effects, now_ms)
             return [row[4] for row in effects.posting_rows]
