@@ -20,7 +20,9 @@ from typing import Any
 from ledgerflow.domain.engine import (
     AccountState, BatchEffects, HoldState, LoadedState, apply_batch, expire_holds, referenced_ids,
 )
-from ledgerflow.domain.ledger import Account, Balance, LedgerValidationError, Posting, PostingKind
+from ledgerflow.domain.ledger import (
+    Account, AccountStatus, Balance, LedgerValidationError, Posting, PostingKind,
+)
 from ledgerflow.domain.results import AccountResult, PostingResult
 
 BATCH_POSTINGS_MAX = 50_000
@@ -148,6 +150,11 @@ class LedgerStore(abc.ABC):
         return results
 
     def set_account_status(self, account_id: str, status: str) -> bool:
+        """Set an account's status (open, frozen, closed); False when the account does not exist."""
+        try:
+            status = AccountStatus(status).value
+        except ValueError:
+            raise LedgerValidationError(f"unknown account status {status!r}") from None
         with self._transaction() as tx:
             return self._update_status(tx, account_id, status)
 

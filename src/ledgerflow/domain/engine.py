@@ -220,6 +220,8 @@ class _Applier:
             if pair is None:
                 pair = added[account_id] = [0, 0]
             pair[direction] += amount
+        # Precedence, not leg order, decides which breach is reported: available-balance beats debit-balance.
+        breach: PostingResult | None = None
         for account_id, (debits_added, credits_added) in added.items():
             account = self.accounts[account_id]
             if account.debits_must_not_exceed_credits and debits_added:
@@ -229,8 +231,8 @@ class _Applier:
             if account.credits_must_not_exceed_debits and credits_added:
                 credits = account.credits_pending + account.credits_posted + credits_added
                 if credits > account.debits_posted:
-                    return R.exceeds_debit_balance
-        return None
+                    breach = R.exceeds_debit_balance
+        return breach
 
     def _apply_resolution(self, posting: Posting) -> PostingResult:
         hold = self.holds.get(posting.pending_id)  # type: ignore[arg-type]
@@ -238,6 +240,9 @@ class _Applier:
             return R.pending_not_found
         if hold.resolution == RESOLUTION_POSTED:
             return R.pending_already_posted
+        if hold.resolution == RESOLUTION_EXPIRED:
+            # Swept by the expiry job: same answer as before the sweep, never "voided" by the caller.
+            return R.pending_expired
         if hold.resolution is not None:
             return R.pending_already_voided
         if hold.expires_at_ms is not None and self.now_ms >= hold.expires_at_ms:
