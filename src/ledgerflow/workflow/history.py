@@ -33,7 +33,8 @@ class History:
         self.events: list[dict[str, Any]] = []
         self._clock = clock
         self._next_id = first_event_id
-        self._last_type = "ExecutionStarted" if first_event_id > 1 else ""
+        # Resuming right after ExecutionStarted keeps AWS's "previousEventId 0" for the first state event.
+        self._last_type = {1: "", 2: "ExecutionStarted"}.get(first_event_id, "Resumed")
         self._lock = threading.Lock()
 
     @property
