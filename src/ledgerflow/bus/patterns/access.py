@@ -1,0 +1,90 @@
+"""Reading field values out of an event, the way AWS flattens it.
+
+AWS flattens an event into dotted paths: `{"a": {"b": 1}}` and `{"a.b": 1}` both give `a.b`. The
+values of a path are its leaves (strings, numbers, booleans, null); objects are not values; arrays
+contribute each element, and nested arrays are flattened. Every value reached through an array
+carries its *membership*: the (array id, element index) pairs it passed through. Two values can be
+used together only when they agree on the index of every array they share (array consistency).
+
+`make_resolver(path)` returns a function event -> (values, memberships). memberships is None when no
+array was crossed (the common case, taken without allocating), else a list parallel to values.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+Membership = tuple[tuple[int, int], ...]
+Resolved = tuple[list[Any], list[Membership] | None]
+Resolver = Callable[[Any], Resolved]
+
+_MISSING = object()
+_EMPTY: Resolved = ([], None)
+
+
+def _candidates(segments: list[str]) -> list[list[tuple[str, int]]]:
+    """For each start segment i, the event keys that consume segments i..j-1, shortest first."""
+    count = len(segments)
+    return [[(".".join(segments[i:j]), j) for j in range(i + 1, count + 1)] for i in range(count)]
+
+
+def _collect_leaves(node: Any, membership: Membership, values: list[Any], memberships: list[Membership]) -> None:
+    if isinstance(node, list):
+        array_id = id(node)
+        for index, element in enumerate(node):
+            _collect_leaves(element, (*membership, (array_id, index)), values, memberships)
+    elif not isinstance(node, dict):
+        values.append(node)
+        memberships.append(membership)
+
+
+def make_resolver(path: str) -> Resolver:
+    """A function returning the values of `path` in an event (see module docstring)."""
+    segments = path.split(".")
+    candidates = _candidates(segments)
+    count = len(segments)
+    # Fast path per level: the key to follow and the longer dotted keys whose presence forces the slow path.
+    levels = [(segments[i], [key for key, _ in candidates[i][1:]]) for i in range(count)]
+
+    def slow(event: Any) -> Resolved:
+        values: list[Any] = []
+        memberships: list[Membership] = []
+
+        def walk(node: Any, index: int, membership: Membership) -> None:
+            if index == count:
+                _collect_leaves(node, membership, values, memberships)
+            elif isinstance(node, dict):
+                for key, following in candidates[index]:
+                    child = node.get(key, _MISSING)
+                    if child is not _MISSING:
+                        walk(child, following, membership)
+            elif isinstance(node, list):
+                array_id = id(node)
+                for position, element in enumerate(node):
+                    walk(element, index, (*membership, (array_id, position)))
+
+        walk(event, 0, ())
+        if all(not membership for membership in memberships):
+            return values, None
+        return values, memberships
+
+    def resolve(event: Any) -> Resolved:
+        node = event
+        for key, longer in levels:
+            if type(node) is not dict:
+                return slow(event) if isinstance(node, (list, dict)) else _EMPTY
+            for longer_key in longer:
+                if longer_key in node:
+                    return slow(event)
+            node = node.get(key, _MISSING)
+            if node is _MISSING:
+                return _EMPTY
+        node_type = type(node)
+        if node_type is list:
+            return slow(event)
+        if node_type is dict:
+            return _EMPTY
+        return [node], None
+
+    return resolve

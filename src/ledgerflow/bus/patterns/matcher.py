@@ -1,0 +1,164 @@
+"""Many named rules, routed together.
+
+Each rule branch is indexed by the exact string values it requires on up to two fields (preferring
+`source` and `detail-type`). Routing an event looks up its values for each index key in a dict and
+evaluates only the branches found there, plus the few branches that require no exact value at all.
+With rules spread over many sources and detail types, an event is evaluated against a handful of
+candidates, not against every rule.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from itertools import product
+from typing import Any
+
+from ledgerflow.bus.patterns.access import Resolver, make_resolver
+from ledgerflow.bus.patterns.compile import EventPredicate, compile_branch
+from ledgerflow.bus.patterns.model import Branch, Kind
+from ledgerflow.bus.patterns.validate import parse_rule
+
+INDEX_FIELDS_MAX = 2  # exact-value fields combined into one index key
+INDEX_PREFERRED_PATHS = ("source", "detail-type")
+INDEX_PRODUCT_MAX = 64  # beyond this many value combinations an event scans the group instead
+
+
+@dataclass(frozen=True, slots=True)
+class _Entry:
+    rule_name: str
+    order: int
+    evaluate: EventPredicate
+
+
+@dataclass
+class _Group:
+    """Branches indexed on the same paths: value tuple -> entries."""
+
+    paths: tuple[str, ...]
+    resolvers: tuple[Resolver, ...]
+    by_values: dict[tuple[str, ...], list[_Entry]] = field(default_factory=dict)
+
+
+def _exact_values(branch: Branch, path: str) -> list[str] | None:
+    matchers = branch[path]
+    if all(m.kind is Kind.EXACT for m in matchers):
+        return [m.value for m in matchers]
+    return None
+
+
+def _index_paths(branch: Branch) -> tuple[str, ...]:
+    candidates = [path for path in branch if _exact_values(branch, path) is not None]
+
+    def preference(path: str) -> tuple[int, int, str]:
+        rank = INDEX_PREFERRED_PATHS.index(path) if path in INDEX_PREFERRED_PATHS else len(INDEX_PREFERRED_PATHS)
+        return rank, len(branch[path]), path
+
+    return tuple(sorted(sorted(candidates, key=preference)[:INDEX_FIELDS_MAX]))
+
+
+class PatternMatcher:
+    """A set of named rules; `match(event)` returns the names of the rules the event matches.
+
+    Names come back in the order the rules were added. Adding a name again replaces its pattern.
+    """
+
+    def __init__(self) -> None:
+        self._resolvers: dict[str, Resolver] = {}
+        self._groups: dict[tuple[str, ...], _Group] = {}
+        self._unindexed: list[_Entry] = []
+        self._keys: dict[str, list[tuple[tuple[str, ...], tuple[str, ...] | None]]] = {}
+        self._order: dict[str, int] = {}
+        self._next_order = 0
+
+    def __len__(self) -> int:
+        return len(self._keys)
+
+    def __contains__(self, rule_name: object) -> bool:
+        return rule_name in self._keys
+
+    def add(self, rule_name: str, pattern: str | dict[str, Any]) -> None:
+        """Add or replace a rule. Raises InvalidEventPatternException for an invalid pattern."""
+        rule = parse_rule(pattern)  # validate before touching the index
+        if rule_name in self._keys:
+            self.remove(rule_name)
+        order = self._order.setdefault(rule_name, self._next_order)
+        self._next_order += 1
+        placed: list[tuple[tuple[str, ...], tuple[str, ...] | None]] = []
+        for branch in rule:
+            entry = _Entry(rule_name, order, compile_branch(branch, self._resolvers))
+            paths = _index_paths(branch)
+            if not paths:
+                self._unindexed.append(entry)
+                placed.append(((), None))
+                continue
+            group = self._group(paths)
+            for values in product(*(_exact_values(branch, path) or [] for path in paths)):
+                group.by_values.setdefault(values, []).append(entry)
+                placed.append((paths, values))
+        self._keys[rule_name] = placed
+
+    def remove(self, rule_name: str) -> None:
+        """Remove a rule; KeyError if there is no rule of that name."""
+        placed = self._keys.pop(rule_name)
+        self._order.pop(rule_name, None)
+        for paths, values in placed:
+            if values is None:
+                self._unindexed = [e for e in self._unindexed if e.rule_name != rule_name]
+                continue
+            group = self._groups[paths]
+            remaining = [e for e in group.by_values.get(values, []) if e.rule_name != rule_name]
+            if remaining:
+                group.by_values[values] = remaining
+            else:
+                group.by_values.pop(values, None)
+            if not group.by_values:
+                del self._groups[paths]
+
+    def _group(self, paths: tuple[str, ...]) -> _Group:
+        group = self._groups.get(paths)
+        if group is None:
+            resolvers = tuple(
+                self._resolvers.get(path) or self._resolvers.setdefault(path, make_resolver(path))
+                for path in paths
+            )
+            group = self._groups[paths] = _Group(paths, resolvers)
+        return group
+
+    def _candidates(self, event: dict[str, Any]) -> Iterator[_Entry]:
+        yield from self._unindexed
+        for group in self._groups.values():
+            value_lists = []
+            for resolve in group.resolvers:
+                values = resolve(event)[0]
+                if not values:
+                    break
+                value_lists.append(values)
+            else:
+                if len(value_lists) == 1:
+                    keys: Any = ((value,) for value in value_lists[0])
+                else:
+                    size = 1
+                    for values in value_lists:
+                        size *= len(values)
+                    if size > INDEX_PRODUCT_MAX:
+                        for entries in group.by_values.values():
+                            yield from entries
+                        continue
+                    keys = product(*value_lists)
+                by_values = group.by_values
+                for key in keys:
+                    # Leaves are scalars; only equal strings can equal the stored string tuples.
+                    entries = by_values.get(key)
+                    if entries:
+                        yield from entries
+
+    def match(self, event: dict[str, Any]) -> list[str]:
+        """Names of the rules the event matches, in the order the rules were added."""
+        matched: dict[str, int] = {}
+        for entry in self._candidates(event):
+            if entry.rule_name not in matched and entry.evaluate(event):
+                matched[entry.rule_name] = entry.order
+        if len(matched) <= 1:
+            return list(matched)
+        return sorted(matched, key=matched.__getitem__)
