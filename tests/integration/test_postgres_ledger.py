@@ -1,0 +1,367 @@
+"""The PostgreSQL ledger adapter against a real server: outcomes, holds, the database clock, point-in-time balances,
+journal paging, the invariant check, append-only triggers and the driver-error edge."""
+
+from __future__ import annotations
+
+import itertools
+import threading
+import time
+
+import psycopg
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from ledgerflow.adapters.postgres.connection import libpq_url
+from ledgerflow.adapters.postgres.ledger_store import (
+    PostgresLedgerStore, schema_from_url, sqlalchemy_url, to_pyformat,
+)
+from ledgerflow.adapters.sqlite.ledger_store import SqliteLedgerStore
+from ledgerflow.domain.ledger import Account, Direction, Leg, Posting, PostingKind
+from ledgerflow.domain.results import AccountResult, PostingResult
+from ledgerflow.migrations.runner import upgrade_to_head
+from ledgerflow.ports import StoreConflictError, StoreUnavailableError
+
+R = PostingResult
+DEBIT, CREDIT = Direction.debit, Direction.credit
+
+
+def transfer(posting_id: str, debit: str, credit: str, amount: int, **kwargs: object) -> Posting:
+    return Posting(posting_id=posting_id, legs=(Leg(debit, DEBIT, amount), Leg(credit, CREDIT, amount)),
+                   **kwargs)  # type: ignore[arg-type]
+
+
+def hold(posting_id: str, debit: str, credit: str, amount: int, **kwargs: object) -> Posting:
+    return transfer(posting_id, debit, credit, amount, kind=PostingKind.pending, **kwargs)
+
+
+def capture(posting_id: str, pending_id: str, amount_minor: int | None = None) -> Posting:
+    return Posting(posting_id=posting_id, kind=PostingKind.post_pending, pending_id=pending_id,
+                   amount_minor=amount_minor)
+
+
+def void(posting_id: str, pending_id: str) -> Posting:
+    return Posting(posting_id=posting_id, kind=PostingKind.void_pending, pending_id=pending_id)
+
+
+def counters(store: PostgresLedgerStore, account_id: str, **kwargs: object) -> tuple[int, int, int, int]:
+    balance = store.balance(account_id, **kwargs)  # type: ignore[arg-type]
+    assert balance is not None
+    return balance.debits_pending, balance.debits_posted, balance.credits_pending, balance.credits_posted
+
+
+@pytest.fixture
+def ledger(postgres_ledger: PostgresLedgerStore) -> PostgresLedgerStore:
+    """The store with a customer (limited to its credits), a settlement account and an opening account."""
+    postgres_ledger.create_accounts([
+        Account(account_id="customer", currency="EUR", debits_must_not_exceed_credits=True),
+        Account(account_id="settlement", currency="EUR"),
+        Account(account_id="opening", currency="EUR"),
+        Account(account_id="usd", currency="USD"),
+    ])
+    assert postgres_ledger.post_batch([transfer("fund", "opening", "customer", 1_000)]) == [R.ok]
+    return postgres_ledger
+
+
+def raw(url_store: PostgresLedgerStore) -> psycopg.Connection:
+    """A second, independent connection on the store's schema (autocommit)."""
+    connection = psycopg.connect(libpq_url(url_store.database_url), autocommit=True)
+    connection.execute(f'SET search_path TO "{url_store.schema}"')
+    return connection
+
+
+# -- URLs (no server needed) ------------------------------------------------------------------------------------
+def test_url_helpers_strip_and_expose_the_schema() -> None:
+    url = "postgresql://root@127.0.0.1:5432/test?schema=lf_x&sslmode=disable"
+    assert schema_from_url(url) == "lf_x"
+    assert sqlalchemy_url(url) == "postgresql+psycopg://root@127.0.0.1:5432/test?sslmode=disable"
+    assert libpq_url(url) == "postgresql://root@127.0.0.1:5432/test?sslmode=disable"
+    assert schema_from_url("postgresql://h/db") is None
+    assert sqlalchemy_url("postgres://h:1/db") == "postgresql+psycopg://h:1/db"
+    with pytest.raises(ValueError):
+        schema_from_url("sqlite:///x.db")
+
+
+def test_placeholders_are_rewritten_and_percent_signs_escaped() -> None:
+    assert to_pyformat("SELECT ? WHERE x LIKE 'a%' AND y = ?") == "SELECT %s WHERE x LIKE 'a%%' AND y = %s"
+
+
+# -- outcomes ---------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.postgres
+def test_outcomes_and_idempotency(ledger: PostgresLedgerStore) -> None:
+    results = ledger.post_batch([
+        transfer("t1", "customer", "settlement", 300),
+        transfer("t1", "customer", "settlement", 300),          # same batch replay
+        transfer("t1", "customer", "settlement", 301),          # same id, other payload
+        transfer("t2", "customer", "nobody", 5),
+        transfer("t3", "customer", "usd", 5),                   # legs in two currencies do not balance
+        transfer("t4", "customer", "settlement", 800),          # only 700 left
+        Posting(posting_id="t5", legs=(Leg("customer", DEBIT, 5, "USD"), Leg("settlement", CREDIT, 5))),
+    ])
+    assert results == [R.ok, R.exists, R.exists_with_different_payload, R.account_not_found,
+                       R.legs_must_balance, R.exceeds_available_balance, R.currency_mismatch]
+    # A replay in a later batch gets the recorded answer, refusals included.
+    assert ledger.post_batch([transfer("t1", "customer", "settlement", 300),
+                              transfer("t4", "customer", "settlement", 800)]) == [R.exists,
+                                                                                  R.exceeds_available_balance]
+    assert counters(ledger, "customer") == (0, 300, 0, 1_000)
+    assert counters(ledger, "settlement") == (0, 0, 0, 300)
+    record = ledger.posting("t4")
+    assert record is not None and record.result == "exceeds_available_balance" and record.entries == ()
+    assert ledger.check()["ok"]
+
+
+@pytest.mark.postgres
+def test_linked_chain_is_all_or_nothing(ledger: PostgresLedgerStore) -> None:
+    results = ledger.post_batch([
+        transfer("c1", "customer", "settlement", 100, linked=True),
+        transfer("c2", "customer", "settlement", 5_000),
+    ])
+    assert results == [R.linked_posting_failed, R.exceeds_available_balance]
+    assert counters(ledger, "customer") == (0, 0, 0, 1_000)
+    assert ledger.journal("settlement") == []
+
+
+@pytest.mark.postgres
+def test_account_creation_and_status(ledger: PostgresLedgerStore) -> None:
+    same = Account(account_id="settlement", currency="EUR")
+    other = Account(account_id="settlement", currency="USD")
+    assert ledger.create_accounts([same, other]) == [AccountResult.exists, AccountResult.exists_with_different_fields]
+    assert ledger.set_account_status("settlement", "frozen") is True
+    assert ledger.set_account_status("missing", "frozen") is False
+    assert ledger.post_batch([transfer("f1", "customer", "settlement", 1)]) == [R.account_frozen]
+    assert [a.account_id for a in ledger.list_accounts()] == ["customer", "opening", "settlement", "usd"]
+
+
+# -- holds ------------------------------------------------------------------------------------------------------
+@pytest.mark.postgres
+def test_hold_capture_void_and_partial_capture(ledger: PostgresLedgerStore) -> None:
+    assert ledger.post_batch([hold("h1", "customer", "settlement", 400),
+                              hold("h2", "customer", "settlement", 200)]) == [R.ok, R.ok]
+    assert counters(ledger, "customer") == (600, 0, 0, 1_000)
+    # Holds count against the available balance.
+    assert ledger.post_batch([transfer("x", "customer", "settlement", 401)]) == [R.exceeds_available_balance]
+    results = ledger.post_batch([
+        capture("h1-post", "h1", 150),       # partial: 150 posted, 250 released
+        capture("h1-again", "h1"),
+        void("h2-void", "h2"),
+        void("h2-void-again", "h2"),
+        capture("h9-post", "h9"),
+        capture("h2-too-much", "h2", 999),
+    ])
+    assert results == [R.ok, R.pending_already_posted, R.ok, R.pending_already_voided, R.pending_not_found,
+                       R.pending_already_voided]
+    assert counters(ledger, "customer") == (0, 150, 0, 1_000)
+    assert counters(ledger, "settlement") == (0, 0, 0, 150)
+    entries = ledger.posting("h1-post").entries  # type: ignore[union-attr]
+    assert [(e.account_id, e.pending_delta, e.posted_delta) for e in entries] == [
+        ("customer", -400, 150), ("settlement", -400, 150)]
+    assert ledger.check()["ok"]
+
+
+@pytest.mark.postgres
+def test_capture_amount_limits(ledger: PostgresLedgerStore) -> None:
+    assert ledger.post_batch([hold("h", "customer", "settlement", 100)]) == [R.ok]
+    assert ledger.post_batch([capture("p1", "h", 101), capture("p2", "h", 0)]) == [
+        R.post_amount_exceeds_pending, R.amount_must_be_positive]
+    assert ledger.post_batch([capture("p3", "h")]) == [R.ok]
+    assert counters(ledger, "customer") == (0, 100, 0, 1_000)
+
+
+# -- the database clock -----------------------------------------------------------------------------------------
+def _database_ms(connection: psycopg.Connection) -> int:
+    return int(connection.execute("SELECT (extract(epoch FROM clock_timestamp()) * 1000)::bigint").fetchone()[0])
+
+
+@pytest.mark.postgres
+def test_stamps_and_expiry_use_the_database_clock(ledger: PostgresLedgerStore) -> None:
+    with raw(ledger) as other:
+        before_ms = _database_ms(other)
+        assert ledger.post_batch([hold("e1", "customer", "settlement", 100, expires_after_seconds=1),
+                                  hold("e2", "customer", "settlement", 50, expires_after_seconds=1),
+                                  hold("e3", "customer", "settlement", 25, expires_after_seconds=60)]) == [R.ok] * 3
+        after_ms = _database_ms(other)
+    record = ledger.posting("e1")
+    assert record is not None
+    assert before_ms <= record.created_at_ms <= after_ms
+    assert record.expires_at_ms == record.created_at_ms + 1_000
+    assert ledger.expire_pending() == []            # nothing is due yet
+    time.sleep(1.05)
+    assert ledger.post_batch([capture("e1-post", "e1")]) == [R.pending_expired]
+    assert sorted(ledger.expire_pending()) == ["e1", "e2"]
+    assert ledger.expire_pending() == []
+    assert counters(ledger, "customer") == (25, 0, 0, 1_000)
+    assert ledger.post_batch([void("e2-void", "e2")]) == [R.pending_expired]
+    expiry = ledger.posting("expire:e1")
+    assert expiry is not None and expiry.kind == "void_pending" and expiry.pending_id == "e1"
+    assert ledger.check()["ok"]
+
+
+@pytest.mark.postgres
+def test_point_in_time_balance(ledger: PostgresLedgerStore) -> None:
+    assert ledger.post_batch([transfer("a", "customer", "settlement", 10)]) == [R.ok]
+    first_ms = ledger.posting("a").created_at_ms  # type: ignore[union-attr]
+    time.sleep(0.005)
+    assert ledger.post_batch([transfer("b", "customer", "settlement", 20)]) == [R.ok]
+    second_ms = ledger.posting("b").created_at_ms  # type: ignore[union-attr]
+    assert second_ms > first_ms
+    assert counters(ledger, "settlement", as_of_ms=first_ms - 1) == (0, 0, 0, 0)
+    assert counters(ledger, "settlement", as_of_ms=first_ms) == (0, 0, 0, 10)
+    assert counters(ledger, "settlement", as_of_ms=second_ms) == (0, 0, 0, 30)
+    assert counters(ledger, "settlement") == (0, 0, 0, 30)
+
+
+@pytest.mark.postgres
+def test_journal_paging(ledger: PostgresLedgerStore) -> None:
+    ledger.post_batch([transfer(f"p{i:02}", "customer", "settlement", i + 1) for i in range(25)])
+    pages, after = [], 0
+    while page := ledger.journal("settlement", after_entry_seq=after, limit=10):
+        pages.append(page)
+        after = page[-1].entry_seq
+    assert [len(page) for page in pages] == [10, 10, 5]
+    entries = [entry for page in pages for entry in page]
+    seqs = [entry.entry_seq for entry in entries]
+    assert seqs == sorted(set(seqs))
+    assert [entry.posting_id for entry in entries] == [f"p{i:02}" for i in range(25)]
+    assert all(entry.direction == "credit" and entry.account_id == "settlement" for entry in entries)
+
+
+# -- the invariant check ----------------------------------------------------------------------------------------
+@pytest.mark.postgres
+def test_check_detects_a_tampered_balance_row(ledger: PostgresLedgerStore) -> None:
+    ledger.post_batch([transfer("t", "customer", "settlement", 70)])
+    report = ledger.check()
+    assert report["ok"] and report["postings"] == 2 and report["entries"] == 4 and report["accounts"] == 4
+    with raw(ledger) as other:
+        other.execute("UPDATE balances SET credits_posted = credits_posted + 5 WHERE account_id = 'settlement'")
+    report = ledger.check()
+    assert not report["ok"]
+    assert report["balance_mismatches"] == [
+        {"account_id": "settlement", "counter": "credits_posted", "stored": 75, "recomputed": 70}]
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("table", ["postings", "entries", "pending_resolutions"])
+@pytest.mark.parametrize("statement", ["UPDATE {table} SET created_at_ms = 0", "DELETE FROM {table}",
+                                       "TRUNCATE {table}"])
+def test_journal_tables_are_append_only(ledger: PostgresLedgerStore, table: str, statement: str) -> None:
+    ledger.post_batch([hold("h", "customer", "settlement", 1), void("v", "h")])
+    with raw(ledger) as other:
+        count_before = other.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0]
+        assert count_before > 0
+        with pytest.raises(psycopg.errors.IntegrityConstraintViolation, match="append-only"):
+            other.execute(statement.format(table=table))
+        assert other.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0] == count_before
+    assert ledger.check()["ok"]
+
+
+# -- the driver-error edge --------------------------------------------------------------------------------------
+@pytest.mark.postgres
+def test_a_posting_id_raced_in_by_another_writer_is_retried_into_exists(ledger: PostgresLedgerStore) -> None:
+    """Writer B records `race` on other accounts and commits while A waits on the unique index: A's insert fails,
+    the base class retries A's whole batch, and the retry reads B's record."""
+    other = PostgresLedgerStore(ledger.database_url)
+    inserted, release = threading.Event(), threading.Event()
+
+    def writer_b() -> None:
+        with other._transaction() as tx:
+            assert other.apply_postings(tx, [transfer("race", "opening", "settlement", 1)]) == [R.ok]
+            inserted.set()
+            release.wait(10)
+
+    thread = threading.Thread(target=writer_b)
+    thread.start()
+    assert inserted.wait(10)
+    loads: list[int] = []
+    original_load = ledger._load
+    ledger._load = lambda *args: (loads.append(1), original_load(*args))[1]  # type: ignore[method-assign]
+    threading.Timer(0.3, release.set).start()
+    try:
+        assert ledger.post_batch([transfer("race", "customer", "usd", 1)]) == [R.exists_with_different_payload]
+    finally:
+        thread.join(10)
+        other.close()
+    assert len(loads) == 2
+    assert counters(ledger, "settlement") == (0, 0, 0, 1)
+    assert ledger.check()["ok"]
+
+
+@pytest.mark.postgres
+def test_unique_violation_maps_to_conflict_and_rolls_back(ledger: PostgresLedgerStore) -> None:
+    with pytest.raises(StoreConflictError):
+        with ledger._transaction() as tx:
+            ledger.apply_postings(tx, [transfer("dup", "customer", "settlement", 1)])
+            tx.execute("INSERT INTO postings SELECT * FROM postings WHERE posting_id = 'dup'")
+    assert ledger.posting("dup") is None
+    assert counters(ledger, "settlement") == (0, 0, 0, 0)
+
+
+@pytest.mark.postgres
+def test_a_lost_connection_is_unavailable_once_then_reopened(ledger: PostgresLedgerStore) -> None:
+    backend_pid = ledger.connection().info.backend_pid
+    with raw(ledger) as other:
+        other.execute("SELECT pg_terminate_backend(%s)", (backend_pid,))
+    with pytest.raises(StoreUnavailableError):
+        ledger.post_batch([transfer("after", "customer", "settlement", 1)])
+    assert ledger.post_batch([transfer("after", "customer", "settlement", 1)]) == [R.ok]
+    assert ledger.connection().info.backend_pid != backend_pid
+
+
+def test_unreachable_server_is_unavailable() -> None:
+    with pytest.raises(StoreUnavailableError):
+        PostgresLedgerStore("postgresql://root@127.0.0.1:1/test?schema=lf_test_none&connect_timeout=1")
+
+
+# -- the same answers as the reference adapter ------------------------------------------------------------------
+ACCOUNT_IDS = ("a", "b", "c")
+_EXAMPLE_NUMBERS = itertools.count()
+_operation = st.one_of(
+    st.tuples(st.just("transfer"), st.sampled_from(ACCOUNT_IDS), st.sampled_from(ACCOUNT_IDS),
+              st.integers(-5, 60)),
+    st.tuples(st.just("hold"), st.sampled_from(ACCOUNT_IDS), st.sampled_from(ACCOUNT_IDS), st.integers(1, 60)),
+    st.tuples(st.just("capture"), st.integers(0, 9), st.none() | st.integers(0, 70), st.none()),
+    st.tuples(st.just("void"), st.integers(0, 9), st.none(), st.none()),
+)
+
+
+def _postings(prefix: str, operations: list[tuple], batch_index: int) -> list[Posting]:
+    postings = []
+    for index, (name, first, second, amount) in enumerate(operations):
+        posting_id = f"{prefix}{batch_index}.{index}"
+        if name in ("transfer", "hold"):
+            factory = transfer if name == "transfer" else hold
+            postings.append(factory(posting_id, prefix + first, prefix + second, amount)
+                            if first != second else transfer(posting_id, prefix + first, prefix + "x", 1))
+        elif name == "capture":
+            postings.append(capture(posting_id, f"{prefix}{first % (batch_index + 1)}.{first}", second))
+        else:
+            postings.append(void(posting_id, f"{prefix}{first % (batch_index + 1)}.{first}"))
+    return postings
+
+
+@pytest.mark.postgres
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(batches=st.lists(st.lists(_operation, min_size=1, max_size=8), min_size=1, max_size=4))
+def test_same_results_and_balances_as_sqlite(postgres_ledger: PostgresLedgerStore, tmp_path_factory,
+                                             batches) -> None:
+    # Examples share the schema; a fresh prefix keeps their accounts and postings apart.
+    prefix = f"ex{next(_EXAMPLE_NUMBERS)}-"
+    path = tmp_path_factory.mktemp("oracle") / "ledger.sqlite3"
+    upgrade_to_head(f"sqlite:///{path}")
+    oracle = SqliteLedgerStore(path, synchronous="NORMAL")
+    try:
+        accounts = [Account(account_id=prefix + name, currency="EUR", debits_must_not_exceed_credits=name == "a")
+                    for name in (*ACCOUNT_IDS, "x")]
+        for store in (postgres_ledger, oracle):
+            store.create_accounts(accounts)
+            store.post_batch([transfer(prefix + "fund", prefix + "b", prefix + "a", 100)])
+        for batch_index, operations in enumerate(batches):
+            postings = _postings(prefix, operations, batch_index)
+            assert postgres_ledger.post_batch(postings) == oracle.post_batch(postings)
+        for account in accounts:
+            assert counters(postgres_ledger, account.account_id) == counters(oracle, account.account_id)
+        assert postgres_ledger.check()["ok"]
+    finally:
+        oracle.close()
