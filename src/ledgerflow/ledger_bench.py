@@ -1,0 +1,197 @@
+"""Ledger throughput benchmark: postings per second by batch size, uniform accounts vs one hot account, and the
+one-transaction-per-posting baseline, all in one run on a fresh database.
+
+Conditions: 10,000 customer accounts (debits must not exceed credits, each funded far beyond what the run
+spends) and one settlement account. Every posting is a two-leg `posted` posting with an amount of 1..10,000
+minor units. *Uniform*: debit and credit two distinct random customers. *Hot*: debit a random customer, credit
+the settlement account, so every posting of the batch names the same account. Postings (the callers' request
+objects, validated on construction) are built before the clock starts; the timed part is `post_batch` alone:
+loading state, the engine, the writes and the commit. Ids are sequential per run.
+"""
+
+from __future__ import annotations
+
+import random
+import secrets
+import shutil
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ledgerflow.domain.ledger import Account, AccountKind, Direction, Leg, Posting
+from ledgerflow.domain.results import PostingResult
+from ledgerflow.ports import LedgerStore
+
+DEFAULT_POSTGRES_URL = "postgresql://127.0.0.1:5432/test"
+SETTLEMENT_ACCOUNT = "bench:settlement"
+OPENING_ACCOUNT = "bench:opening"
+CURRENCY = "EUR"
+AMOUNT_MINOR_MAX = 10_000
+OPENING_BALANCE_MINOR = 10**12
+FUNDING_BATCH_SIZE = 10_000
+
+
+@dataclass(frozen=True, kw_only=True)
+class BenchConfig:
+    """What one run measures. Posting counts are scaled per batch size so the whole run stays near a minute."""
+
+    store: str = "sqlite"
+    database_url: str | None = None
+    accounts: int = 10_000
+    batch_sizes: tuple[int, ...] = (1, 100, 1_000, 10_000)
+    # Postings measured for each batch size (a batch size not listed uses 100 batches).
+    postings_by_batch_size: dict[int, int] = field(
+        default_factory=lambda: {1: 2_000, 100: 50_000, 1_000: 100_000, 10_000: 100_000}
+    )
+    baseline_postings: int = 2_000
+    seed: int = 20_261_127
+    sqlite_synchronous: str = "FULL"
+
+    def postings_for(self, batch_size: int) -> int:
+        return self.postings_by_batch_size.get(batch_size, batch_size * 100)
+
+
+def customer_ids(count: int) -> list[str]:
+    return [f"bench:customer:{index:05d}" for index in range(count)]
+
+
+def bench_accounts(config: BenchConfig) -> list[Account]:
+    customers = [
+        Account(account_id=account_id, currency=CURRENCY, kind=AccountKind.customer,
+                debits_must_not_exceed_credits=True)
+        for account_id in customer_ids(config.accounts)
+    ]
+    return [
+        Account(account_id=OPENING_ACCOUNT, currency=CURRENCY, kind=AccountKind.opening),
+        Account(account_id=SETTLEMENT_ACCOUNT, currency=CURRENCY, kind=AccountKind.settlement),
+        *customers,
+    ]
+
+
+def _two_legs(posting_id: str, debit: str, credit: str, amount_minor: int) -> Posting:
+    return Posting(posting_id=posting_id,
+                   legs=(Leg(debit, Direction.debit, amount_minor), Leg(credit, Direction.credit, amount_minor)))
+
+
+def make_postings(prefix: str, count: int, accounts: str, customers: list[str], rng: random.Random) -> list[Posting]:
+    """`count` posted postings: between random customers (`uniform`) or into the settlement account (`hot`)."""
+    postings = []
+    for index in range(count):
+        debit = rng.choice(customers)
+        if accounts == "hot":
+            credit = SETTLEMENT_ACCOUNT
+        else:
+            credit = rng.choice(customers)
+            while credit == debit:
+                credit = rng.choice(customers)
+        postings.append(_two_legs(f"{prefix}-{index:07d}", debit, credit, rng.randint(1, AMOUNT_MINOR_MAX)))
+    return postings
+
+
+def prepare_ledger(store: LedgerStore, config: BenchConfig) -> list[str]:
+    """Open the accounts and fund every customer; returns the customer ids."""
+    store.create_accounts(bench_accounts(config))
+    customers = customer_ids(config.accounts)
+    funding = [_two_legs(f"fund-{account_id}", OPENING_ACCOUNT, account_id, OPENING_BALANCE_MINOR)
+               for account_id in customers]
+    for start in range(0, len(funding), FUNDING_BATCH_SIZE):
+        results = store.post_batch(funding[start:start + FUNDING_BATCH_SIZE])
+        assert all(result is PostingResult.ok for result in results), "funding the bench accounts failed"
+    return customers
+
+
+def time_batches(store: LedgerStore, postings: list[Posting], batch_size: int) -> float:
+    """Post in batches of `batch_size`; returns postings per second. Every posting must succeed."""
+    batches = [postings[start:start + batch_size] for start in range(0, len(postings), batch_size)]
+    refused = 0
+    started = time.perf_counter()
+    for batch in batches:
+        results = store.post_batch(batch)
+        refused += sum(1 for result in results if result is not PostingResult.ok)
+    elapsed_s = time.perf_counter() - started
+    if refused:
+        raise RuntimeError(f"{refused} bench postings were refused; the bench accounts are misconfigured")
+    return len(postings) / elapsed_s
+
+
+def measure(store: LedgerStore, config: BenchConfig) -> dict[str, Any]:
+    """Run every measurement on an empty, initialised ledger; returns the report."""
+    rng = random.Random(config.seed)
+    customers = prepare_ledger(store, config)
+    baseline = make_postings("baseline", config.baseline_postings, "uniform", customers, rng)
+    baseline_per_s = time_batches(store, baseline, 1)
+    results = []
+    for batch_size in config.batch_sizes:
+        for accounts in ("uniform", "hot"):
+            prefix = f"{accounts}-{batch_size}"
+            postings = make_postings(prefix, config.postings_for(batch_size), accounts, customers, rng)
+            per_s = time_batches(store, postings, batch_size)
+            results.append({"batch_size": batch_size, "accounts": accounts, "postings_per_second": round(per_s)})
+    return {"store": config.store, "baseline_postings_per_second": round(baseline_per_s), "results": results}
+
+
+@contextmanager
+def fresh_store(config: BenchConfig) -> Iterator[LedgerStore]:
+    """An initialised ledger nobody else uses: a temp directory for SQLite, a new schema for PostgreSQL."""
+    from ledgerflow.bootstrap import open_ledger
+    from ledgerflow.config import Settings
+
+    if config.store == "sqlite":
+        directory = Path(tempfile.mkdtemp(prefix="ledgerflow-bench-"))
+        store = open_ledger(Settings(data_dir=directory, sqlite_synchronous=config.sqlite_synchronous))
+        try:
+            yield store
+        finally:
+            store.close()
+            shutil.rmtree(directory, ignore_errors=True)
+        return
+    with _postgres_schema(config.database_url or DEFAULT_POSTGRES_URL) as url:
+        store = open_ledger(Settings(data_dir=Path(tempfile.gettempdir()), database_url=url))
+        try:
+            yield store
+        finally:
+            store.close()
+
+
+@contextmanager
+def _postgres_schema(server_url: str) -> Iterator[str]:
+    """A new `lf_bench_*` schema on the server, as a ledgerflow URL (`...?schema=`); dropped afterwards."""
+    from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+    import psycopg
+
+    parts = urlsplit(server_url)
+    query = [(key, value) for key, value in parse_qsl(parts.query) if key != "schema"]
+    libpq_url = urlunsplit((parts.scheme, parts.netloc, parts.path, urlencode(query), parts.fragment))
+    schema = "lf_bench_" + secrets.token_hex(6)
+    with psycopg.connect(libpq_url, autocommit=True) as connection:
+        connection.execute(f'CREATE SCHEMA "{schema}"')
+    try:
+        yield urlunsplit((parts.scheme, parts.netloc, parts.path, urlencode([*query, ("schema", schema)]), ""))
+    finally:
+        with psycopg.connect(libpq_url, autocommit=True) as connection:
+            connection.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+
+
+def run_ledger_bench(config: BenchConfig) -> dict[str, Any]:
+    """One complete run on a fresh database: {"store", "baseline_postings_per_second", "results": [...]}."""
+    with fresh_store(config) as store:
+        return measure(store, config)
+
+
+def format_report(report: dict[str, Any]) -> Any:
+    """A rich table of a report, with each batched figure's speed-up over the one-by-one baseline."""
+    from rich.table import Table
+
+    baseline = report["baseline_postings_per_second"]
+    table = Table(title=f"ledger bench ({report['store']}), baseline one-by-one: {baseline:,} postings/s")
+    for column in ("batch size", "accounts", "postings/s", "x baseline"):
+        table.add_column(column, justify="right")
+    for row in report["results"]:
+        per_s = row["postings_per_second"]
+        table.add_row(f"{row['batch_size']:,}", row["accounts"], f"{per_s:,}", f"{per_s / baseline:.1f}")
+    return table
