@@ -133,18 +133,18 @@ def _jackson_reason(text: str, msg: str, pos: int) -> str:
     if msg.startswith("Expecting property name"):
         return (
             f"Unexpected character {_char_desc(char)}: was expecting double-quote to start field name"
-            + _location(text, pos + 1)
+            + _location(text, pos)
         )
     if msg.startswith("Expecting ':'"):
         return (
             f"Unexpected character {_char_desc(char)}: was expecting a colon to separate field name and value"
-            + _location(text, pos + 1)
+            + _location(text, pos)
         )
     if msg.startswith("Expecting ','"):
         kind = _container_at(text, pos)
         return (
             f"Unexpected character {_char_desc(char)}: was expecting comma to separate {kind} entries"
-            + _location(text, pos + 1)
+            + _location(text, pos)
         )
     if msg.startswith("Unterminated string"):
         return "Unexpected end-of-input: was expecting closing quote for a String value" + _location(
@@ -153,13 +153,13 @@ def _jackson_reason(text: str, msg: str, pos: int) -> str:
     if msg.startswith("Invalid control character"):
         return (
             f"Illegal unquoted character ((CTRL-CHAR, code {ord(char)})): has to be escaped using backslash "
-            "to be included in string value" + _location(text, pos + 1)
+            "to be included in string value" + _location(text, pos)
         )
     token = _TOKEN_RE.match(text, pos)
     if token and (char.isalpha() or char == "_"):
         return f"Unrecognized token '{token.group()}': was expecting {_EXPECTING}" + _location(text, token.end())
     return f"Unexpected character {_char_desc(char)}: expected a valid value {_EXPECTING}" + _location(
-        text, pos + 1
+        text, pos
     )
 
 

@@ -1,0 +1,135 @@
+"""Conformance with AWS EventBridge, from TestEventPattern responses recorded against real AWS.
+
+The data is not copied into the repository: it is read from `../shared/conformance` next to the
+repository root, or from $LEDGERFLOW_CONFORMANCE_DIR. Missing data skips these tests, except under
+CI=true where it is a failure.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import json5
+import pytest
+
+from ledgerflow.bus.patterns import InvalidEventPatternException, PatternMatcher, test_event_pattern
+from ledgerflow.bus.patterns.compile import parse_event
+from ledgerflow.bus.patterns.reference import reference_match
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+CASE_COUNT = 155
+SNAPSHOT_KEY = "tests/aws/services/events/test_events_patterns.py::TestEventPattern::test_event_pattern[{}]"
+INVALID_JSON_KEY = re.compile(r"test_invalid_json_event_pattern\[(.*)\]$", re.DOTALL)
+
+
+def _corpus_dir() -> Path:
+    root = os.environ.get("LEDGERFLOW_CONFORMANCE_DIR")
+    base = Path(root) if root else REPO_ROOT.parent / "shared" / "conformance"
+    return base / "eventbridge-patterns"
+
+
+def _case_names() -> list[str]:
+    templates = _corpus_dir() / "event_pattern_templates"
+    if not templates.is_dir():
+        return ["<corpus missing>"]
+    return sorted(path.stem for path in templates.glob("*.json5"))
+
+
+@pytest.fixture(scope="module")
+def corpus() -> Path:
+    directory = _corpus_dir()
+    if not (directory / "event_pattern_templates").is_dir():
+        reason = f"EventBridge conformance corpus not found at {directory} (set LEDGERFLOW_CONFORMANCE_DIR)"
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(reason)
+        pytest.skip(reason)
+    return directory
+
+
+@pytest.fixture(scope="module")
+def snapshot(corpus: Path) -> dict[str, Any]:
+    return json.loads((corpus / "test_events_patterns.snapshot.json").read_text())
+
+
+@cache
+def _load_case(corpus: Path, name: str) -> tuple[str, str]:
+    """(pattern JSON, event JSON) of a template; cached because json5 parsing is slow."""
+    case = json5.loads((corpus / "event_pattern_templates" / f"{name}.json5").read_text())
+    return json.dumps(case["EventPattern"]), json.dumps(case["Event"])
+
+
+def test_corpus_has_every_case(corpus: Path) -> None:
+    assert len(list((corpus / "event_pattern_templates").glob("*.json5"))) == CASE_COUNT
+
+
+@pytest.mark.parametrize("name", _case_names())
+def test_case_matches_aws(corpus: Path, snapshot: dict[str, Any], name: str) -> None:
+    pattern_json, event_json = _load_case(corpus, name)
+    if name.endswith("_EXC"):
+        with pytest.raises(InvalidEventPatternException) as raised:
+            test_event_pattern(pattern_json, event_json)
+        recorded = snapshot[SNAPSHOT_KEY.format(name)]["recorded-content"][name]
+        assert str(raised.value) == recorded["exception_message"]["Error"]["Message"]
+    else:
+        assert test_event_pattern(pattern_json, event_json) is (not name.endswith("_NEG"))
+
+
+@pytest.mark.parametrize("name", [n for n in _case_names() if not n.endswith("_EXC")])
+def test_reference_oracle_agrees_with_aws(corpus: Path, name: str) -> None:
+    pattern_json, event_json = _load_case(corpus, name)
+    assert reference_match(pattern_json, parse_event(event_json)) is (not name.endswith("_NEG"))
+
+
+def test_matcher_routes_every_case_like_aws(corpus: Path) -> None:
+    matcher = PatternMatcher()
+    cases = {}
+    for name in _case_names():
+        if not name.endswith("_EXC"):
+            pattern_json, event_json = _load_case(corpus, name)
+            matcher.add(name, pattern_json)
+            cases[name] = parse_event(event_json)
+    for name, event in cases.items():
+        routed = matcher.match(event)
+        assert (name in routed) is (not name.endswith("_NEG")), name
+        for other in routed:  # every rule routed to must really match
+            assert reference_match(matcher_patterns(corpus, other), event), (name, other)
+
+
+def matcher_patterns(corpus: Path, name: str) -> str:
+    return _load_case(corpus, name)[0]
+
+
+def test_duplicate_keys_keep_the_last_occurrence(corpus: Path) -> None:
+    templates = corpus / "event_pattern_templates"
+    pattern_json = (templates / "complex_multi_key_event_pattern.json").read_text()
+    event_json = (templates / "complex_multi_key_event.json").read_text()
+    assert test_event_pattern(pattern_json, event_json) is True
+    # Same pattern, event that only the first (overridden) occurrence would refuse to match:
+    us_east = json.loads(event_json) | {"detail": {"location": "us-east"}}
+    assert test_event_pattern(pattern_json, json.dumps(us_east)) is False
+
+
+def test_escape_characters_match_literally(corpus: Path) -> None:
+    event = json.loads((corpus / "event_pattern_templates" / "complex_multi_key_event.json").read_text())
+    event["detail"] = {"escape_star": "*", "escape_backslash": "\\"}
+    pattern = {"detail": {"escape_star": ["*"], "escape_backslash": ["\\"]}}
+    assert test_event_pattern(json.dumps(pattern), json.dumps(event)) is True
+
+
+def test_invalid_json_patterns_get_aws_parser_messages(corpus: Path, snapshot: dict[str, Any]) -> None:
+    event_json = _load_case(corpus, "minimal")[1]
+    checked = 0
+    for key, entry in snapshot.items():
+        found = INVALID_JSON_KEY.search(key)
+        if not found:
+            continue
+        with pytest.raises(InvalidEventPatternException) as raised:
+            test_event_pattern(found.group(1), event_json)
+        assert str(raised.value) == entry["recorded-content"]["invalid-pattern"]["Error"]["Message"]
+        checked += 1
+    assert checked == 4
