@@ -106,11 +106,11 @@ def encode_authorization(detail: InboundAuthorization) -> bytes:
         "3": detail.processingCode,
         "4": f"{detail.transactionAmount:012d}",
         "6": f"{detail.billingAmount:012d}",
-        "7": when.strftime("%m%d%H%M%S"),
+        "7": _mmddhhmmss(when),
         "10": encode_rate(str(detail.conversionRate)),
         "11": detail.systemTraceAuditNumber,
-        "12": when.strftime("%H%M%S"),
-        "13": when.strftime("%m%d"),
+        "12": f"{when.hour:02d}{when.minute:02d}{when.second:02d}",
+        "13": f"{when.month:02d}{when.day:02d}",
         "18": detail.merchantType,
         "19": country_numeric(detail.acquiringCountryCode) or "000",
         "22": detail.posEntryMode,
@@ -130,8 +130,55 @@ def encode_authorization(detail: InboundAuthorization) -> bytes:
     original = _field90(detail)
     if original is not None:
         doc["90"] = original
-    encoded, _ = iso8583.encode(doc, base1_spec())
-    return bytes(encoded)
+    return encode_fields(doc, base1_spec())
+
+
+def encode_fields(doc: dict[str, str], spec: dict[str, dict[str, Any]]) -> bytes:
+    """Encode a decoded-field dict with the subset of pyiso8583 spec options :func:`base1_spec` uses.
+
+    Byte-for-byte the same as ``iso8583.encode(doc, spec)`` (a test holds it to that) at ~1/8 of the cost:
+    the traffic generator encodes a million messages. Raises ValueError on a value that does not fit.
+    """
+    keys = sorted(int(key) for key in doc if key != "t")
+    bitmap = 0
+    for number in keys:
+        bitmap |= 1 << (128 - number)
+    secondary = keys and keys[-1] > 64
+    if secondary:
+        bitmap |= 1 << 127
+    out = bytearray(bytes.fromhex(doc["t"]))
+    out += bitmap.to_bytes(16, "big") if secondary else (bitmap >> 64).to_bytes(8, "big")
+    for number in keys:
+        key = str(number)
+        out += _encode_one(key, doc[key], spec[key])
+    return bytes(out)
+
+
+def _encode_one(key: str, value: str, field: dict[str, Any]) -> bytes:
+    max_len = field["max_len"]
+    if field["data_enc"] == "b":
+        nibbles = field.get("len_count") == "nibbles"
+        size = len(value) if nibbles else len(value) // 2
+        if len(value) % 2:
+            if not nibbles:
+                raise ValueError(f"field {key}: odd number of hex digits")
+            pad = field.get("left_pad")
+            value = pad + value if pad else value + field.get("right_pad", "0")
+        data = bytes.fromhex(value)
+    else:
+        data = value.encode(field["data_enc"])
+        size = len(data)
+    if field["len_type"] == 0:
+        if size != max_len:
+            raise ValueError(f"field {key}: {size} units, expecting {max_len}")
+        return data
+    if size > max_len:
+        raise ValueError(f"field {key}: {size} units, larger than maximum {max_len}")
+    return size.to_bytes(field["len_type"], "big") + data
+
+
+def _mmddhhmmss(when: datetime) -> str:
+    return f"{when.month:02d}{when.day:02d}{when.hour:02d}{when.minute:02d}{when.second:02d}"
 
 
 def encode_rate(rate_text: str) -> str:
@@ -167,7 +214,7 @@ def _field90(detail: InboundAuthorization) -> str | None:
     return (
         (detail.originalMessageType or "0000")
         + (detail.originalSystemTraceAuditNumber or "000000")
-        + (original_time.strftime("%m%d%H%M%S") if original_time is not None else ZERO_DATETIME)
+        + (_mmddhhmmss(original_time) if original_time is not None else ZERO_DATETIME)
         + _ORIGINAL_FILLER
     )
 
