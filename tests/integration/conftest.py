@@ -10,7 +10,7 @@ import pytest
 from ledgerflow.bootstrap import init_database, open_ledger
 from ledgerflow.config import Settings
 from ledgerflow.ports import LedgerStore
-from tests.pg_support import drop_postgres_schema, postgres_url_or_skip
+from pg_support import drop_postgres_schema, postgres_url_or_skip  # tests/ is on sys.path (rootdir conftest)
 
 
 @pytest.fixture

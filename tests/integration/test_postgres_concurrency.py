@@ -1,0 +1,188 @@
+"""Several processes writing one PostgreSQL ledger at once: every posting exists exactly once, every hold is
+resolved at most once, and balances stay exact (the journal and the balance rows agree: check() is ok)."""
+
+from __future__ import annotations
+
+import multiprocessing
+import random
+import time
+from collections import Counter
+from collections.abc import Callable
+
+import pytest
+
+from ledgerflow.adapters.postgres.ledger_store import PostgresLedgerStore
+from ledgerflow.domain.ledger import Account, Direction, Leg, Posting, PostingKind
+from ledgerflow.domain.results import PostingResult
+
+pytestmark = pytest.mark.postgres
+
+R = PostingResult
+PROCESSES = 4
+CUSTOMERS = 20
+RUN_TIMEOUT_S = 240
+# Workers connect, then wait for a common start time, so that their transactions really overlap.
+START_DELAY_S = 2.0
+
+
+def transfer(posting_id: str, debit: str, credit: str, amount_minor: int) -> Posting:
+    return Posting(posting_id=posting_id,
+                   legs=(Leg(debit, Direction.debit, amount_minor), Leg(credit, Direction.credit, amount_minor)))
+
+
+def shared_postings() -> list[Posting]:
+    """The same 300 postings for every process: customers paying the hot settlement account and each other."""
+    chooser = random.Random(7)
+    postings = []
+    for index in range(300):
+        debit = f"c{chooser.randrange(CUSTOMERS):02}"
+        credit = "settle" if index % 3 else f"c{chooser.randrange(CUSTOMERS):02}"
+        if credit == debit:
+            credit = "settle"
+        postings.append(transfer(f"shared-{index:03}", debit, credit, chooser.randint(1, 1_000)))
+    return postings
+
+
+# -- what each spawned process runs (module level, so that spawn can import it) ---------------------------------
+def open_at(url: str, start_at: float) -> PostgresLedgerStore:
+    store = PostgresLedgerStore(url)
+    time.sleep(max(0.0, start_at - time.time()))
+    return store
+
+
+def post_shared(url: str, start_at: float, seed: int, batch_size: int) -> list[tuple[str, int]]:
+    """Post every shared posting, in this process's own order and batching."""
+    postings = shared_postings()
+    random.Random(seed).shuffle(postings)
+    store = open_at(url, start_at)
+    try:
+        outcomes = []
+        for start in range(0, len(postings), batch_size):
+            batch = postings[start:start + batch_size]
+            results = store.post_batch(batch)
+            outcomes += [(posting.posting_id, int(result)) for posting, result in zip(batch, results)]
+        return outcomes
+    finally:
+        store.close()
+
+
+def post_hot(url: str, start_at: float, seed: int, batches: int, batch_size: int) -> list[tuple[str, int, int]]:
+    """Post unique transfers from random customers to the one settlement account."""
+    chooser = random.Random(seed)
+    store = open_at(url, start_at)
+    try:
+        outcomes = []
+        for batch_index in range(batches):
+            batch = [transfer(f"hot-{seed}-{batch_index}-{i}", f"c{chooser.randrange(CUSTOMERS):02}", "settle",
+                              chooser.randint(1, 500)) for i in range(batch_size)]
+            for posting, result in zip(batch, store.post_batch(batch)):
+                outcomes.append((posting.legs[0].account_id, posting.legs[0].amount_minor, int(result)))
+        return outcomes
+    finally:
+        store.close()
+
+
+def resolve_holds(url: str, start_at: float, worker: int, pending_ids: list[str]) -> list[tuple[str, int]]:
+    """Try to resolve every hold: even workers capture, odd workers void, each with its own posting ids."""
+    order = list(pending_ids)
+    random.Random(worker).shuffle(order)
+    kind = PostingKind.post_pending if worker % 2 == 0 else PostingKind.void_pending
+    store = open_at(url, start_at)
+    try:
+        outcomes = []
+        for start in range(0, len(order), 5):
+            chunk = order[start:start + 5]
+            batch = [Posting(posting_id=f"r{worker}-{pending_id}", kind=kind, pending_id=pending_id)
+                     for pending_id in chunk]
+            outcomes += [(pending_id, int(result)) for pending_id, result in zip(chunk, store.post_batch(batch))]
+        return outcomes
+    finally:
+        store.close()
+
+
+def run_processes(target: Callable, url: str, argument_lists: list[tuple]) -> list:
+    """Run `target(url, start_at, *arguments)` in one spawned process per argument tuple; their results."""
+    start_at = time.time() + START_DELAY_S
+    context = multiprocessing.get_context("spawn")
+    with context.Pool(len(argument_lists)) as pool:
+        calls = [(url, start_at, *arguments) for arguments in argument_lists]
+        return pool.starmap_async(target, calls).get(timeout=RUN_TIMEOUT_S)
+
+
+# -- tests ------------------------------------------------------------------------------------------------------
+@pytest.fixture
+def ledger(postgres_ledger: PostgresLedgerStore) -> PostgresLedgerStore:
+    accounts = [Account(account_id=f"c{n:02}", currency="EUR") for n in range(CUSTOMERS)]
+    accounts.append(Account(account_id="settle", currency="EUR", kind="settlement"))
+    postgres_ledger.create_accounts(accounts)
+    return postgres_ledger
+
+
+def balances(store: PostgresLedgerStore) -> dict[str, tuple[int, int]]:
+    found = {}
+    for account in store.list_accounts():
+        balance = store.balance(account.account_id)
+        assert balance is not None
+        assert balance.debits_pending == balance.credits_pending == 0
+        found[account.account_id] = (balance.debits_posted, balance.credits_posted)
+    return found
+
+
+def expected_balances(moves: list[tuple[str, str, int]]) -> dict[str, tuple[int, int]]:
+    debits, credits = Counter[str](), Counter[str]()
+    for debit, credit, amount in moves:
+        debits[debit] += amount
+        credits[credit] += amount
+    names = [f"c{n:02}" for n in range(CUSTOMERS)] + ["settle"]
+    return {name: (debits[name], credits[name]) for name in names}
+
+
+def test_processes_posting_the_same_ids_record_each_exactly_once(ledger: PostgresLedgerStore) -> None:
+    per_process = run_processes(post_shared, ledger.database_url,
+                                [(seed, 5 + 10 * seed) for seed in range(PROCESSES)])
+    postings = shared_postings()
+    winners = Counter[str]()
+    for outcomes in per_process:
+        assert sorted(posting_id for posting_id, _ in outcomes) == sorted(p.posting_id for p in postings)
+        assert {result for _, result in outcomes} <= {R.ok, R.exists}
+        winners.update(posting_id for posting_id, result in outcomes if result == R.ok)
+    assert winners == Counter({posting.posting_id: 1 for posting in postings})
+    moves = [(p.legs[0].account_id, p.legs[1].account_id, p.legs[0].amount_minor) for p in postings]
+    assert balances(ledger) == expected_balances(moves)
+    report = ledger.check()
+    assert report["ok"], report
+    assert report["postings"] == len(postings) and report["entries"] == 2 * len(postings)
+
+
+def test_many_writers_on_one_hot_account_keep_exact_balances(ledger: PostgresLedgerStore) -> None:
+    batches, batch_size = 20, 100
+    per_process = run_processes(post_hot, ledger.database_url,
+                                [(seed, batches, batch_size) for seed in range(PROCESSES)])
+    outcomes = [outcome for outcomes in per_process for outcome in outcomes]
+    assert len(outcomes) == PROCESSES * batches * batch_size
+    assert {result for _, _, result in outcomes} == {R.ok}
+    assert balances(ledger) == expected_balances([(debit, "settle", amount) for debit, amount, _ in outcomes])
+    assert ledger.check()["ok"]
+
+
+def test_racing_captures_and_voids_resolve_each_hold_once(ledger: PostgresLedgerStore) -> None:
+    holds = [Posting(posting_id=f"h{n:02}", kind=PostingKind.pending,
+                     legs=(Leg(f"c{n % CUSTOMERS:02}", Direction.debit, 100 + n),
+                           Leg("settle", Direction.credit, 100 + n))) for n in range(40)]
+    assert ledger.post_batch(holds) == [R.ok] * len(holds)
+    pending_ids = [posting.posting_id for posting in holds]
+    per_process = run_processes(resolve_holds, ledger.database_url,
+                                [(worker, pending_ids) for worker in range(PROCESSES)])
+    captured: dict[str, int] = {}
+    for worker, outcomes in enumerate(per_process):
+        for pending_id, result in outcomes:
+            assert result in (R.ok, R.pending_already_posted, R.pending_already_voided)
+            if result == R.ok:
+                assert pending_id not in captured, f"{pending_id} resolved twice"
+                captured[pending_id] = worker % 2 == 0
+    assert sorted(captured) == pending_ids
+    moves = [(hold.legs[0].account_id, "settle", hold.legs[0].amount_minor)
+             for hold in holds if captured[hold.posting_id]]
+    assert balances(ledger) == expected_balances(moves)
+    report = ledger.check()
+    assert report["ok"] and report["holds_resolved_twice"] == [], report
