@@ -154,7 +154,9 @@ def _currency_tables() -> _CurrencyTables:
         alpha_by_code[str(currency.number)] = alpha
         minor_units[alpha] = currency.exponent
         numeric[alpha] = number
-    return _CurrencyTables(alpha_by_code=alpha_by_code, minor_units_by_alpha=minor_units, numeric_by_alpha=numeric)
+    return _CurrencyTables(
+        alpha_by_code=alpha_by_code, minor_units_by_alpha=minor_units, numeric_by_alpha=numeric
+    )
 
 
 def currency_alpha_table() -> dict[str, str]:

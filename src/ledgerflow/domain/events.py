@@ -67,6 +67,7 @@ AMOUNT_MINOR_MAX: Final = 10**15 - 1
 # Namespace of the deterministic ids of events derived from other events (uuid5).
 DERIVED_ID_NAMESPACE: Final = uuid.UUID("6f6b1d2e-3c1a-5b7e-9f0a-1e2d3c4b5a69")
 
+
 # --- field value types -----------------------------------------------------------------------------------
 # Length bounds are checked by the C decoder. Content patterns are published in the JSON Schema but checked
 # in ``__post_init__`` with str methods: msgspec's per-field regex costs ~0.8 µs each, ten of them would be
@@ -373,7 +374,9 @@ def _rate_text(rate: Decimal | None, transaction_currency: str, billing_currency
     """Canonical decimal text of a conversion rate; missing means 1 only for same-currency transactions."""
     if rate is None:
         if transaction_currency != billing_currency:
-            raise ValueError("conversionRate is required when transactionCurrency differs from billingCurrency")
+            raise ValueError(
+                "conversionRate is required when transactionCurrency differs from billingCurrency"
+            )
         return _RATE_ONE
     if rate == _DECIMAL_ONE:  # the common case, without normalize/format
         return _RATE_ONE

@@ -466,3 +466,46 @@ def write_traffic(
             handle.write("\n".join(batch) + "\n")
             written += len(batch)
     return written
+
+
+def sample_detail(**overrides: Any) -> dict[str, Any]:
+    """One valid inbound TransactionAuthorized detail (wire names, test PAN), with ``overrides`` applied."""
+    detail: dict[str, Any] = {
+        "messageType": "0100",
+        "processingCode": "000000",
+        "PAN": "4111111111111111",
+        "authCode": "503121",
+        "systemTraceAuditNumber": "000198",
+        "transactionAmount": "2000",
+        "billingAmount": "2000",
+        "conversionRate": "1",
+        "transactionCurrency": "GBP",
+        "billingCurrency": "GBP",
+        "merchantType": "5411",
+        "merchantName": "CORNER GROCER",
+        "merchantId": "M0000042",
+        "terminalId": "T0007",
+        "issuingCountryCode": "826",
+        "acquiringCountryCode": "826",
+        "posEntryMode": "071",
+        "transmissionDateTime": "2026-11-27T09:30:00Z",
+    }
+    detail.update(overrides)
+    return detail
+
+
+def sample_envelope(detail: dict[str, Any] | None = None, **overrides: Any) -> dict[str, Any]:
+    """An EventBridge envelope dict around ``detail`` (default :func:`sample_detail`)."""
+    envelope: dict[str, Any] = {
+        "version": "0",
+        "id": "3f1c2a9e-5b7d-4e0a-9c61-2d8f0b7e4a11",
+        "detail-type": TRANSACTION_AUTHORIZED,
+        "source": "acme.cards.authorizations",
+        "account": "123456789012",
+        "time": "2026-11-27T09:30:00Z",
+        "region": "eu-west-2",
+        "resources": [],
+        "detail": sample_detail() if detail is None else detail,
+    }
+    envelope.update(overrides)
+    return envelope
