@@ -23,7 +23,15 @@ def _run(pattern: object, event: object = EVENT, *extra: str) -> tuple[int, str,
     runner = CliRunner()
     result = runner.invoke(
         build_app(),
-        ["events", "test-pattern", "--event-pattern", json.dumps(pattern), "--event", json.dumps(event), *extra],
+        [
+            "events",
+            "test-pattern",
+            "--event-pattern",
+            json.dumps(pattern),
+            "--event",
+            json.dumps(event),
+            *extra,
+        ],
     )
     return result.exit_code, result.stdout, result.stderr
 

@@ -93,7 +93,12 @@ MATCH_CASES: list[tuple[str, Any, Any, bool]] = [
     ("anything-but suffix", {"v": [{"anything-but": {"suffix": ".png"}}]}, {"v": "a.jpg"}, True),
     ("anything-but ignore case", {"v": [{"anything-but": {"equals-ignore-case": "X"}}]}, {"v": "x"}, False),
     ("anything-but wildcard", {"v": [{"anything-but": {"wildcard": "*/lib/*"}}]}, {"v": "/usr/lib/x"}, False),
-    ("anything-but wildcard other", {"v": [{"anything-but": {"wildcard": "*/lib/*"}}]}, {"v": "/usr/bin"}, True),
+    (
+        "anything-but wildcard other",
+        {"v": [{"anything-but": {"wildcard": "*/lib/*"}}]},
+        {"v": "/usr/bin"},
+        True,
+    ),
     ("numeric range", {"n": [{"numeric": [">", 0, "<=", 5]}]}, {"n": 5}, True),
     ("numeric range open top", {"n": [{"numeric": [">", 0, "<", 5]}]}, {"n": 5}, False),
     ("numeric equals", {"n": [{"numeric": ["=", 301.8]}]}, {"n": 301.8}, True),
@@ -127,7 +132,9 @@ MATCH_CASES: list[tuple[str, Any, Any, bool]] = [
 ]
 
 
-@pytest.mark.parametrize(("name", "pattern", "detail", "expected"), MATCH_CASES, ids=[c[0] for c in MATCH_CASES])
+@pytest.mark.parametrize(
+    ("name", "pattern", "detail", "expected"), MATCH_CASES, ids=[c[0] for c in MATCH_CASES]
+)
 def test_operator(name: str, pattern: Any, detail: Any, expected: bool) -> None:
     assert _matches({"detail": pattern}, detail) is expected
 
@@ -145,16 +152,28 @@ INVALID_CASES: list[tuple[str, Any, str]] = [
     ("prefix number", {"a": [{"prefix": 1}]}, "prefix match pattern must be a string"),
     ("prefix unknown inner", {"a": [{"prefix": {"x": "y"}}]}, "Unsupported prefix pattern: x"),
     ("suffix list", {"a": [{"suffix": ["x"]}]}, "suffix match pattern must be a string"),
-    ("suffix ignore case number", {"a": [{"suffix": {"equals-ignore-case": 1}}]},
-     "equals-ignore-case match pattern must be a string"),
-    ("equals-ignore-case list", {"a": [{"equals-ignore-case": ["x"]}]}, "equals-ignore-case match pattern must be a string"),
+    (
+        "suffix ignore case number",
+        {"a": [{"suffix": {"equals-ignore-case": 1}}]},
+        "equals-ignore-case match pattern must be a string",
+    ),
+    (
+        "equals-ignore-case list",
+        {"a": [{"equals-ignore-case": ["x"]}]},
+        "equals-ignore-case match pattern must be a string",
+    ),
     ("exists string", {"a": [{"exists": "true"}]}, "exists match pattern must be either true or false."),
     ("wildcard number", {"a": [{"wildcard": 1}]}, "wildcard match pattern must be a string"),
     ("wildcard consecutive", {"a": [{"wildcard": "ab**"}]}, "Consecutive wildcard characters at pos 3"),
     ("wildcard bad escape", {"a": [{"wildcard": "a\\b"}]}, "Invalid escape character at pos 2"),
-    ("wildcard too complex", {"a": [{"wildcard": "*:*:*:*:*:x/*"}]},
-     "Rule is too complex - try using fewer wildcard characters or fewer repeating character sequences after a "
-     "wildcard character"),
+    (
+        "wildcard too complex",
+        {"a": [{"wildcard": "*:*:*:*:*:x/*"}]},
+        (
+            "Rule is too complex - try using fewer wildcard characters or fewer repeating character sequences after a "
+            "wildcard character"
+        ),
+    ),
     ("numeric not array", {"a": [{"numeric": 5}]}, "Value of numeric must be an array."),
     ("numeric empty", {"a": [{"numeric": []}]}, "Invalid member in numeric match: ]"),
     ("numeric bad operator", {"a": [{"numeric": ["!=", 5]}]}, "Unrecognized numeric range operator: !="),
@@ -162,35 +181,81 @@ INVALID_CASES: list[tuple[str, Any, str]] = [
     ("numeric too many", {"a": [{"numeric": ["<", 5, 6]}]}, "Too many elements in numeric expression"),
     ("numeric bad upper operator", {"a": [{"numeric": [">", 0, ">", 5]}]}, "Bad numeric range operator: >"),
     ("numeric bad upper value", {"a": [{"numeric": [">", 0, 5]}]}, "Bad value in numeric range: 5"),
-    ("numeric too many terms", {"a": [{"numeric": [">", 0, "<", 5, 6]}]}, "Too many terms in numeric range expression"),
-    ("numeric out of range", {"a": [{"numeric": [">", 6e9]}]}, "Value must be between -5.0E9 and 5.0E9, inclusive"),
+    (
+        "numeric too many terms",
+        {"a": [{"numeric": [">", 0, "<", 5, 6]}]},
+        "Too many terms in numeric range expression",
+    ),
+    (
+        "numeric out of range",
+        {"a": [{"numeric": [">", 6e9]}]},
+        "Value must be between -5.0E9 and 5.0E9, inclusive",
+    ),
     ("numeric inverted", {"a": [{"numeric": [">", 5, "<", 1]}]}, "Bottom must be less than top"),
-    ("anything-but null", {"a": [{"anything-but": None}]},
-     "Value of anything-but must be an array or single string/number value."),
-    ("anything-but mixed list", {"a": [{"anything-but": ["x", 1]}]},
-     "Inside anything but list, either all values are number or string, mixed type is not supported"),
-    ("anything-but bool in list", {"a": [{"anything-but": [True]}]},
-     "Inside anything but list, start|null|boolean is not supported."),
-    ("anything-but unknown inner", {"a": [{"anything-but": {"numeric": [">", 1]}}]},
-     "Unsupported anything-but pattern: numeric"),
-    ("anything-but empty prefix", {"a": [{"anything-but": {"prefix": ""}}]}, "Null prefix/suffix not allowed"),
-    ("anything-but suffix number", {"a": [{"anything-but": {"suffix": 1}}]}, "prefix/suffix match pattern must be a string"),
-    ("anything-but ignore case number", {"a": [{"anything-but": {"equals-ignore-case": 1}}]},
-     "Inside anything-but/equals-ignore-case list, number|start|null|boolean is not supported."),
+    (
+        "anything-but null",
+        {"a": [{"anything-but": None}]},
+        "Value of anything-but must be an array or single string/number value.",
+    ),
+    (
+        "anything-but mixed list",
+        {"a": [{"anything-but": ["x", 1]}]},
+        "Inside anything but list, either all values are number or string, mixed type is not supported",
+    ),
+    (
+        "anything-but bool in list",
+        {"a": [{"anything-but": [True]}]},
+        "Inside anything but list, start|null|boolean is not supported.",
+    ),
+    (
+        "anything-but unknown inner",
+        {"a": [{"anything-but": {"numeric": [">", 1]}}]},
+        "Unsupported anything-but pattern: numeric",
+    ),
+    (
+        "anything-but empty prefix",
+        {"a": [{"anything-but": {"prefix": ""}}]},
+        "Null prefix/suffix not allowed",
+    ),
+    (
+        "anything-but suffix number",
+        {"a": [{"anything-but": {"suffix": 1}}]},
+        "prefix/suffix match pattern must be a string",
+    ),
+    (
+        "anything-but ignore case number",
+        {"a": [{"anything-but": {"equals-ignore-case": 1}}]},
+        "Inside anything-but/equals-ignore-case list, number|start|null|boolean is not supported.",
+    ),
     ("cidr list", {"a": [{"cidr": ["10.0.0.0/8"]}]}, "prefix match pattern must be a string"),
     ("cidr no slash", {"a": [{"cidr": "10.0.0.0"}]}, "Malformed CIDR, one '/' required"),
     ("cidr bad mask", {"a": [{"cidr": "10.0.0.0/x"}]}, "Malformed CIDR, mask bits must be an integer"),
-    ("cidr negative mask", {"a": [{"cidr": "10.0.0.0/-1"}]}, "Malformed CIDR, mask bits must not be negative"),
+    (
+        "cidr negative mask",
+        {"a": [{"cidr": "10.0.0.0/-1"}]},
+        "Malformed CIDR, mask bits must not be negative",
+    ),
     ("cidr v4 mask too big", {"a": [{"cidr": "10.0.0.0/32"}]}, "IPv4 mask bits must be < 32"),
     ("cidr v6 mask too big", {"a": [{"cidr": "::/128"}]}, "IPv6 mask bits must be < 128"),
     ("cidr hostname", {"a": [{"cidr": "example.com/8"}]}, "Nonstandard IP address: example.com"),
     ("cidr bad octet", {"a": [{"cidr": "10.0.0.300/8"}]}, "Invalid IP address: 10.0.0.300"),
     ("$or not array", {"$or": {"a": ["x"]}}, "It must be an Array followed with $or."),
     ("$or one branch", {"$or": [{"a": ["x"]}]}, "There must have at least 2 Objects in $or relationship."),
-    ("$or scalar branch", {"$or": [{"a": ["x"]}, "b"]}, "Only JSON object is allowed in array of $or relationship."),
-    ("$or reserved name", {"$or": [{"numeric": ["x"]}, {"a": ["y"]}]},
-     "numeric is Ruler reserved fieldName which cannot be used inside $or."),
-    ("first fault in document order", {"a": [{"prefix": 1}], "b": 2}, "prefix match pattern must be a string"),
+    (
+        "$or scalar branch",
+        {"$or": [{"a": ["x"]}, "b"]},
+        "Only JSON object is allowed in array of $or relationship.",
+    ),
+    (
+        "$or reserved name",
+        {"$or": [{"numeric": ["x"]}, {"a": ["y"]}]},
+        "numeric is Ruler reserved fieldName which cannot be used inside $or.",
+    ),
+    (
+        "first fault in document order",
+        {"a": [{"prefix": 1}], "b": 2},
+        "prefix match pattern must be a string",
+    ),
 ]
 
 
@@ -261,10 +326,12 @@ def test_matcher_index_narrows_candidates() -> None:
         for key, entries in group.by_values.items():
             wrapped = []
             for entry in entries:
+
                 def counting(event: Any, inner: Any = entry.evaluate) -> bool:
                     nonlocal calls
                     calls += 1
                     return inner(event)
+
                 wrapped.append(type(entry)(entry.rule_name, entry.order, counting))
             group.by_values[key] = wrapped
     event = {**ENVELOPE, "source": "source-7", "detail-type": "type-507"}

@@ -33,7 +33,9 @@ def register(app: typer.Typer) -> None:
 
 def test_pattern_command(
     event_pattern: Annotated[str, typer.Option("--event-pattern", help="Event pattern (JSON).")],
-    event: Annotated[str, typer.Option("--event", help="Event (JSON), with the EventBridge envelope fields.")],
+    event: Annotated[
+        str, typer.Option("--event", help="Event (JSON), with the EventBridge envelope fields.")
+    ],
     json_output: JsonOption = False,
     data_dir: DataDirOption = None,
 ) -> None:

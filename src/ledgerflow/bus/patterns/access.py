@@ -29,7 +29,9 @@ def _candidates(segments: list[str]) -> list[list[tuple[str, int]]]:
     return [[(".".join(segments[i:j]), j) for j in range(i + 1, count + 1)] for i in range(count)]
 
 
-def _collect_leaves(node: Any, membership: Membership, values: list[Any], memberships: list[Membership]) -> None:
+def _collect_leaves(
+    node: Any, membership: Membership, values: list[Any], memberships: list[Membership]
+) -> None:
     if isinstance(node, list):
         array_id = id(node)
         for index, element in enumerate(node):

@@ -34,7 +34,9 @@ class CompiledField:
     absence_ok: bool
 
 
-def compile_field(path: str, matchers: tuple[Any, ...], resolvers: dict[str, Resolver] | None = None) -> CompiledField:
+def compile_field(
+    path: str, matchers: tuple[Any, ...], resolvers: dict[str, Resolver] | None = None
+) -> CompiledField:
     """Compile one field; `resolvers` lets many rules share one resolver per path."""
     if resolvers is None:
         resolve = make_resolver(path)

@@ -1,8 +1,8 @@
 """Errors raised by the event-pattern language.
 
-    ValueError
-     └── InvalidEventPatternException   the pattern is refused; str(exc) is AWS's message
-     └── InvalidEventException          the event is not a JSON object (AWS: ValidationException)
+ValueError
+ └── InvalidEventPatternException   the pattern is refused; str(exc) is AWS's message
+ └── InvalidEventException          the event is not a JSON object (AWS: ValidationException)
 """
 
 from __future__ import annotations

@@ -157,7 +157,9 @@ def _jackson_reason(text: str, msg: str, pos: int) -> str:
         )
     token = _TOKEN_RE.match(text, pos)
     if token and (char.isalpha() or char == "_"):
-        return f"Unrecognized token '{token.group()}': was expecting {_EXPECTING}" + _location(text, token.end())
+        return f"Unrecognized token '{token.group()}': was expecting {_EXPECTING}" + _location(
+            text, token.end()
+        )
     return f"Unexpected character {_char_desc(char)}: expected a valid value {_EXPECTING}" + _location(
         text, pos
     )

@@ -51,7 +51,9 @@ def _index_paths(branch: Branch) -> tuple[str, ...]:
     candidates = [path for path in branch if _exact_values(branch, path) is not None]
 
     def preference(path: str) -> tuple[int, int, str]:
-        rank = INDEX_PREFERRED_PATHS.index(path) if path in INDEX_PREFERRED_PATHS else len(INDEX_PREFERRED_PATHS)
+        rank = (
+            INDEX_PREFERRED_PATHS.index(path) if path in INDEX_PREFERRED_PATHS else len(INDEX_PREFERRED_PATHS)
+        )
         return rank, len(branch[path]), path
 
     return tuple(sorted(sorted(candidates, key=preference)[:INDEX_FIELDS_MAX]))

@@ -13,6 +13,7 @@ the same as comparing the fixed-point values.
 from __future__ import annotations
 
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from typing import Self
 
 NUMBER_ABS_MAX = 5_000_000_000
 DECIMAL_PLACES_MAX = 6
@@ -65,7 +66,7 @@ def event_comparable(value: object) -> float | None:
     return None
 
 
-def number_text(value: int | float) -> str:
+def number_text(value: float) -> str:
     """The literal text of an event number: kept from the source when known, else Python's repr."""
     text = getattr(value, "text", None)
     if text is not None:
@@ -78,7 +79,7 @@ class EventFloat(float):
 
     __slots__ = ("text",)
 
-    def __new__(cls, text: str) -> EventFloat:
+    def __new__(cls, text: str) -> Self:
         number = super().__new__(cls, text)
         number.text = text
         return number

@@ -75,8 +75,9 @@ def _anything_but(kind: Kind, excluded: Any) -> Predicate | None:
         Kind.ANYTHING_BUT_PREFIX: lambda v: type(v) is not str or not v.startswith(excluded),
         Kind.ANYTHING_BUT_SUFFIX: lambda v: type(v) is not str or not v.endswith(excluded),
         Kind.ANYTHING_BUT_IGNORE_CASE: lambda v: type(v) is not str or v.lower() not in excluded,
-        Kind.ANYTHING_BUT_WILDCARD: lambda v: type(v) is not str
-        or not any(w.regex.fullmatch(v) for w in excluded),
+        Kind.ANYTHING_BUT_WILDCARD: lambda v: (
+            type(v) is not str or not any(w.regex.fullmatch(v) for w in excluded)
+        ),
     }
     return table.get(kind)
 

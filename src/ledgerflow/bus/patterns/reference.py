@@ -217,7 +217,9 @@ _OPERATORS: dict[str, Any] = {
     "exactly": lambda argument, value: isinstance(value, str) and value == argument,
     "prefix": lambda argument, value: _affix(argument, value, True),
     "suffix": lambda argument, value: _affix(argument, value, False),
-    "equals-ignore-case": lambda argument, value: isinstance(value, str) and value.lower() == argument.lower(),
+    "equals-ignore-case": lambda argument, value: (
+        isinstance(value, str) and value.lower() == argument.lower()
+    ),
     "wildcard": lambda argument, value: isinstance(value, str) and _wildcard(argument, value),
     "numeric": _numeric,
     "cidr": _cidr,
