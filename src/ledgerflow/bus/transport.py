@@ -38,6 +38,8 @@ class Delivery:
     deliveries: int
     # True when it came from the redelivery schedule (a nak or a redrive), not from the log's head.
     scheduled: bool = False
+    # The transport's clock when the message was first published (latency figures).
+    published_at_ms: int = 0
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -34,9 +34,10 @@ class SqliteEventTransport(EventTransport):
 
     def fetch(self, tx: sqlite3.Connection, consumer: str, batch_max: int, now_ms: int) -> list[Delivery]:
         redelivered = [
-            Delivery(seq, message_id, detail_type, bytes(body), deliveries + 1, True)
-            for seq, message_id, detail_type, body, deliveries in tx.execute(
-                "SELECT m.seq, m.message_id, m.detail_type, m.body, r.deliveries FROM bus_redeliveries r "
+            Delivery(seq, message_id, detail_type, bytes(body), deliveries + 1, True, published_at_ms)
+            for seq, message_id, detail_type, body, deliveries, published_at_ms in tx.execute(
+                "SELECT m.seq, m.message_id, m.detail_type, m.body, r.deliveries, m.published_at_ms "
+                "FROM bus_redeliveries r "
                 "JOIN bus_messages m ON m.seq = r.seq WHERE r.consumer = ? AND r.not_before_ms <= ? "
                 "ORDER BY r.not_before_ms LIMIT ?", (consumer, now_ms, batch_max),
             )
@@ -48,9 +49,10 @@ class SqliteEventTransport(EventTransport):
             "SELECT stream, ack_floor_seq FROM bus_consumers WHERE consumer = ?", (consumer,)
         ).fetchone()
         fresh = [
-            Delivery(seq, message_id, detail_type, bytes(body), 1)
-            for seq, message_id, detail_type, body in tx.execute(
-                "SELECT seq, message_id, detail_type, body FROM bus_messages WHERE stream = ? AND seq > ? "
+            Delivery(seq, message_id, detail_type, bytes(body), 1, False, published_at_ms)
+            for seq, message_id, detail_type, body, published_at_ms in tx.execute(
+                "SELECT seq, message_id, detail_type, body, published_at_ms FROM bus_messages "
+                "WHERE stream = ? AND seq > ? "
                 "ORDER BY seq LIMIT ?", (stream, floor, room),
             )
         ]

@@ -1,0 +1,121 @@
+"""`ledgerflow run`: the pipeline as a service. Loops over batches until SIGTERM/SIGINT, then drains gracefully
+(finishes the batch in flight, commits, exits 0); `until_idle` exits once nothing is left to do.
+
+A batch that fails as a whole (a database error, a bug) is rolled back and retried one event at a time, so the
+event that caused it is isolated, retried with backoff and dead-lettered after the delivery limit, while the
+others go through: one bad event never stops the worker.
+"""
+
+from __future__ import annotations
+
+import signal
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from ledgerflow.adapters.sqlite.ledger_store import NOW_MS_SQL, write_transaction
+from ledgerflow.bus.transport import redelivery_delay_ms
+from ledgerflow.pipeline.service import INBOUND_STREAM, PIPELINE_CONSUMER, PostingPipeline, StepReport
+
+IDLE_SLEEP_SECONDS = 0.005
+IDLE_SLEEP_SECONDS_MAX = 0.05
+EXPIRY_SWEEP_INTERVAL_SECONDS = 30.0
+BATCH_FAILURES_MAX = 3
+
+
+@dataclass(slots=True)
+class RunTotals:
+    batches: int = 0
+    events: int = 0
+    posted: int = 0
+    rejected: int = 0
+    duplicates_parked: int = 0
+    dead_lettered: int = 0
+    latencies_ms: list[int] = field(default_factory=list)
+
+
+class Runner:
+    def __init__(self, pipeline: PostingPipeline, *, record_latency: bool = False) -> None:
+        self.pipeline = pipeline
+        self.stop_requested = False
+        self.record_latency = record_latency
+        self.totals = RunTotals()
+        self._failures = 0
+        self._last_sweep = 0.0
+
+    def install_signal_handlers(self) -> None:
+        def _stop(_signum: int, _frame: object) -> None:
+            self.stop_requested = True
+
+        signal.signal(signal.SIGTERM, _stop)
+        signal.signal(signal.SIGINT, _stop)
+
+    def run(self, *, until_idle: bool = False, on_batch: Callable[[RunTotals], None] | None = None) -> RunTotals:
+        sleep_s = IDLE_SLEEP_SECONDS
+        while not self.stop_requested:
+            self._sweep_holds_when_due()
+            report = self._step()
+            if report is None:
+                continue
+            if report.fetched:
+                sleep_s = IDLE_SLEEP_SECONDS
+                if on_batch is not None:
+                    on_batch(self.totals)
+                continue
+            if until_idle and self._idle():
+                break
+            time.sleep(sleep_s)
+            sleep_s = min(sleep_s * 2, IDLE_SLEEP_SECONDS_MAX)
+        return self.totals
+
+    def _step(self) -> StepReport | None:
+        try:
+            report = self.pipeline.step(batch_size_max=1 if self._failures else None)
+        except Exception:  # noqa: BLE001 - rolled back; retried below one event at a time
+            self._failures += 1
+            if self._failures > BATCH_FAILURES_MAX:
+                self._nak_head(f"batch failed {self._failures} times")
+            time.sleep(min(redelivery_delay_ms(self._failures) / 1000, 1.0))
+            return None
+        if self._failures and report.fetched:
+            self._failures = 0
+        self._account(report)
+        return report
+
+    def _nak_head(self, cause: str) -> None:
+        """The event at the head keeps failing the batch: count a delivery against it, outside the batch."""
+        pipeline = self.pipeline
+        with write_transaction(pipeline.connection) as tx:
+            now_ms = int(tx.execute(NOW_MS_SQL).fetchone()[0])
+            head = pipeline.transport.fetch(tx, PIPELINE_CONSUMER, 1, now_ms)
+            if head and pipeline.transport.nak(tx, PIPELINE_CONSUMER, head[0], now_ms=now_ms, cause=cause,
+                                               deliveries_max=pipeline.config.deliveries_max):
+                tx.execute("INSERT INTO pipeline_counters (name, value) VALUES ('dead_lettered', 1) "
+                           "ON CONFLICT (name) DO UPDATE SET value = value + 1")
+        self._failures = 0
+
+    def _account(self, report: StepReport) -> None:
+        totals = self.totals
+        if report.fetched:
+            totals.batches += 1
+            totals.events += report.fetched
+            totals.posted += report.posted
+            totals.rejected += report.rejected
+            totals.duplicates_parked += report.duplicates_parked
+            totals.dead_lettered += report.dead_lettered
+            if self.record_latency:
+                done_ms = int(time.time() * 1000)
+                totals.latencies_ms.extend(done_ms - published for published in report.inbound_published_ms)
+
+    def _idle(self) -> bool:
+        """Nothing new on the inbound stream and no redelivery waiting (due now or later)."""
+        return self.pipeline.transport.pending_count(PIPELINE_CONSUMER) == 0
+
+    def _sweep_holds_when_due(self) -> None:
+        now = time.monotonic()
+        if now - self._last_sweep >= EXPIRY_SWEEP_INTERVAL_SECONDS:
+            self._last_sweep = now
+            self.pipeline.ledger.expire_pending()
+
+
+__all__ = ["Runner", "RunTotals", "INBOUND_STREAM"]

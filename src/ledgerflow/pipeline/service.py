@@ -1,0 +1,435 @@
+"""The posting pipeline's batch step: one database transaction takes a batch of `TransactionAuthorized` events
+off the inbound stream and runs them through every processor:
+
+    dedup -> standardize -> enrich -> rules -> posting buffer -> ledger
+
+The duplicate keys, parked duplicates, ledger postings, emitted events (the outbox) and the consumer's ack all
+commit together, so a crash at any instant either keeps all of a batch's effects or none of them, and a
+redelivered event can never post twice (the posting ids are idempotency keys as well).
+
+Processors hand events to the next one in memory inside the batch (stage fusion): the intermediate lifecycle
+events (`TransactionDeduplicated`, `TransactionStandardized`, `TransactionEnriched`,
+`TransactionPostingApproved`) are built and handed on, and published to the events stream only when
+`publish_intermediate_events` is set; the outcomes (`TransactionPosted`, `TransactionPostingRejected`,
+`TransactionDuplicateParked`) and side events are always published. Each persisted hop would cost a row write
+and a decode per event, which is most of the budget (docs/pipeline.md).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import dataclass, field
+from typing import Any
+
+import msgspec
+
+from ledgerflow.adapters.sqlite.bus import SqliteEventTransport
+from ledgerflow.adapters.sqlite.ledger_store import NOW_MS_SQL, SqliteLedgerStore
+from ledgerflow.bus.transport import Delivery, OutboundMessage
+from ledgerflow.domain import events as ev
+from ledgerflow.domain.canonical import KIND_REVERSAL, EnrichedTransaction
+from ledgerflow.domain.ledger import Posting
+from ledgerflow.domain.results import PostingResult
+from ledgerflow.pipeline.dedup import DuplicateKeyConfig, duplicate_key, event_time_epoch_seconds
+from ledgerflow.pipeline.directory import CardDirectory
+from ledgerflow.pipeline.outcomes import PostedBalances, PostedDetail, RejectedDetail
+from ledgerflow.pipeline.posting import plan_posting, reversal_of_capture
+from ledgerflow.pipeline.rules import RulesEngine
+from ledgerflow.pipeline.standardize import standardize
+
+INBOUND_STREAM = "inbound"
+EVENTS_STREAM = "events"
+PIPELINE_CONSUMER = "posting-pipeline"
+EVENT_SOURCE = "ledgerflow.pipeline"
+
+
+@dataclass(frozen=True, kw_only=True)
+class PipelineConfig:
+    # The posting buffer: how many events one transaction takes in flight at most.
+    batch_size_max: int = 2_000
+    deliveries_max: int = 5
+    duplicates: DuplicateKeyConfig = field(default_factory=DuplicateKeyConfig)
+    publish_intermediate_events: bool = False
+
+    def __post_init__(self) -> None:
+        assert 1 <= self.batch_size_max <= 10_000, "batch_size_max must be within 1..10,000"
+        assert 1 <= self.deliveries_max <= 100
+
+
+@dataclass(slots=True)
+class StepReport:
+    fetched: int = 0
+    posted: int = 0
+    rejected: int = 0
+    duplicates_parked: int = 0
+    dead_lettered: int = 0
+    retried: int = 0
+    # published_at_ms of each inbound event that reached an outcome, for latency figures.
+    inbound_published_ms: list[int] = field(default_factory=list)
+    committed_at_ms: int = 0
+
+
+class PermanentEventError(ValueError):
+    """The event can never be processed as it is: it goes to the dead letters without retries."""
+
+
+_decode_inbound = msgspec.json.Decoder(ev.Envelope[ev.TransactionDetail]).decode
+_encode = msgspec.json.Encoder().encode
+
+
+class PostingPipeline:
+    """Processes batches from the inbound stream. One instance per process; SQLite connection confined to it."""
+
+    def __init__(
+        self, ledger: SqliteLedgerStore, rules: RulesEngine, config: PipelineConfig | None = None
+    ) -> None:
+        self.ledger = ledger
+        self.connection: sqlite3.Connection = ledger.connection
+        self.transport = SqliteEventTransport(self.connection)
+        self.rules = rules
+        self.config = config or PipelineConfig()
+        self.directory = CardDirectory(self.connection)
+
+    def step(self, *, batch_size_max: int | None = None) -> StepReport:
+        """Process one batch in one transaction; returns what happened (fetched 0 when idle)."""
+        report = StepReport()
+        limit = batch_size_max or self.config.batch_size_max
+        from ledgerflow.adapters.sqlite.ledger_store import write_transaction
+
+        with write_transaction(self.connection) as tx:
+            now_ms = int(tx.execute(NOW_MS_SQL).fetchone()[0])
+            self.transport.ensure_consumer(tx, PIPELINE_CONSUMER, INBOUND_STREAM)
+            deliveries = self.transport.fetch(tx, PIPELINE_CONSUMER, limit, now_ms)
+            report.fetched = len(deliveries)
+            if not deliveries:
+                return report
+            self.directory.refresh_if_changed(tx)
+            outbox: list[OutboundMessage] = []
+            settled = self._process(tx, deliveries, now_ms, outbox, report)
+            self.transport.publish(tx, EVENTS_STREAM, outbox)
+            self.transport.ack(tx, PIPELINE_CONSUMER, settled)
+            _add_counters(tx, report)
+            report.committed_at_ms = now_ms
+        return report
+
+    # -- the stages --------------------------------------------------------------------------------------------
+    def _process(
+        self,
+        tx: sqlite3.Connection,
+        deliveries: list[Delivery],
+        now_ms: int,
+        outbox: list[OutboundMessage],
+        report: StepReport,
+    ) -> list[Delivery]:
+        decoded: list[tuple[Delivery, Any]] = []
+        settled: list[Delivery] = []
+        for delivery in deliveries:
+            try:
+                decoded.append((delivery, _decode_inbound(delivery.body)))
+            except (msgspec.ValidationError, msgspec.DecodeError) as exc:
+                self._fail(tx, delivery, now_ms, PermanentEventError(f"undecodable event: {exc}"), report)
+        fresh = self._deduplicate(tx, decoded, now_ms, outbox, report, settled)
+        approved: list[tuple[Delivery, Any, EnrichedTransaction, Posting]] = []
+        for delivery, envelope in fresh:
+            try:
+                enriched, posting = self._decide(envelope, outbox, report)
+            except Exception as exc:  # noqa: BLE001 - one bad event never stops the batch
+                self._fail(tx, delivery, now_ms, exc, report)
+                continue
+            settled.append(delivery)
+            if posting is None:
+                report.inbound_published_ms.append(delivery.published_at_ms)
+            else:
+                approved.append((delivery, envelope, enriched, posting))
+        self._post(tx, approved, outbox, report)
+        return settled
+
+    def _deduplicate(
+        self,
+        tx: sqlite3.Connection,
+        decoded: list[tuple[Delivery, Any]],
+        now_ms: int,
+        outbox: list[OutboundMessage],
+        report: StepReport,
+        settled: list[Delivery],
+    ) -> list[tuple[Delivery, Any]]:
+        config = self.config.duplicates
+        keyed = [(d, e, duplicate_key(e.detail, config), event_time_epoch_seconds(e)) for d, e in decoded]
+        known = self._known_keys(tx, [k for _d, _e, k, _t in keyed])
+        fresh: list[tuple[Delivery, Any]] = []
+        upserts: list[tuple[str, str, int]] = []
+        parked: list[tuple[str, str, str, bytes, int]] = []
+        for delivery, envelope, key, event_time_s in keyed:
+            previous = known.get(key)
+            if (
+                previous is not None
+                and previous[0] != envelope.id
+                and abs(event_time_s - previous[1]) <= config.window_seconds
+            ):
+                parked.append((envelope.id, previous[0], key, delivery.body, now_ms))
+                outbox.append(
+                    _message(
+                        envelope.id,
+                        ev.TRANSACTION_DUPLICATE_PARKED,
+                        envelope,
+                        ev.TransactionDuplicateParked(
+                            correlationId=_correlation(envelope),
+                            traceContext=envelope.detail.traceContext,
+                            duplicateKey=key,
+                            firstEventId=previous[0],
+                            transaction=envelope.detail,
+                        ),
+                    )
+                )
+                report.duplicates_parked += 1
+                settled.append(delivery)
+                continue
+            known[key] = (envelope.id, event_time_s)
+            upserts.append((key, envelope.id, event_time_s))
+            fresh.append((delivery, envelope))
+        if upserts:
+            tx.executemany(
+                "INSERT INTO pipeline_duplicate_keys (duplicate_key, event_id, event_time_s) VALUES (?,?,?) "
+                "ON CONFLICT (duplicate_key) DO UPDATE SET event_id = excluded.event_id, "
+                "event_time_s = excluded.event_time_s",
+                upserts,
+            )
+        if parked:
+            tx.executemany(
+                "INSERT OR IGNORE INTO pipeline_parked_duplicates (event_id, original_event_id, duplicate_key, body, "
+                "parked_at_ms) VALUES (?,?,?,?,?)",
+                parked,
+            )
+        return fresh
+
+    def _known_keys(self, tx: sqlite3.Connection, keys: list[str]) -> dict[str, tuple[str, int]]:
+        if not keys:
+            return {}
+        rows = tx.execute(
+            "SELECT duplicate_key, event_id, event_time_s FROM pipeline_duplicate_keys "
+            "WHERE duplicate_key IN (SELECT value FROM json_each(?))",
+            (msgspec.json.encode(keys).decode(),),
+        )
+        return {key: (event_id, int(event_time_s)) for key, event_id, event_time_s in rows}
+
+    def _decide(
+        self, envelope: Any, outbox: list[OutboundMessage], report: StepReport
+    ) -> tuple[EnrichedTransaction, Posting | None]:
+        """Standardize, enrich and apply the rules; returns the posting to make, or None when rejected."""
+        canonical = standardize(envelope)
+        enriched = self.directory.enrich(canonical)
+        outcome = self.rules.evaluate(enriched)
+        correlation = canonical.correlation_id
+        trace = canonical.trace_context
+        if self.config.publish_intermediate_events:
+            self._publish_intermediate(envelope, canonical, enriched, outcome, outbox)
+        for side_event in outcome.side_events:
+            outbox.append(_message(envelope.id, side_event, envelope, _side_detail(envelope, correlation)))
+        if not outcome.approved:
+            report.rejected += 1
+            outbox.append(
+                _message(
+                    envelope.id,
+                    ev.TRANSACTION_POSTING_REJECTED,
+                    envelope,
+                    RejectedDetail(
+                        correlationId=correlation,
+                        traceContext=trace,
+                        transactionId=canonical.transaction_id,
+                        reason=outcome.reason or "rejected",
+                        stage="rules",
+                        accountId=enriched.account.account_id if enriched.account else None,
+                    ),
+                )
+            )
+            return enriched, None
+        return enriched, plan_posting(enriched)
+
+    def _publish_intermediate(
+        self,
+        envelope: Any,
+        canonical: Any,
+        enriched: EnrichedTransaction,
+        outcome: Any,
+        outbox: list[OutboundMessage],
+    ) -> None:
+        correlation, trace = canonical.correlation_id, canonical.trace_context
+        outbox.append(
+            _message(
+                envelope.id,
+                ev.TRANSACTION_STANDARDIZED,
+                envelope,
+                ev.TransactionStandardized(
+                    correlationId=correlation, traceContext=trace, transaction=canonical
+                ),
+            )
+        )
+        outbox.append(
+            _message(
+                envelope.id,
+                ev.TRANSACTION_ENRICHED,
+                envelope,
+                ev.TransactionEnriched(correlationId=correlation, traceContext=trace, transaction=enriched),
+            )
+        )
+        if outcome.approved:
+            outbox.append(
+                _message(
+                    envelope.id,
+                    ev.TRANSACTION_POSTING_APPROVED,
+                    envelope,
+                    ev.TransactionPostingApproved(
+                        correlationId=correlation,
+                        traceContext=trace,
+                        transaction=enriched,
+                        sideEvents=tuple(outcome.side_events),
+                    ),
+                )
+            )
+
+    def _post(
+        self,
+        tx: sqlite3.Connection,
+        approved: list[tuple[Delivery, Any, EnrichedTransaction, Posting]],
+        outbox: list[OutboundMessage],
+        report: StepReport,
+    ) -> None:
+        if not approved:
+            return
+        postings = [posting for _d, _e, _x, posting in approved]
+        effects = self.ledger.apply_postings_effects(tx, postings, snapshot=True)
+        results = effects.results
+        follow_ups = [
+            (index, reversal_of_capture(enriched))
+            for index, (_d, _e, enriched, _p) in enumerate(approved)
+            if results[index] is PostingResult.pending_already_posted
+            and enriched.transaction.card_transaction.kind == KIND_REVERSAL
+        ]
+        final = {index: (posting, result) for index, (posting, result) in enumerate(zip(postings, results))}
+        balances_after = effects.balances_after
+        if follow_ups:
+            second = self.ledger.apply_postings_effects(tx, [p for _i, p in follow_ups], snapshot=True)
+            balances_after = {**balances_after, **second.balances_after}
+            for (index, posting), result in zip(follow_ups, second.results):
+                final[index] = (posting, result)
+        for index, (delivery, envelope, enriched, _planned) in enumerate(approved):
+            posting, result = final[index]
+            report.inbound_published_ms.append(delivery.published_at_ms)
+            self._emit_outcome(
+                envelope, enriched, posting, result, balances_after.get(posting.posting_id), outbox, report
+            )
+
+    def _emit_outcome(
+        self,
+        envelope: Any,
+        enriched: EnrichedTransaction,
+        posting: Posting,
+        result: PostingResult,
+        after: dict[str, tuple[int, int, int, int]] | None,
+        outbox: list[OutboundMessage],
+        report: StepReport,
+    ) -> None:
+        canonical = enriched.transaction
+        account = enriched.account
+        assert account is not None
+        if result.succeeded:
+            report.posted += 1
+            counters = after.get(account.account_id) if after else None
+            outbox.append(
+                _message(
+                    envelope.id,
+                    ev.TRANSACTION_POSTED,
+                    envelope,
+                    PostedDetail(
+                        correlationId=canonical.correlation_id,
+                        traceContext=canonical.trace_context,
+                        transactionId=canonical.transaction_id,
+                        postingId=posting.posting_id,
+                        postingKind=posting.kind.name,
+                        result=result.name,
+                        accountId=account.account_id,
+                        currency=account.currency,
+                        amountMinor=enriched.amount_account_minor or 0,
+                        balances=PostedBalances.from_counters(counters) if counters else None,
+                    ),
+                )
+            )
+        else:
+            report.rejected += 1
+            outbox.append(
+                _message(
+                    envelope.id,
+                    ev.TRANSACTION_POSTING_REJECTED,
+                    envelope,
+                    RejectedDetail(
+                        correlationId=canonical.correlation_id,
+                        traceContext=canonical.trace_context,
+                        transactionId=canonical.transaction_id,
+                        reason=result.name,
+                        stage="ledger",
+                        accountId=account.account_id,
+                        postingId=posting.posting_id,
+                    ),
+                )
+            )
+
+    def _fail(
+        self, tx: sqlite3.Connection, delivery: Delivery, now_ms: int, exc: BaseException, report: StepReport
+    ) -> None:
+        """Retry later with backoff, or dead-letter: at once for permanent errors, after the limit otherwise."""
+        permanent = isinstance(exc, ValueError)
+        cause = f"{type(exc).__name__}: {exc}"
+        limit = delivery.deliveries if permanent else self.config.deliveries_max
+        if self.transport.nak(
+            tx, PIPELINE_CONSUMER, delivery, now_ms=now_ms, cause=cause, deliveries_max=limit
+        ):
+            report.dead_lettered += 1
+        else:
+            report.retried += 1
+
+
+def _correlation(envelope: Any) -> str:
+    return envelope.detail.correlationId or envelope.id
+
+
+def _side_detail(envelope: Any, correlation: str) -> ev.SideEventDetail:
+    detail = envelope.detail
+    return ev.SideEventDetail(
+        correlationId=correlation,
+        traceContext=detail.traceContext,
+        transactionId=envelope.id,
+        panToken=detail.panToken,
+        merchantType=detail.merchantType,
+        transactionAmount=detail.transactionAmount,
+        transactionCurrency=detail.transactionCurrency,
+        billingAmount=detail.billingAmount,
+        billingCurrency=detail.billingCurrency,
+        conversionRate=detail.conversionRate,
+    )
+
+
+def _message(event_id: str, detail_type: str, inbound: Any, detail: Any) -> OutboundMessage:
+    envelope = ev.Envelope(
+        id=f"{event_id}:{detail_type}",
+        detail_type=detail_type,
+        source=EVENT_SOURCE,
+        time=inbound.time,
+        detail=detail,
+        account=inbound.account,
+        region=inbound.region,
+        resources=[inbound.id],
+    )
+    return OutboundMessage(envelope.id, detail_type, _encode(envelope))
+
+
+COUNTER_NAMES = ("posted", "rejected", "duplicates_parked", "dead_lettered")
+
+
+def _add_counters(tx: sqlite3.Connection, report: StepReport) -> None:
+    rows = [(name, getattr(report, name)) for name in COUNTER_NAMES if getattr(report, name)]
+    if rows:
+        tx.executemany(
+            "INSERT INTO pipeline_counters (name, value) VALUES (?, ?) "
+            "ON CONFLICT (name) DO UPDATE SET value = value + excluded.value",
+            rows,
+        )
