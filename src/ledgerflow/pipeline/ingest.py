@@ -159,7 +159,11 @@ def _ingest_json(raw: bytes, tokenizer: PanTokenizer, line_number: int, source: 
             return _from_envelope(raw, envelope_decoder, tokenizer, line_number)
         inbound = detail_decoder.decode(raw)
         return wrap_bare_detail(inbound, tokenizer, line=line_number, source=source)
-    except (msgspec.DecodeError, ValueError, TypeError) as exc:
+    except msgspec.ValidationError as exc:
+        return IngestError(line=line_number, reason=f"invalid value: {safe_reason(exc)}")
+    except msgspec.DecodeError as exc:
+        return IngestError(line=line_number, reason=f"malformed JSON: {safe_reason(exc)}")
+    except (ValueError, TypeError) as exc:
         return IngestError(line=line_number, reason=safe_reason(exc))
 
 

@@ -1,0 +1,179 @@
+"""Ingest: envelopes and bare details in, tokenized envelopes or line-numbered errors out; never a PAN."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+
+import msgspec
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from ledgerflow.domain.events import Envelope, InboundAuthorization, TransactionDetail
+from ledgerflow.pipeline.generate import sample_detail, sample_envelope
+from ledgerflow.pipeline.ingest import (
+    IngestError,
+    iter_jsonl,
+    parse_file,
+    parse_iso8583_csv,
+    parse_jsonl,
+)
+from ledgerflow.pipeline.iso8583_base1 import encode_authorization
+from ledgerflow.pipeline.tokenize import PanTokenizer
+
+PAN = "4111111111111111"
+TOKENIZER = PanTokenizer(bytes(range(32)), key_id="t1")
+NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
+
+
+def line(value: dict) -> str:
+    return json.dumps(value)
+
+
+def test_full_envelope_keeps_id_and_replaces_pan() -> None:
+    batch = parse_jsonl([line(sample_envelope())], TOKENIZER)
+    assert batch.errors == []
+    [envelope] = batch.accepted
+    assert envelope.id == "3f1c2a9e-5b7d-4e0a-9c61-2d8f0b7e4a11"
+    assert envelope.detail.panToken == TOKENIZER.token(PAN) and envelope.detail.panLast4 == "1111"
+    assert envelope.detail.correlationId == envelope.id
+    assert envelope.detail.traceContext is not None
+    assert PAN not in msgspec.json.encode(envelope).decode()
+
+
+def test_bare_detail_is_wrapped_with_a_deterministic_id() -> None:
+    lines = [line(sample_detail())]
+    first = parse_jsonl(lines, TOKENIZER, source_default="acme.test").accepted[0]
+    again = parse_jsonl(lines, TOKENIZER, source_default="acme.test").accepted[0]
+    assert first.id == again.id
+    assert first.source == "acme.test" and first.detail_type == "TransactionAuthorized"
+    assert first.time == first.detail.transmissionDateTime
+
+
+def test_exact_resend_on_another_line_is_another_event() -> None:
+    batch = parse_jsonl([line(sample_detail()), line(sample_detail())], TOKENIZER)
+    assert len({envelope.id for envelope in batch.accepted}) == 2
+    assert batch.accepted[0].detail.panToken == batch.accepted[1].detail.panToken
+
+
+def test_malformed_lines_give_line_numbers_and_the_rest_goes_in() -> None:
+    lines = [
+        line(sample_envelope()),
+        "",
+        '{"broken": ',
+        line(sample_detail(transactionAmount="-10")),
+        line(sample_detail(PAN="4111111111111112")),
+        line(sample_envelope(**{"detail-type": "SomethingElse"})),
+        line(sample_detail(systemTraceAuditNumber="000199")),
+    ]
+    batch = parse_jsonl(lines, TOKENIZER)
+    assert len(batch.accepted) == 2
+    assert [error.line for error in batch.errors] == [3, 4, 5, 6]
+    reasons = {error.line: error.reason for error in batch.errors}
+    assert "malformed" in reasons[3]
+    assert "transactionAmount" in reasons[4]
+    assert "Luhn" in reasons[5]
+    assert "SomethingElse" in reasons[6]
+    assert all(
+        PAN[:12] not in error.reason and "4111111111111112" not in error.reason for error in batch.errors
+    )
+
+
+def test_wrong_detail_type_with_invalid_detail_still_names_the_type() -> None:
+    batch = parse_jsonl([line(sample_envelope(detail={"x": 1}, **{"detail-type": "Other"}))], TOKENIZER)
+    assert "Other" in batch.errors[0].reason
+
+
+def test_iter_jsonl_accepts_bytes_lines() -> None:
+    items = list(iter_jsonl([line(sample_detail()).encode() + b"\n"], TOKENIZER))
+    assert isinstance(items[0], Envelope)
+
+
+def _csv(details: list[dict], received_at: str = "2026-11-27T09:30:05Z") -> str:
+    rows = ["received_at,message"]
+    for detail in details:
+        inbound = msgspec.convert(detail, InboundAuthorization, strict=False)
+        rows.append(f"{received_at},{encode_authorization(inbound).hex()}")
+    return "\n".join(rows) + "\n"
+
+
+def test_iso8583_csv_round_trip_and_errors() -> None:
+    text = _csv([sample_detail(), sample_detail(systemTraceAuditNumber="000200")])
+    text += "2026-11-27T09:30:05Z,ZZ01\n2026-11-27T09:30:05Z,0100\n"
+    batch = parse_iso8583_csv(text, TOKENIZER, now=NOW)
+    assert len(batch.accepted) == 2
+    detail = batch.accepted[0].detail
+    assert detail.transmissionDateTime == datetime(2026, 11, 27, 9, 30, tzinfo=UTC)
+    assert detail.panToken == TOKENIZER.token(PAN) and detail.transactionAmount == 2000
+    assert [error.line for error in batch.errors] == [4, 5]
+
+
+def test_iso8583_csv_without_message_column() -> None:
+    batch = parse_iso8583_csv("a,b\n1,2\n", TOKENIZER)
+    assert batch.errors == [IngestError(line=1, reason="CSV header has no 'message' column")]
+
+
+def test_iso8583_ids_are_stable_across_ingests() -> None:
+    text = _csv([sample_detail()])
+    first = parse_iso8583_csv(text, TOKENIZER).accepted[0]
+    assert parse_iso8583_csv(text, TOKENIZER).accepted[0].id == first.id
+
+
+def test_parse_file_picks_the_parser(tmp_path: Path) -> None:
+    (tmp_path / "a.jsonl").write_text(line(sample_envelope()) + "\n")
+    (tmp_path / "b.json").write_text(json.dumps(sample_envelope(), indent=2))
+    (tmp_path / "c.csv").write_text(_csv([sample_detail()]))
+    (tmp_path / "d.txt").write_text(line(sample_detail()) + "\n")
+    for name in ("a.jsonl", "b.json", "c.csv", "d.txt"):
+        batch = parse_file(tmp_path / name, TOKENIZER)
+        assert len(batch.accepted) == 1 and batch.errors == [], name
+        assert isinstance(batch.accepted[0].detail, TransactionDetail)
+
+
+@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow], deadline=None)
+@given(st.lists(st.one_of(st.binary(max_size=300), st.text(max_size=300)), max_size=8))
+def test_fuzz_jsonl_never_raises(lines: list) -> None:
+    batch = parse_jsonl(lines, TOKENIZER)
+    assert all(isinstance(error.line, int) and error.reason for error in batch.errors)
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=20),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=10), children, max_size=4)
+    ),
+    max_leaves=12,
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.sampled_from(sorted(sample_detail())), json_values, st.booleans())
+def test_fuzz_field_values_never_raise(field: str, value: object, wrap: bool) -> None:
+    detail = sample_detail(**{field: value})
+    batch = parse_jsonl([line(sample_envelope(detail) if wrap else detail)], TOKENIZER)
+    assert len(batch.accepted) + len(batch.errors) == 1
+    assert all(PAN not in error.reason for error in batch.errors)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=200))
+def test_fuzz_iso8583_bytes_never_raise(message: bytes) -> None:
+    batch = parse_iso8583_csv(
+        f"received_at,message\n2026-11-27T09:30:00Z,{message.hex()}\n", TOKENIZER, now=NOW
+    )
+    assert len(batch.accepted) + len(batch.errors) == 1
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.integers(0, 150), st.integers(0, 255))
+def test_fuzz_corrupted_valid_message_never_raises(position: int, value: int) -> None:
+    message = bytearray(
+        encode_authorization(msgspec.convert(sample_detail(), InboundAuthorization, strict=False))
+    )
+    message[position % len(message)] = value
+    batch = parse_iso8583_csv(
+        f"received_at,message\n2026-11-27T09:30:00Z,{message.hex()}\n", TOKENIZER, now=NOW
+    )
+    assert len(batch.accepted) + len(batch.errors) == 1
+    assert all(PAN not in error.reason for error in batch.errors)
