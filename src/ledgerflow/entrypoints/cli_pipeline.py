@@ -1,9 +1,153 @@
-"""CLI commands: pipeline."""
+"""CLI commands of the posting pipeline: `accounts import`, `ingest`, `run`, `status`, `generate`, `demo`, and
+the end-to-end `bench` (the `bench` group's default).
+
+Separate processes may share one data directory: `ingest` while `run` works, `status` and `ledger` queries at any
+time (SQLite WAL; writers take turns on the write lock, readers never wait).
+"""
 
 from __future__ import annotations
 
+import json
+import sys
+from contextlib import contextmanager
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Annotated, Any
+
 import typer
+
+from ledgerflow.entrypoints.options import DataDirOption, JsonOption
 
 
 def register(app: typer.Typer) -> None:
-    """Add this module's commands to the top-level app."""
+    accounts_app = typer.Typer(no_args_is_help=True, help="Customer accounts and their cards.")
+    accounts_app.command("import")(accounts_import_command)
+    app.add_typer(accounts_app, name="accounts")
+    app.command("ingest")(ingest_command)
+    app.command("run")(run_command)
+    app.command("status")(status_command)
+    app.command("generate")(generate_command)
+    app.command("demo")(demo_command)
+
+
+@contextmanager
+def _ledger(data_dir: Path | None) -> Iterator[Any]:
+    from ledgerflow.bootstrap import open_ledger
+    from ledgerflow.config import Settings
+
+    settings = Settings.load(data_dir)
+    if settings.database_url is not None:
+        raise _fail("the pipeline commands run on the embedded SQLite store; unset LEDGERFLOW_DATABASE_URL")
+    ledger = open_ledger(settings)
+    try:
+        yield ledger, settings
+    finally:
+        ledger.close()
+
+
+def _fail(message: str, code: int = 1) -> typer.Exit:
+    typer.echo(f"error: {message}", err=True)
+    return typer.Exit(code)
+
+
+def _emit(value: dict[str, Any], json_output: bool) -> None:
+    if json_output:
+        typer.echo(json.dumps(value))
+    else:
+        for key, item in value.items():
+            typer.echo(f"{key}: {item}")
+
+
+FileArgument = Annotated[Path, typer.Argument(help="Input file.", exists=True, dir_okay=False, readable=True)]
+
+
+def accounts_import_command(file: FileArgument, data_dir: DataDirOption = None, json_output: JsonOption = False) -> None:
+    """Import accounts from CSV: account_id,pan,currency[,opening_balance_minor,overdraft_limit_minor,...]."""
+    from ledgerflow.pipeline.accounts_import import import_accounts
+    from ledgerflow.pipeline.secrets import tokenizer_for
+
+    with _ledger(data_dir) as (ledger, settings):
+        try:
+            report = import_accounts(ledger, tokenizer_for(settings.data_dir), file)
+        except ValueError as exc:
+            raise _fail(str(exc)) from None
+    _emit(report.as_dict(), json_output)
+    if report.errors and not report.created and not report.unchanged:
+        raise typer.Exit(1)
+
+
+def ingest_command(file: FileArgument, data_dir: DataDirOption = None, json_output: JsonOption = False) -> None:
+    """Durably accept events (JSON lines, or ISO 8583 hex in a .csv `message` column); returns once committed."""
+    from ledgerflow.pipeline.ingest_service import ingest_file
+    from ledgerflow.pipeline.secrets import tokenizer_for
+
+    with _ledger(data_dir) as (ledger, settings):
+        report = ingest_file(ledger.connection, tokenizer_for(settings.data_dir), file)
+    _emit(report.as_dict(), json_output)
+
+
+def run_command(
+    data_dir: DataDirOption = None,
+    until_idle: Annotated[bool, typer.Option("--until-idle", help="Exit 0 once nothing is left to do.")] = False,
+    batch_size_max: Annotated[int, typer.Option("--batch-size-max", min=1, max=10_000,
+                                                help="Events per transaction at most.")] = 2_000,
+    json_output: JsonOption = False,
+) -> None:
+    """Run the pipeline until SIGTERM/SIGINT (graceful drain), or with --until-idle until nothing is left."""
+    from ledgerflow.pipeline.runner import Runner
+
+    with _ledger(data_dir) as (ledger, _settings):
+        runner = Runner(_pipeline(ledger, batch_size_max))
+        runner.install_signal_handlers()
+        totals = runner.run(until_idle=until_idle)
+    _emit({"events": totals.events, "posted": totals.posted, "rejected": totals.rejected,
+           "duplicates_parked": totals.duplicates_parked, "dead_lettered": totals.dead_lettered}, json_output)
+
+
+def _pipeline(ledger: Any, batch_size_max: int) -> Any:
+    from ledgerflow.pipeline.rules import PythonRulesEngine, RulesConfig
+    from ledgerflow.pipeline.service import PipelineConfig, PostingPipeline
+
+    return PostingPipeline(ledger, PythonRulesEngine(RulesConfig()), PipelineConfig(batch_size_max=batch_size_max))
+
+
+def status_command(data_dir: DataDirOption = None, json_output: JsonOption = False) -> None:
+    """Counts per stage: accepted, duplicates_parked, rejected, posted, dead_lettered, pending_work."""
+    from ledgerflow.pipeline.status import pipeline_status
+
+    with _ledger(data_dir) as (ledger, _settings):
+        status = pipeline_status(ledger.connection)
+    _emit(status, json_output)
+
+
+def generate_command(
+    count: Annotated[int, typer.Option("--count", min=1, help="Events to generate.")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="Traffic file to write.")],
+    seed: Annotated[int, typer.Option("--seed")] = 1,
+    duplicates: Annotated[float, typer.Option("--duplicates", min=0, max=50, help="Percent resent.")] = 0.0,
+    malformed: Annotated[float, typer.Option("--malformed", min=0, max=50, help="Percent malformed.")] = 0.0,
+    fmt: Annotated[str, typer.Option("--format", help="jsonl or iso8583.")] = "jsonl",
+    accounts: Annotated[Path | None, typer.Option("--accounts", help="Accounts CSV (default: beside the output, "
+                                                                      "accounts.csv).")] = None,
+    json_output: JsonOption = False,
+) -> None:
+    """Write realistic synthetic traffic and a matching accounts file."""
+    from ledgerflow.pipeline.generate import write_traffic
+
+    if fmt not in ("jsonl", "iso8583"):
+        raise _fail("--format must be jsonl or iso8583", 2)
+    accounts_path = accounts or output.with_name("accounts.csv")
+    write_traffic(output, accounts_path, count=count, seed=seed, duplicates_pct=duplicates,
+                  malformed_pct=malformed, fmt=fmt)  # type: ignore[arg-type]
+    _emit({"events": count, "traffic": str(output), "accounts": str(accounts_path), "format": fmt}, json_output)
+
+
+def demo_command(
+    data_dir: DataDirOption = None,
+    events: Annotated[int, typer.Option("--events", min=10, help="Events to generate.")] = 20_000,
+) -> None:
+    """Generate accounts and traffic, run the pipeline with a progress bar, print a summary and the check."""
+    from ledgerflow.pipeline.demo import run_demo
+
+    ok = run_demo(data_dir, events=events)
+    sys.exit(0 if ok else 1)
