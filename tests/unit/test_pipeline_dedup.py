@@ -1,0 +1,95 @@
+"""Duplicate key: equal for resends, different when any configured field differs."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta, timezone
+
+import msgspec
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from ledgerflow.domain.events import Envelope, TransactionDetail
+from ledgerflow.pipeline.dedup import DuplicateKeyConfig, duplicate_key, event_time_epoch_seconds
+from ledgerflow.pipeline.generate import sample_envelope
+from ledgerflow.pipeline.ingest import parse_jsonl
+from ledgerflow.pipeline.tokenize import PanTokenizer
+
+TOKENIZER = PanTokenizer(bytes(range(32)))
+CONFIG = DuplicateKeyConfig()
+
+
+def detail(**overrides: object) -> TransactionDetail:
+    envelope = parse_jsonl([json.dumps(sample_envelope())], TOKENIZER).accepted[0]
+    return msgspec.structs.replace(envelope.detail, **overrides)
+
+
+def test_defaults() -> None:
+    assert CONFIG.window_seconds == 300
+    assert CONFIG.fields == (
+        "panToken",
+        "systemTraceAuditNumber",
+        "authCode",
+        "transactionAmount",
+        "transmissionDateTime",
+    )
+
+
+def test_resend_with_other_non_key_fields_has_same_key() -> None:
+    key = duplicate_key(detail(), CONFIG)
+    assert len(key) == 32 and int(key, 16) >= 0
+    assert duplicate_key(detail(correlationId="other", merchantName="X", traceContext=None), CONFIG) == key
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("panToken", "k1.other"),
+        ("systemTraceAuditNumber", "000199"),
+        ("authCode", "503122"),
+        ("transactionAmount", 2001),
+        ("transmissionDateTime", datetime(2026, 11, 27, 9, 30, 1, tzinfo=UTC)),
+    ],
+)
+def test_each_key_field_changes_the_key(field: str, value: object) -> None:
+    assert duplicate_key(detail(**{field: value}), CONFIG) != duplicate_key(detail(), CONFIG)
+
+
+def test_same_instant_in_another_offset_has_same_key() -> None:
+    instant = datetime(2026, 11, 27, 9, 30, tzinfo=UTC)
+    shifted = instant.astimezone(timezone(timedelta(hours=2)))
+    assert duplicate_key(detail(transmissionDateTime=shifted), CONFIG) == duplicate_key(
+        detail(transmissionDateTime=instant), CONFIG
+    )
+
+
+@given(st.text("AB1 ", max_size=10), st.text("AB1 ", max_size=10))
+def test_field_boundaries_cannot_be_confused(first: str, second: str) -> None:
+    config = DuplicateKeyConfig(fields=("authCode", "merchantName"))
+    a = duplicate_key(detail(authCode=first, merchantName=second), config)
+    b = duplicate_key(detail(authCode=first + second, merchantName=""), config)
+    assert (a == b) == (second == "")
+
+
+def test_single_field_config_and_validation() -> None:
+    assert duplicate_key(detail(), DuplicateKeyConfig(fields=("panToken",))) != duplicate_key(
+        detail(), CONFIG
+    )
+    with pytest.raises(ValueError, match="unknown detail fields"):
+        DuplicateKeyConfig(fields=("PAN",))
+    with pytest.raises(ValueError):
+        DuplicateKeyConfig(fields=())
+    with pytest.raises(ValueError):
+        DuplicateKeyConfig(window_seconds=0)
+
+
+def test_event_time_epoch_seconds() -> None:
+    envelope = Envelope(
+        id="e",
+        detail_type="T",
+        source="s",
+        time=datetime(2026, 11, 27, 9, 30, 0, 900000, tzinfo=UTC),
+        detail=None,
+    )
+    assert event_time_epoch_seconds(envelope) == int(datetime(2026, 11, 27, 9, 30, tzinfo=UTC).timestamp())
