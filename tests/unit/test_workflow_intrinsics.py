@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import uuid
 from typing import Any
 
@@ -139,7 +140,7 @@ def test_partition_chunks_concatenate_back_to_the_array(items: list[int], size: 
 @given(st.integers(-50, 50), st.integers(-50, 50), st.integers(-7, 7).filter(bool))
 def test_array_range_is_inclusive_and_stepped(start: int, end: int, step: int) -> None:
     values = fn_array_range(start, end, step)
-    assert all(b - a == step for a, b in zip(values, values[1:]))
+    assert all(b - a == step for a, b in itertools.pairwise(values))
     if values:
         assert values[0] == start
         assert (min(start, end) <= values[-1] <= max(start, end))

@@ -6,14 +6,21 @@ Every test runs against both adapters of the ExecutionStore port (memory and SQL
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 
 from ledgerflow.adapters.memory.workflow_store import MemoryExecutionStore
 from ledgerflow.adapters.sqlite.workflow_store import SqliteExecutionStore
-from ledgerflow.workflow import ExecutionAlreadyExists, ExecutionNotFound, FakeClock, TaskRegistry, compile_machine
+from ledgerflow.workflow import (
+    ExecutionAlreadyExists,
+    ExecutionNotFound,
+    FakeClock,
+    TaskRegistry,
+    compile_machine,
+)
 from ledgerflow.workflow.standard import StandardExecutor
 from ledgerflow.workflow.store import ExecutionStore, TransitionConflict
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -123,7 +123,7 @@ def test_task_context_is_passed_to_two_argument_callables() -> None:
 
 
 def test_wait_sleeps_through_the_injected_clock() -> None:
-    clock = FakeClock(datetime(2026, 1, 1, tzinfo=timezone.utc))
+    clock = FakeClock(datetime(2026, 1, 1, tzinfo=UTC))
     machine = machine_of({
         "S": {"Type": "Wait", "Seconds": 30, "Next": "P"},
         "P": {"Type": "Wait", "SecondsPath": "$.delay", "Next": "T"},

@@ -101,7 +101,7 @@ def test_with_a_registry_unregistered_functions_are_errors() -> None:
     assert validate_definition(definition) == []
     registry = TaskRegistry()
     assert validate_definition(definition, registry=registry) == [
-        'State "A": Field "Resource" refers to function "arn:aws:lambda:us-east-1:1:function:missing", '
-        'which is not registered']
+        ('State "A": Field "Resource" refers to function "arn:aws:lambda:us-east-1:1:function:missing", '
+         'which is not registered')]
     registry.register("missing", lambda payload: payload)
     assert validate_definition(definition, registry=registry) == []

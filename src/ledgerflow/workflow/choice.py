@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import operator
 import re
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from ledgerflow.workflow.errors import RUNTIME, StatesError
 from ledgerflow.workflow.jsonpath import PathNotFound, PathSyntaxError, compile_path

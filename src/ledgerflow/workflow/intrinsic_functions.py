@@ -11,7 +11,8 @@ import math
 import random
 import re
 import uuid
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from ledgerflow.workflow.errors import INTRINSIC_FAILURE, StatesError
 
@@ -52,7 +53,7 @@ def _array(function: str, name: str, value: Any) -> list[Any]:
 
 def java_round(value: float) -> int:
     """Math.round of the JVM (half up towards +infinity), which MathAdd/MathRandom apply to decimals."""
-    return int(math.floor(value + 0.5))
+    return math.floor(value + 0.5)
 
 
 def json_key(value: Any) -> Any:

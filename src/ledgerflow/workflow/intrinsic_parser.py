@@ -33,7 +33,7 @@ class PathArg:
 @dataclass(frozen=True, slots=True)
 class Call:
     name: str
-    args: tuple["Literal | PathArg | Call", ...]
+    args: tuple[Literal | PathArg | Call, ...]
 
 
 _NAME = re.compile(r"States\.[A-Za-z0-9]+")

@@ -8,8 +8,9 @@ OutputPath null gives ``{}``. Each piece compiles to None when it is the identit
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from ledgerflow.workflow.errors import RESULT_PATH_MATCH_FAILURE, RUNTIME, StatesError
 from ledgerflow.workflow.jsonpath import PathNotFound, compile_path, compile_setter

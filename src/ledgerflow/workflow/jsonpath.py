@@ -8,8 +8,9 @@ and yields a list of every match; a definite path yields one value or raises ``P
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 Getter = Callable[[Any], Any]
 
@@ -65,7 +66,7 @@ def _parse_bracket(text: str, pos: int) -> tuple[_Step, int]:
     after = close + 1
     if inner == "*":
         return _Step("wild"), after
-    if inner.startswith("?") or inner.startswith("("):
+    if inner.startswith(("?", "(")):
         raise PathSyntaxError(f"filter and script expressions are not supported: {text!r}")
     try:
         if ":" in inner:

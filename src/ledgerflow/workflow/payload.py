@@ -8,13 +8,20 @@ structure; ``context`` may be None when ``needs_context`` is False.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from ledgerflow.workflow.errors import INTRINSIC_FAILURE, PARAMETER_PATH_FAILURE, StatesError
 from ledgerflow.workflow.intrinsic_functions import FUNCTIONS
-from ledgerflow.workflow.intrinsic_parser import Call, IntrinsicSyntaxError, Literal, PathArg, is_intrinsic
-from ledgerflow.workflow.intrinsic_parser import parse_intrinsic
+from ledgerflow.workflow.intrinsic_parser import (
+    Call,
+    IntrinsicSyntaxError,
+    Literal,
+    PathArg,
+    is_intrinsic,
+    parse_intrinsic,
+)
 from ledgerflow.workflow.jsonpath import PathNotFound, PathSyntaxError, compile_path
 
 Evaluator = Callable[[Any, Any], Any]

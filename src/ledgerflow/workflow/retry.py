@@ -10,8 +10,9 @@ MaxAttempts the error goes to the catchers (later retriers are not consulted).
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from ledgerflow.workflow.errors import (
     ALL,

@@ -57,8 +57,20 @@ class ExecutionTimedOut(WorkflowError):
 class Run:
     """What one execution carries through its states: time, history, services, identity."""
 
-    __slots__ = ("clock", "history", "services", "config", "rng", "machine_name", "input", "start_time",
-                 "deadline", "express", "_name", "_context_base")
+    __slots__ = (
+        "_context_base",
+        "_name",
+        "clock",
+        "config",
+        "deadline",
+        "express",
+        "history",
+        "input",
+        "machine_name",
+        "rng",
+        "services",
+        "start_time",
+    )
 
     def __init__(self, *, clock: Clock | None, history: History | None, services: Services,
                  config: EngineConfig, machine_name: str, data: Any, name: str | None = None,

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Callable
 from datetime import datetime
-from typing import Any, Callable
+from typing import Any
 
 from ledgerflow.workflow.clock import isoformat_ms
 from ledgerflow.workflow.errors import WorkflowError
@@ -68,7 +69,7 @@ class StandardExecutor:
             raise WorkflowError(f"execution {record.execution_arn} was started with another definition")
         history = History(machine.clock, first_event_id=record.next_event_id)
         run = machine.new_run(record.input, name=record.name, history=history, express=False,
-                              start_time=datetime.fromisoformat(record.start_date.replace("Z", "+00:00")))
+                              start_time=datetime.fromisoformat(record.start_date))
         position = {"next_event_id": record.next_event_id}
 
         def persist(status: str, state: str | None, data: Any, **outcome: Any) -> None:

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import math
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from ledgerflow.workflow.concurrency import run_all
 from ledgerflow.workflow.errors import EXCEED_TOLERATED_FAILURE_THRESHOLD, RUNTIME, StatesError
@@ -49,9 +50,7 @@ def _tolerance(spec: dict[str, Any]) -> Callable[[int, int], bool]:
     def exceeded(failures: int, total: int) -> bool:
         if count_max is not None and failures > count_max:
             return True
-        if percentage_max is not None and total and failures * 100 > percentage_max * total:
-            return True
-        return False
+        return bool(percentage_max is not None and total and failures * 100 > percentage_max * total)
 
     return exceeded
 

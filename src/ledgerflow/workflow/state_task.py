@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from ledgerflow.workflow.errors import RUNTIME, StatesError
 from ledgerflow.workflow.history import to_json_text
@@ -72,8 +73,8 @@ def _call(resolved: ResourceSpec, registry: TaskRegistry | None, name: str, payl
 
 def compile_task_invoke(name: str, spec: dict[str, Any], registry: TaskRegistry | None) -> Invoke:
     resolved = resolve_resource(spec["Resource"], spec.get("Parameters"), registry)
-    if isinstance(resolved, str):  # validation reports this; compile never gets here with a bad one
-        raise ValueError(resolved)
+    # Validation reports a bad resource; compile never gets here with one.
+    assert not isinstance(resolved, str), resolved
     timeout_for, heartbeat_for = _limit(spec, "TimeoutSeconds"), _limit(spec, "HeartbeatSeconds")
     described = {"resourceType": resolved.resource_type, "resource": resolved.short_resource}
     if resolved.kind == "function":

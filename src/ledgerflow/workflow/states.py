@@ -6,9 +6,10 @@ walks it. History events are recorded only when ``run.history`` is set, so Expre
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Callable
+from typing import Any
 
 from ledgerflow.workflow.choice import compile_rule
 from ledgerflow.workflow.errors import NO_CHOICE_MATCHED, RUNTIME, StatesError
@@ -78,7 +79,7 @@ def compile_state(name: str, spec: dict[str, Any], registry: TaskRegistry | None
         return CompiledState(name, kind, _compile_succeed(name, spec))
     if kind == "Fail":
         return CompiledState(name, kind, _compile_fail(name, spec))
-    from ledgerflow.workflow import state_task, state_parallel  # local: they import this module
+    from ledgerflow.workflow import state_parallel, state_task  # local: they import this module
 
     if kind == "Task":
         invoke = state_task.compile_task_invoke(name, spec, registry)

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from ledgerflow.workflow.errors import HEARTBEAT_TIMEOUT, TIMEOUT, StatesError
 from ledgerflow.workflow.tasks import RegisteredTask, TaskContext, TaskRegistry
@@ -51,7 +52,7 @@ def _call_with_limits(task: RegisteredTask, payload: Any,
                 outcome["value"] = task.function(payload, context(heartbeat))
             else:
                 outcome["value"] = task.function(payload)
-        except BaseException as exc:  # handed to the waiting thread, re-raised there
+        except BaseException as exc:  # noqa: BLE001 - handed to the waiting thread, re-raised there
             outcome["error"] = exc
         finally:
             done.set()

@@ -10,7 +10,13 @@ import threading
 from dataclasses import replace
 from typing import Any
 
-from ledgerflow.workflow.store import ExecutionRecord, ExecutionStore, Transition, TransitionConflict, apply_transition
+from ledgerflow.workflow.store import (
+    ExecutionRecord,
+    ExecutionStore,
+    Transition,
+    TransitionConflict,
+    apply_transition,
+)
 
 
 def _freeze(record: ExecutionRecord) -> ExecutionRecord:
