@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from typing import Any
 
@@ -321,19 +322,27 @@ def test_matcher_index_narrows_candidates() -> None:
     matcher = PatternMatcher()
     for index in range(1000):
         matcher.add(f"rule-{index}", {"source": [f"source-{index % 50}"], "detail-type": [f"type-{index}"]})
-    calls = 0
-    for group in matcher._groups.values():  # count evaluations by wrapping each entry
+    evaluated: list[str] = []
+
+    def counting(entry: Any, inner: Any) -> Any:
+        def evaluate(event: Any) -> bool:
+            evaluated.append(entry.rule_name)
+            return inner(event)
+
+        return evaluate
+
+    for group in matcher._groups.values():  # wrap every compiled branch to count evaluations
         for key, entries in group.by_values.items():
-            wrapped = []
-            for entry in entries:
-
-                def counting(event: Any, inner: Any = entry.evaluate) -> bool:
-                    nonlocal calls
-                    calls += 1
-                    return inner(event)
-
-                wrapped.append(type(entry)(entry.rule_name, entry.order, counting))
-            group.by_values[key] = wrapped
+            group.by_values[key] = [
+                dataclasses.replace(
+                    e, evaluate=counting(e, e.evaluate), evaluate_rest=counting(e, e.evaluate_rest)
+                )
+                for e in entries
+            ]
     event = {**ENVELOPE, "source": "source-7", "detail-type": "type-507"}
     assert matcher.match(event) == ["rule-507"]
-    assert calls == 1
+    assert evaluated == ["rule-507"]
+    # An array-valued index field takes the general path and still narrows to the right rule.
+    evaluated.clear()
+    assert matcher.match({**event, "source": ["x", "source-7"]}) == ["rule-507"]
+    assert evaluated == ["rule-507"]

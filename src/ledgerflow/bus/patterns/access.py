@@ -7,7 +7,11 @@ carries its *membership*: the (array id, element index) pairs it passed through.
 used together only when they agree on the index of every array they share (array consistency).
 
 `make_resolver(path)` returns a function event -> (values, memberships). memberships is None when no
-array was crossed (the common case, taken without allocating), else a list parallel to values.
+array was crossed, else a list parallel to values.
+
+`make_fast_resolver(path)` serves the common case without allocating: it returns the single scalar
+value of the path, or MISSING when the path has no value, or SLOW when arrays or dotted keys are
+involved and the full resolver must be used.
 """
 
 from __future__ import annotations
@@ -20,7 +24,10 @@ Resolved = tuple[list[Any], list[Membership] | None]
 Resolver = Callable[[Any], Resolved]
 
 _MISSING = object()
+MISSING = _MISSING  # the path has no value in the event
+SLOW = object()  # arrays or dotted keys on the way: use the full resolver
 _EMPTY: Resolved = ([], None)
+FastResolver = Callable[[Any], Any]
 
 
 def _candidates(segments: list[str]) -> list[list[tuple[str, int]]]:
@@ -90,3 +97,55 @@ def make_resolver(path: str) -> Resolver:
         return [node], None
 
     return resolve
+
+
+def _leaf(value: Any) -> Any:
+    """Classify the node a path ends on: scalar value, MISSING (an object) or SLOW (an array)."""
+    value_type = type(value)
+    if value_type is str:
+        return value
+    if value_type is dict:
+        return _MISSING
+    if value_type is list:
+        return SLOW
+    if isinstance(value, dict):
+        return _MISSING
+    if isinstance(value, list):
+        return SLOW
+    return value
+
+
+def make_fast_resolver(path: str) -> FastResolver:
+    """A function event -> scalar value | MISSING | SLOW (see module docstring)."""
+    segments = path.split(".")
+    if len(segments) == 1:
+        key = segments[0]
+
+        def fast_one(event: Any) -> Any:
+            return _leaf(event.get(key, _MISSING))
+
+        return fast_one
+    if len(segments) == 2:
+        first, second = segments
+        joined = path
+
+        def fast_two(event: Any) -> Any:
+            if joined in event:
+                return SLOW
+            node = event.get(first, _MISSING)
+            if type(node) is dict:
+                return _leaf(node.get(second, _MISSING))
+            if node is _MISSING or not isinstance(node, (dict, list)):
+                return _MISSING
+            return SLOW
+
+        return fast_two
+    full = make_resolver(path)
+
+    def fast_many(event: Any) -> Any:
+        values, memberships = full(event)
+        if memberships is not None or len(values) > 1:
+            return SLOW
+        return values[0] if values else _MISSING
+
+    return fast_many

@@ -14,7 +14,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from ledgerflow.bus.patterns.access import Membership, Resolver, make_resolver
+from ledgerflow.bus.patterns.access import (
+    MISSING,
+    SLOW,
+    FastResolver,
+    Membership,
+    Resolver,
+    make_fast_resolver,
+    make_resolver,
+)
 from ledgerflow.bus.patterns.errors import InvalidEventException
 from ledgerflow.bus.patterns.model import Branch, Rule
 from ledgerflow.bus.patterns.numbers import EventFloat
@@ -26,23 +34,33 @@ EventPredicate = Callable[[dict[str, Any]], bool]
 ENVELOPE_FIELDS = frozenset(["id", "account", "source", "time", "region", "detail-type"])
 
 
+ResolverPair = tuple[FastResolver, Resolver]
+
+
 @dataclass(frozen=True, slots=True)
 class CompiledField:
     path: str
+    fast: FastResolver
     resolve: Resolver
     predicate: Predicate | None  # None: the field only accepts absence
     absence_ok: bool
 
 
+def resolvers_for(path: str, cache: dict[str, ResolverPair] | None) -> ResolverPair:
+    """The (fast, full) resolvers of a path; `cache` lets many rules share them."""
+    if cache is None:
+        return make_fast_resolver(path), make_resolver(path)
+    pair = cache.get(path)
+    if pair is None:
+        pair = cache[path] = (make_fast_resolver(path), make_resolver(path))
+    return pair
+
+
 def compile_field(
-    path: str, matchers: tuple[Any, ...], resolvers: dict[str, Resolver] | None = None
+    path: str, matchers: tuple[Any, ...], cache: dict[str, ResolverPair] | None = None
 ) -> CompiledField:
-    """Compile one field; `resolvers` lets many rules share one resolver per path."""
-    if resolvers is None:
-        resolve = make_resolver(path)
-    else:
-        resolve = resolvers.get(path) or resolvers.setdefault(path, make_resolver(path))
-    return CompiledField(path, resolve, field_predicate(matchers), allows_absence(matchers))
+    fast, resolve = resolvers_for(path, cache)
+    return CompiledField(path, fast, resolve, field_predicate(matchers), allows_absence(matchers))
 
 
 def _merge(chosen: dict[int, int], membership: Membership) -> dict[int, int] | None:
@@ -58,55 +76,64 @@ def _merge(chosen: dict[int, int], membership: Membership) -> dict[int, int] | N
     return merged
 
 
-def _consistent_search(pending: list[tuple[CompiledField, list[Any], list[Membership]]]) -> bool:
+Pending = tuple[Predicate | None, bool, list[Any], list[Membership]]
+
+
+def _consistent_search(pending: list[Pending]) -> bool:
     def search(position: int, chosen: dict[int, int]) -> bool:
         if position == len(pending):
             return True
-        field, values, memberships = pending[position]
+        predicate, absence_ok, values, memberships = pending[position]
         seen_consistent = False
         for value, membership in zip(values, memberships):
             merged = _merge(chosen, membership)
             if merged is None:
                 continue
             seen_consistent = True
-            if field.predicate is not None and field.predicate(value) and search(position + 1, merged):
+            if predicate is not None and predicate(value) and search(position + 1, merged):
                 return True
-        return field.absence_ok and not seen_consistent and search(position + 1, chosen)
+        return absence_ok and not seen_consistent and search(position + 1, chosen)
 
     return search(0, {})
 
 
-def compile_branch(branch: Branch, resolvers: dict[str, Resolver] | None = None) -> EventPredicate:
-    """One branch (a map of path -> matchers) as a function event -> bool."""
-    fields = [compile_field(path, branch[path], resolvers) for path in sorted(branch)]
+def compile_branch(
+    branch: Branch, cache: dict[str, ResolverPair] | None = None, skip_paths: frozenset[str] = frozenset()
+) -> EventPredicate:
+    """One branch (a map of path -> matchers) as a function event -> bool.
+
+    `skip_paths` leaves out fields the caller has already established as matched by scalar values
+    (such fields cannot take part in array consistency, so leaving them out changes nothing else).
+    """
+    compiled = [compile_field(path, branch[path], cache) for path in sorted(branch) if path not in skip_paths]
+    fields = tuple((f.fast, f.resolve, f.predicate, f.absence_ok) for f in compiled)
 
     def evaluate(event: dict[str, Any]) -> bool:
-        pending: list[tuple[CompiledField, list[Any], list[Membership]]] | None = None
-        for field in fields:
-            values, memberships = field.resolve(event)
-            if memberships is not None:
-                pending = pending or []
-                pending.append((field, values, memberships))
-                continue
-            if not values:
-                if not field.absence_ok:
+        pending: list[Pending] | None = None
+        for fast, resolve, predicate, absence_ok in fields:
+            value = fast(event)
+            if value is SLOW:
+                values, memberships = resolve(event)
+                if memberships is not None:
+                    pending = pending or []
+                    pending.append((predicate, absence_ok, values, memberships))
+                elif not values:
+                    if not absence_ok:
+                        return False
+                elif predicate is None or not any(map(predicate, values)):
                     return False
-                continue
-            predicate = field.predicate
-            if predicate is None:
-                return False
-            if len(values) == 1:
-                if not predicate(values[0]):
+            elif value is MISSING:
+                if not absence_ok:
                     return False
-            elif not any(map(predicate, values)):
+            elif predicate is None or not predicate(value):
                 return False
         return pending is None or _consistent_search(pending)
 
     return evaluate
 
 
-def compile_rule(rule: Rule, resolvers: dict[str, Resolver] | None = None) -> EventPredicate:
-    branches = [compile_branch(branch, resolvers) for branch in rule]
+def compile_rule(rule: Rule, cache: dict[str, ResolverPair] | None = None) -> EventPredicate:
+    branches = [compile_branch(branch, cache) for branch in rule]
     if len(branches) == 1:
         return branches[0]
     return lambda event: any(branch(event) for branch in branches)

@@ -9,13 +9,12 @@ candidates, not against every rule.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from itertools import product
 from typing import Any
 
-from ledgerflow.bus.patterns.access import Resolver, make_resolver
-from ledgerflow.bus.patterns.compile import EventPredicate, compile_branch
+from ledgerflow.bus.patterns.access import MISSING, SLOW, FastResolver, Resolver
+from ledgerflow.bus.patterns.compile import EventPredicate, ResolverPair, compile_branch, resolvers_for
 from ledgerflow.bus.patterns.model import Branch, Kind
 from ledgerflow.bus.patterns.validate import parse_rule
 
@@ -28,7 +27,8 @@ INDEX_PRODUCT_MAX = 64  # beyond this many value combinations an event scans the
 class _Entry:
     rule_name: str
     order: int
-    evaluate: EventPredicate
+    evaluate: EventPredicate  # the whole branch
+    evaluate_rest: EventPredicate  # the branch without its index fields, once the index matched scalars
 
 
 @dataclass
@@ -36,7 +36,8 @@ class _Group:
     """Branches indexed on the same paths: value tuple -> entries."""
 
     paths: tuple[str, ...]
-    resolvers: tuple[Resolver, ...]
+    fast: tuple[FastResolver, ...]
+    full: tuple[Resolver, ...]
     by_values: dict[tuple[str, ...], list[_Entry]] = field(default_factory=dict)
 
 
@@ -66,7 +67,7 @@ class PatternMatcher:
     """
 
     def __init__(self) -> None:
-        self._resolvers: dict[str, Resolver] = {}
+        self._resolvers: dict[str, ResolverPair] = {}
         self._groups: dict[tuple[str, ...], _Group] = {}
         self._unindexed: list[_Entry] = []
         self._keys: dict[str, list[tuple[tuple[str, ...], tuple[str, ...] | None]]] = {}
@@ -88,8 +89,13 @@ class PatternMatcher:
         self._next_order += 1
         placed: list[tuple[tuple[str, ...], tuple[str, ...] | None]] = []
         for branch in rule:
-            entry = _Entry(rule_name, order, compile_branch(branch, self._resolvers))
             paths = _index_paths(branch)
+            entry = _Entry(
+                rule_name,
+                order,
+                compile_branch(branch, self._resolvers),
+                compile_branch(branch, self._resolvers, frozenset(paths)),
+            )
             if not paths:
                 self._unindexed.append(entry)
                 placed.append(((), None))
@@ -120,47 +126,43 @@ class PatternMatcher:
     def _group(self, paths: tuple[str, ...]) -> _Group:
         group = self._groups.get(paths)
         if group is None:
-            resolvers = tuple(
-                self._resolvers.get(path) or self._resolvers.setdefault(path, make_resolver(path))
-                for path in paths
-            )
-            group = self._groups[paths] = _Group(paths, resolvers)
+            pairs = [resolvers_for(path, self._resolvers) for path in paths]
+            group = _Group(paths, tuple(p[0] for p in pairs), tuple(p[1] for p in pairs))
+            self._groups[paths] = group
         return group
-
-    def _candidates(self, event: dict[str, Any]) -> Iterator[_Entry]:
-        yield from self._unindexed
-        for group in self._groups.values():
-            value_lists = []
-            for resolve in group.resolvers:
-                values = resolve(event)[0]
-                if not values:
-                    break
-                value_lists.append(values)
-            else:
-                if len(value_lists) == 1:
-                    keys: Any = ((value,) for value in value_lists[0])
-                else:
-                    size = 1
-                    for values in value_lists:
-                        size *= len(values)
-                    if size > INDEX_PRODUCT_MAX:
-                        for entries in group.by_values.values():
-                            yield from entries
-                        continue
-                    keys = product(*value_lists)
-                by_values = group.by_values
-                for key in keys:
-                    # Leaves are scalars; only equal strings can equal the stored string tuples.
-                    entries = by_values.get(key)
-                    if entries:
-                        yield from entries
 
     def match(self, event: dict[str, Any]) -> list[str]:
         """Names of the rules the event matches, in the order the rules were added."""
         matched: dict[str, int] = {}
-        for entry in self._candidates(event):
+        for entry in self._unindexed:
             if entry.rule_name not in matched and entry.evaluate(event):
                 matched[entry.rule_name] = entry.order
+        for group in self._groups.values():
+            key = tuple(fast(event) for fast in group.fast)
+            if MISSING in key:
+                continue  # identity test: scalars never equal the sentinel
+            if SLOW in key:
+                self._match_slow(group, event, matched)
+                continue
+            for entry in group.by_values.get(key, ()):
+                if entry.rule_name not in matched and entry.evaluate_rest(event):
+                    matched[entry.rule_name] = entry.order
         if len(matched) <= 1:
             return list(matched)
         return sorted(matched, key=matched.__getitem__)
+
+    def _match_slow(self, group: _Group, event: dict[str, Any], matched: dict[str, int]) -> None:
+        """Index lookup when some index field has several values or sits under an array."""
+        value_lists = [resolve(event)[0] for resolve in group.full]
+        size = 1
+        for values in value_lists:
+            size *= len(values)
+        if size == 0:
+            return
+        if size > INDEX_PRODUCT_MAX:
+            candidates = [entry for entries in group.by_values.values() for entry in entries]
+        else:
+            candidates = [entry for key in product(*value_lists) for entry in group.by_values.get(key, ())]
+        for entry in candidates:
+            if entry.rule_name not in matched and entry.evaluate(event):
+                matched[entry.rule_name] = entry.order
