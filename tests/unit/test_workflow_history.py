@@ -78,3 +78,15 @@ def test_map_and_parallel_events() -> None:
 def test_history_is_off_by_default_in_express_mode() -> None:
     machine = compile_machine({"StartAt": "A", "States": {"A": {"Type": "Pass", "End": True}}})
     assert machine.execute({}).events is None
+
+
+def test_oversized_state_output_is_a_terminal_data_limit_error_when_history_is_recorded() -> None:
+    registry = TaskRegistry()
+    registry.register("double", lambda payload: payload + payload)
+    machine = compile_machine({"StartAt": "T", "States": {
+        "T": {"Type": "Task", "Resource": "double", "InputPath": "$.text", "End": True,
+              "Catch": [{"ErrorEquals": ["States.ALL"], "Next": "Handled"}]},
+        "Handled": {"Type": "Pass", "End": True}}}, registry=registry)
+    result = machine.execute({"text": "é" * 70_000}, history=True)  # 140 KB in, 280 KB out
+    assert (result.status, result.error) == ("FAILED", "States.DataLimitExceeded")
+    assert machine.execute({"text": "é" * 1_000}, history=True).status == "SUCCEEDED"

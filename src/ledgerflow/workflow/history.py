@@ -12,12 +12,26 @@ import threading
 from typing import Any
 
 from ledgerflow.workflow.clock import Clock, isoformat_ms
+from ledgerflow.workflow.errors import DATA_LIMIT_EXCEEDED, StatesError
 
 EVENTS_PER_EXECUTION_MAX = 25_000  # the AWS history limit for Standard executions
+PAYLOAD_BYTES_MAX = 262_144  # the AWS limit on a state's input or output (256 KiB of UTF-8)
 
 
 def to_json_text(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+def checked_json_text(value: Any) -> str:
+    """JSON text of a state input/output; over 256 KiB is ``States.DataLimitExceeded`` (terminal).
+
+    Only executions that record history pay for the serialisation, so only they enforce the limit.
+    """
+    text = to_json_text(value)
+    # Cheap test first: a UTF-8 character is at most 4 bytes.
+    if len(text) * 4 > PAYLOAD_BYTES_MAX and len(text.encode("utf-8")) > PAYLOAD_BYTES_MAX:
+        raise StatesError(DATA_LIMIT_EXCEEDED, f"The state input or output exceeds {PAYLOAD_BYTES_MAX} bytes")
+    return text
 
 
 def details_key(event_type: str, state_event: bool) -> str:
@@ -63,11 +77,11 @@ class History:
 
     def state_entered(self, state_type: str, name: str, data: Any) -> int:
         return self.add(f"{state_type}StateEntered", {
-            "name": name, "input": to_json_text(data), "inputDetails": {"truncated": False}})
+            "name": name, "input": checked_json_text(data), "inputDetails": {"truncated": False}})
 
     def state_exited(self, state_type: str, name: str, data: Any) -> int:
         return self.add(f"{state_type}StateExited", {
-            "name": name, "output": to_json_text(data), "outputDetails": {"truncated": False}})
+            "name": name, "output": checked_json_text(data), "outputDetails": {"truncated": False}})
 
     def drain(self) -> list[dict[str, Any]]:
         """Take the events recorded since the last drain (Standard mode persists them per transition)."""
