@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import time
 from datetime import UTC, datetime, timedelta
+
+_ZERO = timedelta(0)
 from typing import Protocol
 
 
@@ -47,4 +49,6 @@ class FakeClock:
 
 def isoformat_ms(moment: datetime) -> str:
     """``2026-01-01T00:00:00.000Z`` – the timestamp form used in history events and context objects."""
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+    if moment.utcoffset() != _ZERO:
+        moment = moment.astimezone(UTC)
+    return moment.isoformat(timespec="milliseconds")[:23] + "Z"
