@@ -118,7 +118,7 @@ def test_compiled_pattern_agrees_with_reference(pattern: dict[str, Any], event: 
     assert compiled(event) is reference_match(pattern, event)
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(patterns, st.data())
 def test_compiled_pattern_agrees_on_events_shaped_like_it(
     pattern: dict[str, Any], data: st.DataObject

@@ -122,7 +122,8 @@ def make_fast_resolver(path: str) -> FastResolver:
         key = segments[0]
 
         def fast_one(event: Any) -> Any:
-            return _leaf(event.get(key, _MISSING))
+            value = event.get(key, _MISSING)
+            return value if type(value) is str else _leaf(value)
 
         return fast_one
     if len(segments) == 2:
@@ -134,7 +135,8 @@ def make_fast_resolver(path: str) -> FastResolver:
                 return SLOW
             node = event.get(first, _MISSING)
             if type(node) is dict:
-                return _leaf(node.get(second, _MISSING))
+                value = node.get(second, _MISSING)
+                return value if type(value) is str else _leaf(value)
             if node is _MISSING or not isinstance(node, (dict, list)):
                 return _MISSING
             return SLOW

@@ -97,6 +97,10 @@ def _consistent_search(pending: list[Pending]) -> bool:
     return search(0, {})
 
 
+def _always(event: dict[str, Any]) -> bool:
+    return True
+
+
 def compile_branch(
     branch: Branch, cache: dict[str, ResolverPair] | None = None, skip_paths: frozenset[str] = frozenset()
 ) -> EventPredicate:
@@ -107,6 +111,8 @@ def compile_branch(
     """
     compiled = [compile_field(path, branch[path], cache) for path in sorted(branch) if path not in skip_paths]
     fields = tuple((f.fast, f.resolve, f.predicate, f.absence_ok) for f in compiled)
+    if not fields:
+        return _always
 
     def evaluate(event: dict[str, Any]) -> bool:
         pending: list[Pending] | None = None

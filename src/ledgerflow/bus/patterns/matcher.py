@@ -36,7 +36,7 @@ class _Group:
     """Branches indexed on the same paths: value tuple -> entries."""
 
     paths: tuple[str, ...]
-    fast: tuple[FastResolver, ...]
+    key_of: Any  # event -> value tuple, None (no value) or SLOW; see _key_function
     full: tuple[Resolver, ...]
     by_values: dict[tuple[str, ...], list[_Entry]] = field(default_factory=dict)
 
@@ -58,6 +58,41 @@ def _index_paths(branch: Branch) -> tuple[str, ...]:
         return rank, len(branch[path]), path
 
     return tuple(sorted(sorted(candidates, key=preference)[:INDEX_FIELDS_MAX]))
+
+
+def _key_function(fast: tuple[FastResolver, ...]) -> Any:
+    """event -> tuple of the scalar values of the index paths, None if one has no value, or SLOW."""
+    if len(fast) == 1:
+        (only,) = fast
+
+        def key_of_one(event: dict[str, Any]) -> Any:
+            value = only(event)
+            if value is MISSING:
+                return None
+            return SLOW if value is SLOW else (value,)
+
+        return key_of_one
+    if len(fast) == 2:
+        first, second = fast
+
+        def key_of_two(event: dict[str, Any]) -> Any:
+            one = first(event)
+            if one is MISSING:
+                return None
+            two = second(event)
+            if two is MISSING:
+                return None
+            return SLOW if one is SLOW or two is SLOW else (one, two)
+
+        return key_of_two
+
+    def key_of_many(event: dict[str, Any]) -> Any:
+        values = tuple(resolve(event) for resolve in fast)
+        if any(value is MISSING for value in values):
+            return None
+        return SLOW if any(value is SLOW for value in values) else values
+
+    return key_of_many
 
 
 class PatternMatcher:
@@ -127,7 +162,7 @@ class PatternMatcher:
         group = self._groups.get(paths)
         if group is None:
             pairs = [resolvers_for(path, self._resolvers) for path in paths]
-            group = _Group(paths, tuple(p[0] for p in pairs), tuple(p[1] for p in pairs))
+            group = _Group(paths, _key_function(tuple(p[0] for p in pairs)), tuple(p[1] for p in pairs))
             self._groups[paths] = group
         return group
 
@@ -138,10 +173,10 @@ class PatternMatcher:
             if entry.rule_name not in matched and entry.evaluate(event):
                 matched[entry.rule_name] = entry.order
         for group in self._groups.values():
-            key = tuple(fast(event) for fast in group.fast)
-            if MISSING in key:
-                continue  # identity test: scalars never equal the sentinel
-            if SLOW in key:
+            key = group.key_of(event)
+            if key is None:
+                continue
+            if key is SLOW:
                 self._match_slow(group, event, matched)
                 continue
             for entry in group.by_values.get(key, ()):
