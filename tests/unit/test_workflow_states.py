@@ -30,6 +30,9 @@ def test_fail_state_reports_error_and_cause_from_literals_or_paths() -> None:
     from_paths = machine_of({"S": {"Type": "Fail", "ErrorPath": "$.e", "CausePath": "$.c"}}).execute(
         {"e": "E1", "c": "C1"})
     assert (from_paths.error, from_paths.cause) == ("E1", "C1")
+    formatted = machine_of({"S": {"Type": "Fail", "Error": "Limit",
+                                  "CausePath": "States.Format('{} over {}', $.amount, $$.State.Name)"}})
+    assert formatted.execute({"amount": 5}).cause == "5 over S"
 
 
 def registry_with(**functions: Any) -> TaskRegistry:

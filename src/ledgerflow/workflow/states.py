@@ -15,7 +15,7 @@ from ledgerflow.workflow.choice import compile_rule
 from ledgerflow.workflow.errors import NO_CHOICE_MATCHED, RUNTIME, StatesError
 from ledgerflow.workflow.io_processing import StateIO, compile_selection, compile_state_io
 from ledgerflow.workflow.jsonpath import PathNotFound, compile_path
-from ledgerflow.workflow.payload import deep_copy_json
+from ledgerflow.workflow.payload import compile_dynamic_value, deep_copy_json
 from ledgerflow.workflow.retry import compile_catchers, compile_retriers, find_catcher, find_retrier
 from ledgerflow.workflow.runtime import Run
 from ledgerflow.workflow.tasks import TaskRegistry
@@ -277,26 +277,24 @@ def _compile_succeed(name: str, spec: dict[str, Any]) -> StateFn:
 
 
 def _compile_fail(name: str, spec: dict[str, Any]) -> StateFn:
-    def field_value(field: str) -> Callable[[Any], str | None]:
+    def field_value(field: str) -> Callable[[Any, Run], str | None]:
         if f"{field}Path" in spec:
-            get = compile_path(spec[f"{field}Path"]).get
+            # ErrorPath/CausePath take a path or an intrinsic function (e.g. States.Format).
+            evaluate, needs_context = compile_dynamic_value(spec[f"{field}Path"], f"{field}Path")
 
-            def from_path(raw: Any) -> str | None:
-                try:
-                    value = get(raw)
-                except PathNotFound:
-                    raise StatesError(RUNTIME, f"Invalid path '{spec[field + 'Path']}' in Fail state") from None
+            def from_path(raw: Any, run: Run) -> str | None:
+                value = evaluate(raw, run.context_object(name) if needs_context else None)
                 return value if isinstance(value, str) else None
 
             return from_path
         constant = spec.get(field)
-        return lambda raw: constant
+        return lambda raw, run: constant
 
     error_of, cause_of = field_value("Error"), field_value("Cause")
 
     def run_fail(raw: Any, run: Run) -> tuple[Any, str | None]:
         if run.history is not None:
             run.history.state_entered("Fail", name, raw)
-        raise StatesError(error_of(raw) or "", cause_of(raw) or "")
+        raise StatesError(error_of(raw, run) or "", cause_of(raw, run) or "")
 
     return run_fail

@@ -13,7 +13,7 @@ from typing import Any
 from ledgerflow.workflow.choice import ChoiceRuleError, compile_rule
 from ledgerflow.workflow.errors import ALL, PREDEFINED_ERRORS
 from ledgerflow.workflow.jsonpath import PathSyntaxError, compile_path, compile_setter
-from ledgerflow.workflow.payload import TemplateError, compile_template
+from ledgerflow.workflow.payload import TemplateError, compile_dynamic_value, compile_template
 from ledgerflow.workflow.tasks import TaskRegistry, resolve_resource
 from ledgerflow.workflow.timestamps import parse_timestamp
 
@@ -179,8 +179,13 @@ def _check_target(target: Any, states: dict[str, Any], field: str, err: Any) -> 
 
 
 def _check_paths(state: dict[str, Any], err: Any) -> None:
-    for field in ("InputPath", "OutputPath", "ItemsPath", "SecondsPath", "TimestampPath", "ErrorPath",
-                  "CausePath", "TimeoutSecondsPath", "HeartbeatSecondsPath", "MaxConcurrencyPath",
+    for field in ("ErrorPath", "CausePath"):
+        if field in state:
+            try:
+                compile_dynamic_value(state[field], field)
+            except TemplateError as exc:
+                err(field, f"is not a valid path or intrinsic function: {exc}")
+    for field in ("InputPath", "OutputPath", "ItemsPath", "SecondsPath", "TimestampPath", "TimeoutSecondsPath", "HeartbeatSecondsPath", "MaxConcurrencyPath",
                   "ToleratedFailureCountPath", "ToleratedFailurePercentagePath"):
         if field in state:
             value = state[field]
