@@ -139,7 +139,7 @@ class InboundAuthorization(_CardFields, kw_only=True, gc=False):
     """``TransactionAuthorized`` detail as producers publish it (clear PAN; ingest only).
 
     Decoding normalises: amounts (digit strings or integers) become ``int`` minor units, currencies
-    (alpha or numeric ISO 4217) become alpha codes, ``conversionRate`` (string or JSON number, read
+    (alpha or numeric ISO 4217) become alpha codes, transmission times become UTC, ``conversionRate`` (string or JSON number, read
     exactly, never through float) becomes a canonical decimal string, and ``original: {...}`` fills the
     flat ``original*`` fields when those are absent.
     """
@@ -178,6 +178,13 @@ class InboundAuthorization(_CardFields, kw_only=True, gc=False):
         if self.original is not None:
             _merge_original(self, self.original)
             self.original = None
+        # One representation per instant (UTC), so that keys and comparisons do not depend on the offset
+        # a producer wrote; "Z" decodes to UTC already and costs only the identity check.
+        if self.transmissionDateTime.tzinfo is not UTC:
+            self.transmissionDateTime = self.transmissionDateTime.astimezone(UTC)
+        original_time = self.originalTransmissionDateTime
+        if original_time is not None and original_time.tzinfo is not UTC:
+            self.originalTransmissionDateTime = original_time.astimezone(UTC)
         _check_card_fields(self)
 
 
@@ -417,8 +424,22 @@ def derived_event_id(previous_id: str, detail_type: str) -> str:
     """Deterministic id of the ``detail_type`` event derived from event ``previous_id``.
 
     Reprocessing the same input yields the same id, so the transport's de-duplication absorbs retries.
+    Equal to ``str(uuid.uuid5(DERIVED_ID_NAMESPACE, f"{previous_id}/{detail_type}"))``, built without the
+    UUID object (a third of the cost).
     """
-    return str(uuid.uuid5(DERIVED_ID_NAMESPACE, f"{previous_id}/{detail_type}"))
+    return uuid5_text(_DERIVED_NAMESPACE_BYTES, f"{previous_id}/{detail_type}")
+
+
+_DERIVED_NAMESPACE_BYTES: Final = DERIVED_ID_NAMESPACE.bytes
+
+
+def uuid5_text(namespace_bytes: bytes, name: str) -> str:
+    """The text of ``uuid.uuid5(UUID(bytes=namespace_bytes), name)``."""
+    digest = hashlib.sha1(namespace_bytes + name.encode(), usedforsecurity=False).digest()
+    high = (int.from_bytes(digest[:8], "big") & ~(0xF << 12)) | (5 << 12)  # version 5
+    low = (int.from_bytes(digest[8:16], "big") & ~(0xC << 60)) | (0x8 << 60)  # RFC 4122 variant
+    text = f"{high:016x}{low:016x}"
+    return f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:]}"
 
 
 E = TypeVar("E", bound=_Lifecycle)

@@ -35,6 +35,15 @@ def _best_us_per_item(items: Sequence[Any], stage: Callable[[Any], object]) -> f
     return best / len(items) * 1e6
 
 
+def _best_us_per_stream(items: Sequence[Any], stage: Callable[[Sequence[Any]], object]) -> float:
+    best = float("inf")
+    for _ in range(PASSES):
+        started = time.perf_counter()
+        stage(items)
+        best = min(best, time.perf_counter() - started)
+    return best / len(items) * 1e6
+
+
 def main(count: int = 20_000) -> dict[str, float]:
     tokenizer = PanTokenizer(bytes(range(32)))
     lines, accounts = generate_traffic(count, 1, duplicates_pct=0, malformed_pct=0, fmt="jsonl")
@@ -48,11 +57,11 @@ def main(count: int = 20_000) -> dict[str, float]:
     config, engine = DuplicateKeyConfig(), PythonRulesEngine()
     encoder = msgspec.json.Encoder()
     results = {
-        "ingest JSON line (decode+validate+tokenize)": _best_us_per_item(
-            encoded, lambda raw: list(iter_jsonl([raw], tokenizer))
+        "ingest JSON line (decode+validate+tokenize)": _best_us_per_stream(
+            encoded, lambda items: list(iter_jsonl(items, tokenizer))
         ),
-        "ingest ISO 8583 row": _best_us_per_item(
-            iso_lines[1:], lambda row: list(iter_iso8583_csv([iso_lines[0], row], tokenizer))
+        "ingest ISO 8583 CSV row": _best_us_per_stream(
+            iso_lines[1:], lambda rows: list(iter_iso8583_csv([iso_lines[0], *rows], tokenizer))
         ),
         "duplicate_key": _best_us_per_item(
             envelopes, lambda envelope: duplicate_key(envelope.detail, config)

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
-from datetime import datetime
 from operator import attrgetter
 from typing import Any, Final
+
+import msgspec
 
 from ledgerflow.domain.events import Envelope, TransactionDetail
 
@@ -24,7 +25,6 @@ DEFAULT_KEY_FIELDS: Final = (
 )
 DEFAULT_WINDOW_SECONDS: Final = 300
 KEY_DIGEST_BYTES: Final = 16  # 32 hex characters
-_SEPARATOR: Final = "\x1f"  # ASCII unit separator: cannot occur in any detail field value
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -52,22 +52,14 @@ class DuplicateKeyConfig:
 def duplicate_key(detail: TransactionDetail, config: DuplicateKeyConfig) -> str:
     """32-hex-character digest of the configured fields; equal for resends, stable across processes.
 
-    Datetimes are taken as epoch seconds (with microseconds) so that the same instant written with
-    different UTC offsets gives the same key; None becomes the empty string.
+    The values are hashed as their JSON array (msgspec, in C): unambiguous field boundaries, ints and
+    strings never confused. Datetimes are encoded as RFC 3339 text; ingest has normalised them to UTC, so the
+    same instant always gives the same text.
     """
-    values = config._getter(detail)
-    text = _SEPARATOR.join([_text(value) for value in values])
-    return hashlib.blake2b(text.encode(), digest_size=KEY_DIGEST_BYTES).hexdigest()
+    return hashlib.blake2b(_ENCODER.encode(config._getter(detail)), digest_size=KEY_DIGEST_BYTES).hexdigest()
 
 
-def _text(value: object) -> str:
-    if value.__class__ is str:
-        return value  # type: ignore[return-value]
-    if value is None:
-        return ""
-    if isinstance(value, datetime):
-        return f"{value.timestamp():.6f}"
-    return str(value)
+_ENCODER: Final = msgspec.json.Encoder()
 
 
 def event_time_epoch_seconds(envelope: Envelope[Any]) -> int:

@@ -37,6 +37,7 @@ from ledgerflow.domain.events import (
     InboundAuthorization,
     TransactionDetail,
     new_trace_context,
+    uuid5_text,
 )
 from ledgerflow.pipeline.iso8583_base1 import decode_authorization
 from ledgerflow.pipeline.tokenize import PanTokenizer
@@ -120,7 +121,7 @@ def wrap_bare_detail(
     """A new envelope around a bare detail, with the deterministic id described in the module doc."""
     provisional = tokenize_detail(inbound, tokenizer, correlation_id="", trace_context=None)  # type: ignore[arg-type]
     content = _decoders()[2].encode(provisional)
-    event_id = str(uuid.uuid5(INGEST_ID_NAMESPACE, f"{line}:{hashlib.sha256(content).hexdigest()}"))
+    event_id = uuid5_text(INGEST_ID_NAMESPACE.bytes, f"{line}:{hashlib.sha256(content).hexdigest()}")
     provisional.correlationId = inbound.correlationId or event_id
     provisional.traceContext = inbound.traceContext or new_trace_context(event_id)
     return Envelope(
