@@ -40,8 +40,8 @@ def _case_names() -> list[str]:
     return sorted(path.stem for path in templates.glob("*.json5"))
 
 
-@pytest.fixture(scope="module")
-def corpus() -> Path:
+def _require_corpus() -> Path:
+    """The corpus directory; skip when it is missing, but fail under CI=true."""
     directory = _corpus_dir()
     if not (directory / "event_pattern_templates").is_dir():
         reason = f"EventBridge conformance corpus not found at {directory} (set LEDGERFLOW_CONFORMANCE_DIR)"
@@ -49,6 +49,23 @@ def corpus() -> Path:
             pytest.fail(reason)
         pytest.skip(reason)
     return directory
+
+
+@pytest.fixture(scope="module")
+def corpus() -> Path:
+    return _require_corpus()
+
+
+def test_missing_corpus_skips_locally_and_fails_in_ci(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("LEDGERFLOW_CONFORMANCE_DIR", str(tmp_path / "absent"))
+    monkeypatch.delenv("CI", raising=False)
+    with pytest.raises(pytest.skip.Exception):
+        _require_corpus()
+    monkeypatch.setenv("CI", "true")
+    with pytest.raises(pytest.fail.Exception, match="conformance corpus not found"):
+        _require_corpus()
 
 
 @pytest.fixture(scope="module")

@@ -346,3 +346,11 @@ def test_matcher_index_narrows_candidates() -> None:
     evaluated.clear()
     assert matcher.match({**event, "source": ["x", "source-7"]}) == ["rule-507"]
     assert evaluated == ["rule-507"]
+
+
+def test_benchmark_reports_each_rule_count() -> None:
+    from ledgerflow.bus.patterns.bench import run_benchmark
+
+    report = run_benchmark(rule_counts=(5, 20), events=300, repeats=1)
+    assert [row["rules"] for row in report["results"]] == [5, 20]
+    assert all(row["events_per_second"] > 0 and row["events"] == 300 for row in report["results"])
