@@ -5,6 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from ledgerflow.workflow import StatesError, compile_machine
 from ledgerflow.workflow.choice import ChoiceRuleError, compile_rule, wildcard_regex
@@ -145,3 +147,30 @@ def test_choice_applies_input_and_output_paths() -> None:
               "Choices": [{"Variable": "$.flag", "BooleanEquals": True, "Next": "E"}]},
         "E": {"Type": "Succeed"}}})
     assert machine.run({"inner": {"flag": True, "keep": [1]}}) == [1]
+
+
+json_scalars = st.none() | st.booleans() | st.integers(-5, 5) | st.floats(-5, 5, allow_nan=False) | st.text(max_size=3)
+json_values = st.recursive(json_scalars, lambda inner: st.lists(inner, max_size=2) |
+                           st.dictionaries(st.text(max_size=2), inner, max_size=2), max_leaves=4)
+
+
+@given(variable=json_values, bound=st.integers(-5, 5) | st.floats(-5, 5, allow_nan=False))
+def test_numeric_rules_agree_with_a_direct_comparison(variable: Any, bound: float) -> None:
+    is_number = type(variable) in (int, float)
+    data = {"v": variable}
+    assert holds({"Variable": "$.v", "NumericLessThan": bound}, data) is (is_number and variable < bound)
+    assert holds({"Variable": "$.v", "NumericGreaterThanEquals": bound}, data) is (is_number and variable >= bound)
+    # Not inverts, And/Or agree with Python's boolean operators on the same rules.
+    less = {"Variable": "$.v", "NumericLessThan": bound}
+    numeric = {"Variable": "$.v", "IsNumeric": True}
+    assert holds({"Not": less}, data) is not holds(less, data)
+    assert holds({"And": [numeric, less]}, data) is (is_number and variable < bound)
+    assert holds({"Or": [numeric, less]}, data) is is_number
+
+
+@given(variable=json_values, literal=st.text(st.characters(blacklist_characters="*\\"), max_size=3))
+def test_string_rules_never_match_non_strings(variable: Any, literal: str) -> None:
+    data = {"v": variable}
+    expected = isinstance(variable, str) and variable == literal
+    assert holds({"Variable": "$.v", "StringEquals": literal}, data) is expected
+    assert holds({"Variable": "$.v", "StringMatches": literal}, data) is expected  # no wildcard: equality

@@ -99,6 +99,17 @@ def build_definition(test_name: str, value: Any) -> str:
     return text
 
 
+def test_missing_corpus_skips_locally_and_fails_under_ci(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("LEDGERFLOW_CONFORMANCE_DIR", str(tmp_path))
+    assert load_cases() == []
+    monkeypatch.setenv("CI", "true")
+    with pytest.raises(pytest.fail.Exception, match="conformance corpus not found"):
+        missing_corpus()
+    monkeypatch.setenv("CI", "false")
+    with pytest.raises(pytest.skip.Exception):
+        missing_corpus()
+
+
 def test_corpus_is_complete() -> None:
     if not CASES:
         missing_corpus()

@@ -100,6 +100,10 @@ class Run:
             self._name = str(uuid.uuid4())
         return self._name
 
+    def fix_identity(self) -> None:
+        """Create the name now: before branches run on threads, so they all see the same one."""
+        _ = self.name
+
     @property
     def execution_arn(self) -> str:
         return self.config.execution_arn(self.machine_name, self.name, express=self.express)

@@ -27,7 +27,10 @@ def compile_parallel_invoke(name: str, spec: dict[str, Any], registry: TaskRegis
         if history is not None:
             history.add("ParallelStateStarted")
         thunks = [(lambda branch=branch: run_states(branch, payload, run)) for branch in branches]
-        outcomes = run_all(thunks, min(workers_max, run.config.concurrency_max))
+        workers = min(workers_max, run.config.concurrency_max)
+        if workers > 1:
+            run.fix_identity()
+        outcomes = run_all(thunks, workers)
         for ok, value in outcomes:
             if not ok:
                 if history is not None:
@@ -95,6 +98,8 @@ def compile_map_invoke(name: str, spec: dict[str, Any], registry: TaskRegistry |
         if history is not None:
             history.add("MapStateStarted", {"length": len(items)})
         workers = int(min(concurrency, workers_max, run.config.concurrency_max))
+        if workers > 1:
+            run.fix_identity()
         outcomes = run_all([iteration(run, i, item) for i, item in enumerate(items)], workers)
         failures = [value for ok, value in outcomes if not ok]
         if exceeded(len(failures), len(items)):
