@@ -168,7 +168,7 @@ def test_numeric_rules_agree_with_a_direct_comparison(variable: Any, bound: floa
     assert holds({"Or": [numeric, less]}, data) is is_number
 
 
-@given(variable=json_values, literal=st.text(st.characters(blacklist_characters="*\\"), max_size=3))
+@given(variable=json_values, literal=st.text(st.characters(exclude_characters="*\\"), max_size=3))
 def test_string_rules_never_match_non_strings(variable: Any, literal: str) -> None:
     data = {"v": variable}
     expected = isinstance(variable, str) and variable == literal

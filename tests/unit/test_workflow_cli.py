@@ -108,3 +108,18 @@ def test_bad_input_and_unknown_execution(runner: CliRunner, tmp_path: Path) -> N
                     "--data-dir", str(tmp_path / "d"))
     assert result.exit_code == 2
     assert invoke(runner, "describe", "ghost", "--data-dir", str(tmp_path / "d")).exit_code == 1
+
+
+def test_another_process_sees_the_execution(runner: CliRunner, tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    data_dir = tmp_path / "shared-data"
+    invoke(runner, "execute", "--definition", str(write(tmp_path, GOOD)), "--input", '{"a": 4, "b": 4}',
+           "--name", "cross", "--data-dir", str(data_dir))
+    completed = subprocess.run(
+        [sys.executable, "-m", "ledgerflow", "workflow", "describe", "cross", "--json", "--data-dir", str(data_dir)],
+        capture_output=True, text=True, timeout=120, check=False)
+    assert completed.returncode == 0, completed.stderr
+    described = json.loads(completed.stdout)
+    assert (described["status"], described["output"]) == ("SUCCEEDED", {"sum": 8})
