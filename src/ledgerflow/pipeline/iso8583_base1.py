@@ -26,6 +26,7 @@ MERCHANT_NAME_CHARS: Final = 25  # field 43 = name (25) + city (13) + country al
 MERCHANT_CITY_CHARS: Final = 13
 RATE_DIGITS: Final = 7  # field 10 = one digit of decimal places + 7 digits
 ZERO_DATETIME: Final = "0000000000"
+_RATE_ONE_FIELD: Final = "00000001"
 _ORIGINAL_FILLER: Final = "0" * 22  # field 90 acquiring + forwarding institution ids (unused)
 
 
@@ -136,45 +137,75 @@ def encode_authorization(detail: InboundAuthorization) -> bytes:
 def encode_fields(doc: dict[str, str], spec: dict[str, dict[str, Any]]) -> bytes:
     """Encode a decoded-field dict with the subset of pyiso8583 spec options :func:`base1_spec` uses.
 
-    Byte-for-byte the same as ``iso8583.encode(doc, spec)`` (a test holds it to that) at ~1/8 of the cost:
-    the traffic generator encodes a million messages. Raises ValueError on a value that does not fit.
+    Byte-for-byte the same as ``iso8583.encode(doc, spec)`` (a test holds it to that) at a fraction of the
+    cost: the whole message is assembled as one hex string and converted once. The traffic generator encodes
+    a million messages. Raises ValueError on a value that does not fit its field.
     """
-    keys = sorted(int(key) for key in doc if key != "t")
+    plan = _plan(spec)
+    numbers = sorted(int(key) for key in doc if key != "t")
     bitmap = 0
-    for number in keys:
+    for number in numbers:
         bitmap |= 1 << (128 - number)
-    secondary = keys and keys[-1] > 64
-    if secondary:
-        bitmap |= 1 << 127
-    out = bytearray(bytes.fromhex(doc["t"]))
-    out += bitmap.to_bytes(16, "big") if secondary else (bitmap >> 64).to_bytes(8, "big")
-    for number in keys:
-        key = str(number)
-        out += _encode_one(key, doc[key], spec[key])
-    return bytes(out)
-
-
-def _encode_one(key: str, value: str, field: dict[str, Any]) -> bytes:
-    max_len = field["max_len"]
-    if field["data_enc"] == "b":
-        nibbles = field.get("len_count") == "nibbles"
-        size = len(value) if nibbles else len(value) // 2
-        if len(value) % 2:
-            if not nibbles:
-                raise ValueError(f"field {key}: odd number of hex digits")
-            pad = field.get("left_pad")
-            value = pad + value if pad else value + field.get("right_pad", "0")
-        data = bytes.fromhex(value)
+    parts = [doc["t"]]
+    if numbers and numbers[-1] > 64:
+        parts.append(f"{bitmap | 1 << 127:032x}")
     else:
-        data = value.encode(field["data_enc"])
-        size = len(data)
-    if field["len_type"] == 0:
-        if size != max_len:
-            raise ValueError(f"field {key}: {size} units, expecting {max_len}")
-        return data
-    if size > max_len:
-        raise ValueError(f"field {key}: {size} units, larger than maximum {max_len}")
-    return size.to_bytes(field["len_type"], "big") + data
+        parts.append(f"{bitmap >> 64:016x}")
+    for number in numbers:
+        key, binary, nibbles, pad_char, pad_left, len_type, max_len, encoding = plan[number]
+        value = doc[key]
+        if binary:
+            size = len(value) if nibbles else len(value) >> 1
+            if len(value) & 1:
+                if not nibbles:
+                    raise ValueError(f"field {key}: odd number of hex digits")
+                value = pad_char + value if pad_left else value + pad_char
+        else:
+            value = value.encode(encoding).hex()
+            size = len(value) >> 1
+        if len_type == 0:
+            if size != max_len:
+                raise ValueError(f"field {key}: {size} units, expecting {max_len}")
+        elif size > max_len:
+            raise ValueError(f"field {key}: {size} units, larger than maximum {max_len}")
+        else:
+            parts.append(f"{size:0{2 * len_type}x}")
+        parts.append(value)
+    try:
+        return bytes.fromhex("".join(parts))
+    except ValueError:
+        raise ValueError("a binary or BCD field holds a non-hex character") from None
+
+
+_FieldPlan = tuple[str, bool, bool, str, bool, int, int, str]
+_PLANS: dict[int, dict[int, _FieldPlan]] = {}
+
+
+def _plan(spec: dict[str, dict[str, Any]]) -> dict[int, _FieldPlan]:
+    """Per field number: (key, binary, counts nibbles, pad char, pad on the left, length-prefix bytes,
+    max length, encoding); built once per spec object."""
+    plan = _PLANS.get(id(spec))
+    if plan is None:
+        plan = {}
+        for key, field in spec.items():
+            if not key.isdigit():
+                continue
+            left = field.get("left_pad")
+            pad_char = left or field.get("right_pad", "0")
+            binary = field["data_enc"] == "b"
+            nibbles = field.get("len_count") == "nibbles"
+            plan[int(key)] = (
+                key,
+                binary,
+                nibbles,
+                pad_char,
+                bool(left),
+                field["len_type"],
+                field["max_len"],
+                field["data_enc"],
+            )
+        _PLANS[id(spec)] = plan
+    return plan
 
 
 def _mmddhhmmss(when: datetime) -> str:
@@ -183,6 +214,8 @@ def _mmddhhmmss(when: datetime) -> str:
 
 def encode_rate(rate_text: str) -> str:
     """Field 10 text: decimal places (1 digit) + the rate's digits (7), e.g. 1.0823 -> '40010823'."""
+    if rate_text == "1":
+        return _RATE_ONE_FIELD
     rate = Decimal(rate_text)
     for places in range(RATE_DIGITS + 1):
         scaled = rate.scaleb(places)
