@@ -249,10 +249,12 @@ class _Applier:
             return R.pending_expired
         capture = posting.kind is POST_PENDING
         if capture:
-            for account_id, _direction, _amount in hold.legs:
-                status = self.accounts[account_id].status
-                if status != STATUS_OPEN:
-                    return R.account_frozen if status == STATUS_FROZEN else R.account_closed
+            statuses = {self.accounts[account_id].status for account_id, _direction, _amount in hold.legs}
+            # Precedence, not leg order: a frozen account is reported before a closed one.
+            if STATUS_FROZEN in statuses:
+                return R.account_frozen
+            if statuses != {STATUS_OPEN}:
+                return R.account_closed
             amount = posting.amount_minor
             if amount is not None:
                 if amount <= 0:
