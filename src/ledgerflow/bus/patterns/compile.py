@@ -79,20 +79,46 @@ def _merge(chosen: dict[int, int], membership: Membership) -> dict[int, int] | N
 Pending = tuple[Predicate | None, bool, list[Any], list[Membership]]
 
 
+def _project(memberships: Any, shared: set[int]) -> list[Membership]:
+    """Memberships reduced to the arrays shared with other fields, without duplicates."""
+    return list(dict.fromkeys(tuple(pair for pair in m if pair[0] in shared) for m in memberships))
+
+
 def _consistent_search(pending: list[Pending]) -> bool:
+    """Is there one element per shared array such that every field holds (AWS array consistency)?
+
+    Only arrays that two or more fields pass through constrain the choice, so memberships are first
+    projected onto those; values that fail their predicate are dropped up front; and positions already
+    known to fail for a given choice are remembered, which keeps large arrays from exploding.
+    """
+    counts: dict[int, int] = {}
+    for _, _, _, memberships in pending:
+        for array_id in {pair[0] for membership in memberships for pair in membership}:
+            counts[array_id] = counts.get(array_id, 0) + 1
+    shared = {array_id for array_id, count in counts.items() if count > 1}
+    fields: list[tuple[list[Membership], list[Membership], bool]] = []
+    for predicate, absence_ok, values, memberships in pending:
+        matching = [m for v, m in zip(values, memberships) if predicate is not None and predicate(v)]
+        if not matching and not absence_ok:
+            return False
+        fields.append((_project(matching, shared), _project(memberships, shared), absence_ok))
+    failed: set[tuple[int, tuple[tuple[int, int], ...]]] = set()
+
     def search(position: int, chosen: dict[int, int]) -> bool:
-        if position == len(pending):
+        if position == len(fields):
             return True
-        predicate, absence_ok, values, memberships = pending[position]
-        seen_consistent = False
-        for value, membership in zip(values, memberships):
+        state = (position, tuple(sorted(chosen.items())))
+        if state in failed:
+            return False
+        matching, present, absence_ok = fields[position]
+        for membership in matching:
             merged = _merge(chosen, membership)
-            if merged is None:
-                continue
-            seen_consistent = True
-            if predicate is not None and predicate(value) and search(position + 1, merged):
+            if merged is not None and search(position + 1, merged):
                 return True
-        return absence_ok and not seen_consistent and search(position + 1, chosen)
+        if absence_ok and all(_merge(chosen, m) is None for m in present) and search(position + 1, chosen):
+            return True
+        failed.add(state)
+        return False
 
     return search(0, {})
 
