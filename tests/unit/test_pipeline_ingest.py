@@ -85,6 +85,11 @@ def test_wrong_detail_type_with_invalid_detail_still_names_the_type() -> None:
     assert "Other" in batch.errors[0].reason
 
 
+def test_pan_in_detail_type_is_masked() -> None:
+    batch = parse_jsonl([line(sample_envelope(**{"detail-type": PAN}))], TOKENIZER)
+    assert PAN not in batch.errors[0].reason and "[masked]" in batch.errors[0].reason
+
+
 def test_iter_jsonl_accepts_bytes_lines() -> None:
     items = list(iter_jsonl([line(sample_detail()).encode() + b"\n"], TOKENIZER))
     assert isinstance(items[0], Envelope)

@@ -192,7 +192,8 @@ def _from_envelope(
 
 
 def _wrong_type(detail_type: str) -> str:
-    return f"detail-type {detail_type[:60]!r} is not {TRANSACTION_AUTHORIZED}"
+    # The type text comes from the input: mask it like any other reason.
+    return _pan_like().sub("[masked]", f"detail-type {detail_type[:60]!r} is not {TRANSACTION_AUTHORIZED}")
 
 
 # --- ISO 8583 CSV ---------------------------------------------------------------------------------------------
