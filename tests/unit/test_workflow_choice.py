@@ -104,6 +104,9 @@ def test_context_object_is_available_to_rules() -> None:
     {"Variable": "$.a", "IsNull": "yes"}, {"Variable": "$.a", "StringEquals": "x", "NumericEquals": 1},
     {"And": []}, {"Variable": "a", "StringEquals": "x"}, {"Variable": "$.a", "TimestampEquals": "2026-01-01"},
     {"Variable": "$.a", "StringEqualsPath": 3},
+    {"Not": {"Variable": "$.a", "IsNull": True, "Next": "X"}},
+    {"And": [{"Variable": "$.a", "IsNull": True}], "Or": []},
+    {"Variable": "$.a", "IsNull": True, "Unknown": 1},
 ])
 def test_malformed_rules_are_rejected(rule: dict[str, Any]) -> None:
     with pytest.raises(ChoiceRuleError):

@@ -126,6 +126,9 @@ def _compile_data_test(rule: dict[str, Any]) -> tuple[Predicate, bool]:
     if len(names) != 1:
         raise ChoiceRuleError("Variable", f"a rule needs exactly one comparison operator, found {names or 'none'}")
     name = names[0]
+    for key in rule:
+        if key not in ("Variable", name, "Comment"):
+            raise ChoiceRuleError(key, "is not allowed in a comparison (nested rules take no \"Next\")")
     variable = rule.get("Variable")
     if not isinstance(variable, str):
         raise ChoiceRuleError("Variable", "a comparison needs a \"Variable\" path")
@@ -198,6 +201,12 @@ def compile_rule(rule: Any) -> tuple[Predicate, bool]:
     """A boolean expression -> (predicate, needs_context). Raises ``ChoiceRuleError`` if malformed."""
     if not isinstance(rule, dict):
         raise ChoiceRuleError("Choices", "a choice rule must be an object")
+    combinators = [key for key in ("And", "Or", "Not") if key in rule]
+    if combinators:
+        extra = [key for key in rule if key not in (combinators[0], "Comment")]
+        if len(combinators) > 1 or extra:
+            raise ChoiceRuleError((combinators[1:] + extra)[0], "is not allowed next to "
+                                  f"\"{combinators[0]}\" (nested rules take no \"Next\")")
     if "And" in rule or "Or" in rule:
         key = "And" if "And" in rule else "Or"
         members = rule[key]

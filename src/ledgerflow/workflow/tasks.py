@@ -69,7 +69,7 @@ class TaskRegistry:
         self._function_map: dict[str, str] = dict(function_map or {})
 
     def register(self, name: str, function: Callable[..., Any], *, takes_context: bool | None = None) -> None:
-        """Add ``function`` under ``name``. ``takes_context`` defaults to "accepts two positional args"."""
+        """Add ``function`` under ``name``. ``takes_context`` defaults to "requires two positional args"."""
         if takes_context is None:
             takes_context = _positional_count(function) >= 2
         self._tasks[name] = RegisteredTask(name=name, function=function, takes_context=takes_context)
@@ -105,7 +105,7 @@ def _positional_count(function: Callable[..., Any]) -> int:
     except (TypeError, ValueError):
         return 1
     kinds = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
-    return sum(1 for p in parameters if p.kind in kinds)
+    return sum(1 for p in parameters if p.kind in kinds and p.default is inspect.Parameter.empty)
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
