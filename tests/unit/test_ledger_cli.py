@@ -185,7 +185,7 @@ def test_bench_ledger_json_shape(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_demo_runs_twice_and_its_check_passes(data_dir: Path) -> None:
     for replay in (False, True):
-        code, out, _err = run("demo", "--data-dir", str(data_dir))
+        code, out, _err = run("ledger", "demo", "--data-dir", str(data_dir))
         assert code == 0, out
         assert "check: ok" in out
         assert ("demo:capture-hotel -> exists" in out) is replay

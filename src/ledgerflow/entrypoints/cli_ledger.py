@@ -1,5 +1,5 @@
-"""CLI commands: `init`, the `ledger` group (check, balance, journal, posting, expire), the shared `bench`
-group with its `ledger` benchmark, and (for now) `demo`.
+"""CLI commands: `init`, the `ledger` group (check, balance, journal, posting, expire, demo) and the shared
+`bench` group with its `ledger` benchmark.
 
 Nothing is built at import time: `register(app)` creates the groups. Ledger output carries account ids,
 amounts and result codes only; the ledger stores no card numbers, so nothing here can print a PAN.
@@ -26,13 +26,12 @@ BENCH_USAGE = "usage: ledgerflow bench ledger|... [OPTIONS]  (see `ledgerflow be
 
 
 def register(app: typer.Typer) -> None:
-    """Add `init`, `ledger`, `bench` and `demo` to the top-level app."""
+    """Add `init`, `ledger` and `bench` to the top-level app."""
     app.command("init")(init_command)
     app.add_typer(build_ledger_app(), name="ledger")
     app.add_typer(build_bench_app(), name="bench")
-    # `ledgerflow demo` shows the ledger until the pipeline has its own demo; the pipeline's CLI module will
-    # take this command over then (delete these two lines when it does).
-    app.command("demo")(demo_command)
+    # `ledgerflow demo` belongs to the pipeline (cli_pipeline.py); the ledger-only tour stays available as
+    # `ledgerflow ledger demo`.
 
 
 def build_ledger_app() -> typer.Typer:
@@ -42,6 +41,7 @@ def build_ledger_app() -> typer.Typer:
     ledger_app.command("journal")(journal_command)
     ledger_app.command("posting")(posting_command)
     ledger_app.command("expire")(expire_command)
+    ledger_app.command("demo")(demo_command)
     return ledger_app
 
 
