@@ -69,6 +69,10 @@ def test_execute_standard_then_list_describe_history(runner: CliRunner, tmp_path
     assert events[0]["type"] == "ExecutionStarted" and events[-1]["type"] == "ExecutionSucceeded"
     readable = invoke(runner, "describe", "run-1", "--data-dir", str(data_dir))
     assert readable.exit_code == 0 and "SUCCEEDED" in readable.output
+    table = invoke(runner, "history", "run-1", "--data-dir", str(data_dir))
+    assert table.exit_code == 0 and "ExecutionSucceeded" in table.output
+    listed_table = invoke(runner, "list", "--data-dir", str(data_dir))
+    assert listed_table.exit_code == 0 and "run-1" in listed_table.output
 
 
 def test_execute_failed_exits_one_with_error_and_cause(runner: CliRunner, tmp_path: Path) -> None:
@@ -101,6 +105,13 @@ def test_same_name_with_other_input_is_refused(runner: CliRunner, tmp_path: Path
                    "--name", "x", "--data-dir", data_dir)
     assert other.exit_code == 1
     assert json.loads(other.output)["error"] == "ExecutionAlreadyExists"
+
+
+def test_input_from_a_file(runner: CliRunner, tmp_path: Path) -> None:
+    (tmp_path / "input.json").write_text('{"a": 1, "b": 2}')
+    result = invoke(runner, "execute", "--definition", str(write(tmp_path, GOOD)), "--input",
+                    f"@{tmp_path / 'input.json'}", "--json", "--type", "EXPRESS")
+    assert json.loads(result.output) == {"status": "SUCCEEDED", "output": {"sum": 3}}
 
 
 def test_bad_input_and_unknown_execution(runner: CliRunner, tmp_path: Path) -> None:

@@ -87,7 +87,7 @@ def _load_registry(reference: str | None) -> Any:
 
 def execute_command(
     definition: Annotated[Path, typer.Option("--definition", help="State machine definition (JSON).")],
-    input_json: Annotated[str, typer.Option("--input", help="Execution input, as JSON text.")] = "{}",
+    input_json: Annotated[str, typer.Option("--input", help="Execution input: JSON text, or @FILE.")] = "{}",
     json_output: JsonOption = False,
     name: Annotated[str | None, typer.Option("--name", help="Execution name (idempotency key).")] = None,
     execution_type: Annotated[str, typer.Option("--type", help="STANDARD (persisted) or EXPRESS.")] = "STANDARD",
@@ -102,6 +102,8 @@ def execute_command(
     if kind not in ("STANDARD", "EXPRESS"):
         typer.echo("--type must be STANDARD or EXPRESS", err=True)
         raise typer.Exit(EXIT_USAGE)
+    if input_json.startswith("@"):
+        input_json = _read_definition(Path(input_json[1:]))
     try:
         data = json.loads(input_json)
     except json.JSONDecodeError as exc:
@@ -129,6 +131,7 @@ def execute_command(
 
 def _execute_standard(machine: Any, data: Any, name: str | None, data_dir: Path | None,
                       already_exists: type[Exception]) -> tuple[dict[str, Any], str | None]:
+    from ledgerflow.workflow.errors import WorkflowError
     from ledgerflow.workflow.standard import StandardExecutor
 
     store = _open_store(data_dir)
@@ -136,6 +139,8 @@ def _execute_standard(machine: Any, data: Any, name: str | None, data_dir: Path 
         record = StandardExecutor(machine, store).start(data, name=name)
     except already_exists as exc:
         return {"status": "FAILED", "error": "ExecutionAlreadyExists", "cause": str(exc)}, None
+    except WorkflowError as exc:  # e.g. a RUNNING execution of that name was started from another definition
+        return {"status": "FAILED", "error": type(exc).__name__, "cause": str(exc)}, None
     finally:
         store.close()
     if record.status == "SUCCEEDED":
@@ -231,7 +236,18 @@ def history_command(
 
     table = Table("id", "prev", "type", "timestamp", "details")
     for event in events:
-        details = next((v for k, v in event.items() if k.endswith("EventDetails")), None)
-        brief = json.dumps(details, ensure_ascii=False)[:120] if details is not None else ""
-        table.add_row(str(event["id"]), str(event["previousEventId"]), event["type"], event["timestamp"], brief)
+        table.add_row(str(event["id"]), str(event["previousEventId"]), event["type"], event["timestamp"],
+                      _brief_details(event))
     Console().print(table)
+
+
+def _brief_details(event: dict[str, Any]) -> str:
+    """The one thing worth reading in an event's details: state name, error, or input/output."""
+    details = next((v for k, v in event.items() if k.endswith("EventDetails")), None)
+    if not isinstance(details, dict):
+        return ""
+    if "error" in details:
+        return f"{details['error']}: {details.get('cause') or ''}"[:100]
+    text = details.get("output", details.get("input", ""))
+    prefix = f"{details['name']} " if "name" in details else ""
+    return (prefix + str(text))[:100]
