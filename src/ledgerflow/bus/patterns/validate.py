@@ -15,7 +15,7 @@ from ledgerflow.bus.patterns.ip import CidrError, looks_like_ip, parse_cidr, par
 from ledgerflow.bus.patterns.jsontext import JsonNumber, JsonObject, from_plain, parse_pattern_text, to_plain
 from ledgerflow.bus.patterns.model import Branch, Kind, Matcher, NumericRange, Rule
 from ledgerflow.bus.patterns.numbers import NumberRangeError, comparable_from_text
-from ledgerflow.bus.patterns.wildcard import WildcardError, parse_wildcard
+from ledgerflow.bus.patterns.wildcard import WildcardError, check_complexity, parse_wildcard
 
 OR_KEY = "$or"
 # Names refused as field names directly inside a `$or` alternative (AWS reserves them).
@@ -59,6 +59,14 @@ def parse_rule(pattern: str | dict[str, Any]) -> Rule:
 def build_rule(tree: JsonObject) -> Rule:
     branches: list[Branch] = []
     _parse_object(tree, [], branches, in_or=False)
+    for branch in branches:  # AWS measures wildcard complexity once the whole rule has compiled
+        for matchers in branch.values():
+            for matcher in matchers:
+                if matcher.kind is Kind.WILDCARD:
+                    try:
+                        check_complexity(matcher.value)
+                    except WildcardError as exc:
+                        _barf(str(exc))
     return tuple(branches)
 
 
@@ -342,12 +350,14 @@ def _parse_anything_but_object(pairs: JsonObject) -> Matcher:
         if kind in (Kind.ANYTHING_BUT_PREFIX, Kind.ANYTHING_BUT_SUFFIX) and not item:
             _barf("Null prefix/suffix not allowed")
         texts.append(item)
-    _single_key(pairs, TOO_MANY)
     if kind is Kind.ANYTHING_BUT_WILDCARD:
-        try:
-            return Matcher(kind, tuple(parse_wildcard(text) for text in dict.fromkeys(texts)))
+        try:  # AWS parses the wildcards before looking for a second key
+            wildcards = tuple(parse_wildcard(text) for text in dict.fromkeys(texts))
         except WildcardError as exc:
             _barf(str(exc))
+        _single_key(pairs, TOO_MANY)
+        return Matcher(kind, wildcards)
+    _single_key(pairs, TOO_MANY)
     if kind is Kind.ANYTHING_BUT_IGNORE_CASE:
         return Matcher(kind, frozenset(text.lower() for text in texts))
     return Matcher(kind, tuple(dict.fromkeys(texts)))

@@ -94,13 +94,21 @@ def complexity(tokens: list[str | None]) -> int:
                 seen.add(following)
                 pending.append(following)
                 largest = max(largest, len(following))
+                if largest > COMPLEXITY_MAX:
+                    return largest  # already refused; no need to explore further
     return largest
 
 
 def parse_wildcard(text: str) -> Wildcard:
-    """Parse and check a wildcard pattern; WildcardError carries AWS's reason."""
+    """Parse a wildcard pattern (escapes, consecutive `*`); WildcardError carries AWS's reason."""
     tokens = _tokens(text)
-    if STAR in tokens and complexity(tokens) > COMPLEXITY_MAX:
-        raise WildcardError(TOO_COMPLEX_REASON)
     parts = [".*" if token is STAR else re.escape(token) for token in tokens]
     return Wildcard(text=text, regex=re.compile("".join(parts), re.DOTALL))
+
+
+def check_complexity(wildcard: Wildcard) -> None:
+    """Refuse a wildcard that could keep too many partial matches alive (AWS checks this last,
+    once the whole rule is compiled, and only for `wildcard`, not for `anything-but` wildcards)."""
+    tokens = _tokens(wildcard.text)
+    if STAR in tokens and complexity(tokens) > COMPLEXITY_MAX:
+        raise WildcardError(TOO_COMPLEX_REASON)
