@@ -128,7 +128,7 @@ class EnrichedTransaction(msgspec.Struct, kw_only=True, frozen=True, gc=False):
     flags: tuple[str, ...] = ()
 
 
-# --- reference data ------------------------------------------------------------------------------------------
+# --- reference data -----------------------------------------------------------------------------------------
 class _CurrencyTables(msgspec.Struct, frozen=True):
     alpha_by_code: dict[str, str]
     minor_units_by_alpha: dict[str, int]

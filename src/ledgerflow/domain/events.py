@@ -139,9 +139,9 @@ class InboundAuthorization(_CardFields, kw_only=True, gc=False):
     """``TransactionAuthorized`` detail as producers publish it (clear PAN; ingest only).
 
     Decoding normalises: amounts (digit strings or integers) become ``int`` minor units, currencies
-    (alpha or numeric ISO 4217) become alpha codes, transmission times become UTC, ``conversionRate`` (string or JSON number, read
-    exactly, never through float) becomes a canonical decimal string, and ``original: {...}`` fills the
-    flat ``original*`` fields when those are absent.
+    (alpha or numeric ISO 4217) become alpha codes, transmission times become UTC, ``conversionRate``
+    (string or JSON number, read exactly, never through float) becomes a canonical decimal string, and
+    ``original: {...}`` fills the flat ``original*`` fields when those are absent.
     """
 
     PAN: Pan
@@ -220,7 +220,7 @@ class Envelope(msgspec.Struct, Generic[D], kw_only=True, gc=False):
     resources: list[str] = msgspec.field(default_factory=list)
 
 
-# --- lifecycle details ---------------------------------------------------------------------------------------
+# --- lifecycle details --------------------------------------------------------------------------------------
 class _Lifecycle(msgspec.Struct, kw_only=True, gc=False):
     correlationId: str
     traceContext: TraceParent | None = None
@@ -286,7 +286,7 @@ class TransactionPosted(_Lifecycle, kw_only=True, gc=False):
     currency: CurrencyAlpha
 
 
-# --- helpers ---------------------------------------------------------------------------------------------------
+# --- helpers ------------------------------------------------------------------------------------------------
 # Digit -> digit sum of its double, for the Luhn positions that are doubled.
 _LUHN_DOUBLED: Final = str.maketrans("0123456789", "0246813579")
 

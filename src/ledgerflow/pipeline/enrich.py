@@ -49,7 +49,7 @@ _MONEY_CONTEXT: Final = Context(prec=40, rounding=ROUND_HALF_EVEN)
 _ACCOUNT_STATUSES: Final = frozenset({"active", "frozen", "closed"})
 
 
-# --- accounts -------------------------------------------------------------------------------------------------
+# --- accounts -----------------------------------------------------------------------------------------------
 class AccountDirectory(Protocol):
     """Finds the account a card token is linked to."""
 
@@ -159,7 +159,7 @@ def account_record_from_row(
     )
 
 
-# --- merchant categories ------------------------------------------------------------------------------------------
+# --- merchant categories ------------------------------------------------------------------------------------
 @lru_cache(maxsize=MCC_CACHE_SIZE_MAX)
 def merchant_category_description(mcc: str) -> str:
     """ISO 18245 description of a merchant category code (cached per code)."""
@@ -171,7 +171,7 @@ def merchant_category_description(mcc: str) -> str:
         return UNKNOWN_MCC_DESCRIPTION
 
 
-# --- currency conversion ------------------------------------------------------------------------------------------
+# --- currency conversion ------------------------------------------------------------------------------------
 class RatesTable:
     """Conversion rates ``(from, to) -> decimal text``; an amount in ``from`` times the rate is in ``to``.
 
@@ -233,7 +233,7 @@ def convert_minor(amount_minor: int, from_ccy: str, to_ccy: str, rate: str | Dec
     return int(value.to_integral_value(rounding=ROUNDING, context=_MONEY_CONTEXT))
 
 
-# --- the stage ----------------------------------------------------------------------------------------------------
+# --- the stage ----------------------------------------------------------------------------------------------
 def enrich(
     canonical: CanonicalTransaction, directory: AccountDirectory, rates: RatesTable
 ) -> EnrichedTransaction:

@@ -447,7 +447,8 @@ def write_traffic(
     malformed_pct: float = 0.5,
     fmt: Format = "jsonl",
 ) -> int:
-    """Stream ``count`` events to ``traffic_path`` and the accounts to ``accounts_path``; returns lines written."""
+    """Stream ``count`` events to ``traffic_path`` and the accounts to ``accounts_path``; returns lines
+    written (for ``iso8583`` the CSV header counts as one)."""
     accounts_rows = _accounts_for(count, random.Random(seed ^ 0x5EED))
     with open(accounts_path, "w", newline="", encoding="utf-8") as handle:
         writer = csv.DictWriter(handle, fieldnames=ACCOUNT_COLUMNS)

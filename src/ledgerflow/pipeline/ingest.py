@@ -196,7 +196,7 @@ def _wrong_type(detail_type: str) -> str:
     return _pan_like().sub("[masked]", f"detail-type {detail_type[:60]!r} is not {TRANSACTION_AUTHORIZED}")
 
 
-# --- ISO 8583 CSV ---------------------------------------------------------------------------------------------
+# --- ISO 8583 CSV -------------------------------------------------------------------------------------------
 def iter_iso8583_csv(
     text_or_lines: str | Iterable[str],
     tokenizer: PanTokenizer,
@@ -267,7 +267,7 @@ def _parse_received_at(text: str) -> datetime:
     return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
 
 
-# --- files ----------------------------------------------------------------------------------------------------
+# --- files --------------------------------------------------------------------------------------------------
 def iter_file(
     path: str | Path, tokenizer: PanTokenizer, *, now: datetime | None = None
 ) -> Iterator[IngestItem]:

@@ -92,7 +92,7 @@ def base1_spec() -> dict[str, dict[str, Any]]:
     }
 
 
-# --- encode ---------------------------------------------------------------------------------------------------
+# --- encode -------------------------------------------------------------------------------------------------
 def encode_authorization(detail: InboundAuthorization) -> bytes:
     """The BASE I message for an inbound authorization detail (with its clear PAN).
 
@@ -252,7 +252,7 @@ def _field90(detail: InboundAuthorization) -> str | None:
     )
 
 
-# --- decode ---------------------------------------------------------------------------------------------------
+# --- decode -------------------------------------------------------------------------------------------------
 def decode_authorization(message: bytes, *, reference_time: datetime) -> InboundAuthorization:
     """The validated inbound detail of one BASE I message (clear PAN: tokenize it at once).
 
