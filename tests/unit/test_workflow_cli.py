@@ -134,3 +134,26 @@ def test_another_process_sees_the_execution(runner: CliRunner, tmp_path: Path) -
     assert completed.returncode == 0, completed.stderr
     described = json.loads(completed.stdout)
     assert (described["status"], described["output"]) == ("SUCCEEDED", {"sum": 8})
+
+
+def test_resume_finishes_an_execution_left_running(runner: CliRunner, tmp_path: Path) -> None:
+    from ledgerflow.adapters.sqlite.workflow_store import SqliteExecutionStore
+    from ledgerflow.workflow import compile_machine
+    from ledgerflow.workflow.standard import StandardExecutor
+
+    data_dir = tmp_path / "d"
+    data_dir.mkdir()
+    store = SqliteExecutionStore(data_dir / "ledgerflow.sqlite3")
+
+    def crash(execution_arn: str, next_state: str | None) -> None:
+        raise KeyboardInterrupt  # the process dies after the first transition
+
+    machine = compile_machine(GOOD, name="adder")
+    with pytest.raises(KeyboardInterrupt):
+        StandardExecutor(machine, store, after_transition=crash).start({"a": 1, "b": 2}, name="halted")
+    store.close()
+    described = json.loads(invoke(runner, "describe", "halted", "--json", "--data-dir", str(data_dir)).output)
+    assert (described["status"], described["currentState"]) == ("RUNNING", "Check")
+    result = invoke(runner, "resume", "halted", "--json", "--data-dir", str(data_dir))
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output) == {"status": "SUCCEEDED", "output": {"sum": 3}}

@@ -1,4 +1,4 @@
-"""CLI commands: the `workflow` group (validate, execute, list, describe, history).
+"""CLI commands: the `workflow` group (validate, execute, list, describe, history, resume).
 
 Executions started here are Standard by default and persisted in `<data-dir>/ledgerflow.sqlite3`, so
 `list`, `describe` and `history` work from another process. Exit codes: 0 success, 1 a failed
@@ -29,6 +29,7 @@ def register(app: typer.Typer) -> None:
     workflow_app.command("list")(list_command)
     workflow_app.command("describe")(describe_command)
     workflow_app.command("history")(history_command)
+    workflow_app.command("resume")(resume_command)
     app.add_typer(workflow_app, name="workflow")
 
 
@@ -251,3 +252,29 @@ def _brief_details(event: dict[str, Any]) -> str:
     text = details.get("output", details.get("input", ""))
     prefix = f"{details['name']} " if "name" in details else ""
     return (prefix + str(text))[:100]
+
+
+def resume_command(
+    execution: Annotated[str, typer.Argument(help="Execution ARN or name of a RUNNING execution.")],
+    json_output: JsonOption = False,
+    data_dir: DataDirOption = None,
+    tasks: Annotated[str | None, typer.Option("--tasks", help="module:attribute of a TaskRegistry.")] = None,
+) -> None:
+    """Continue an execution left RUNNING by a crash, with the definition it was started with."""
+    from ledgerflow.workflow.machine import compile_machine
+    from ledgerflow.workflow.standard import StandardExecutor
+
+    store = _open_store(data_dir)
+    try:
+        record = _find(store, execution)
+        machine = compile_machine(record.definition, registry=_load_registry(tasks), name=record.state_machine_name)
+        record = StandardExecutor(machine, store).resume(record.execution_arn)
+    finally:
+        store.close()
+    if record.status == "SUCCEEDED":
+        outcome = {"status": record.status, "output": record.output}
+    else:
+        outcome = {"status": record.status, "error": record.error, "cause": record.cause}
+    _print_outcome(outcome, json_output, record.execution_arn)
+    if record.status != "SUCCEEDED":
+        raise typer.Exit(EXIT_FAILURE)
