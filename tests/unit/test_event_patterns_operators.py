@@ -257,6 +257,26 @@ INVALID_CASES: list[tuple[str, Any, str]] = [
         {"a": [{"prefix": 1}], "b": 2},
         "prefix match pattern must be a string",
     ),
+    (
+        "complexity is checked after syntax",
+        {"a": [{"wildcard": "*:*:*:*:*:x/*"}], "b": 2},
+        '"b" must be an object or an array',
+    ),
+    (
+        "anything-but wildcard parsed before extra key",
+        {"a": [{"anything-but": {"wildcard": "a**", "x": 1}}]},
+        "Consecutive wildcard characters at pos 2",
+    ),
+    (
+        "anything-but extra key",
+        {"a": [{"anything-but": {"wildcard": "a*", "x": 1}}]},
+        "Too many elements in numeric expression",
+    ),
+    (
+        "over six decimals",
+        {"a": [{"numeric": ["<", 0.1234567]}]},
+        "Only values upto 6 decimals are supported0.1234567 0.1234567 0x1.f9ae0c1765775p-4",
+    ),
 ]
 
 
@@ -268,6 +288,11 @@ def test_invalid_pattern(name: str, pattern: Any, reason: str) -> None:
     assert raised.value.reason == reason
     with pytest.raises(InvalidEventPatternException):
         compile_pattern(pattern)
+
+
+def test_anything_but_wildcard_is_not_complexity_checked() -> None:
+    pattern = {"a": [{"anything-but": {"wildcard": "*:*:*:*:*:x/*"}}]}
+    assert validate_pattern(json.dumps(pattern)) == pattern
 
 
 def test_pattern_that_is_not_an_object() -> None:
