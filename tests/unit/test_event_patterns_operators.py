@@ -379,3 +379,13 @@ def test_benchmark_reports_each_rule_count() -> None:
     report = run_benchmark(rule_counts=(5, 20), events=300, repeats=1)
     assert [row["rules"] for row in report["results"]] == [5, 20]
     assert all(row["events_per_second"] > 0 and row["events"] == 300 for row in report["results"])
+
+
+def test_matcher_bounds_index_entries_of_wide_rules() -> None:
+    matcher = PatternMatcher()
+    sources = [f"s{i}" for i in range(100)]
+    types = [f"t{i}" for i in range(100)]
+    matcher.add("wide", {"source": sources, "detail-type": types})  # 10,000 combinations
+    assert sum(len(group.by_values) for group in matcher._groups.values()) == 100
+    assert matcher.match({**ENVELOPE, "source": "s42", "detail-type": "t7"}) == ["wide"]
+    assert matcher.match({**ENVELOPE, "source": "s42", "detail-type": "other"}) == []

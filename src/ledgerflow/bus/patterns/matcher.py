@@ -21,6 +21,7 @@ from ledgerflow.bus.patterns.validate import parse_rule
 INDEX_FIELDS_MAX = 2  # exact-value fields combined into one index key
 INDEX_PREFERRED_PATHS = ("source", "detail-type")
 INDEX_PRODUCT_MAX = 64  # beyond this many value combinations an event scans the group instead
+INDEX_KEYS_PER_BRANCH_MAX = 4096  # beyond this a branch is indexed on fewer fields, or not at all
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,7 +58,20 @@ def _index_paths(branch: Branch) -> tuple[str, ...]:
         )
         return rank, len(branch[path]), path
 
-    return tuple(sorted(sorted(candidates, key=preference)[:INDEX_FIELDS_MAX]))
+    chosen = sorted(candidates, key=preference)[:INDEX_FIELDS_MAX]
+    # Each combination of values is one index entry: keep their number bounded per branch.
+    while len(chosen) > 1 and _combinations(branch, chosen) > INDEX_KEYS_PER_BRANCH_MAX:
+        chosen.remove(max(chosen, key=lambda path: len(branch[path])))
+    if chosen and _combinations(branch, chosen) > INDEX_KEYS_PER_BRANCH_MAX:
+        chosen = []
+    return tuple(sorted(chosen))
+
+
+def _combinations(branch: Branch, paths: list[str]) -> int:
+    count = 1
+    for path in paths:
+        count *= len(branch[path])
+    return count
 
 
 def _key_function(fast: tuple[FastResolver, ...]) -> Any:
