@@ -170,6 +170,22 @@ def test_fuzz_iso8583_bytes_never_raise(message: bytes) -> None:
     assert len(batch.accepted) + len(batch.errors) == 1
 
 
+def test_oversized_and_unreadable_csv_rows_are_errors_and_the_rest_goes_in() -> None:
+    valid = _csv([sample_detail()]).splitlines()[1]
+    text = "received_at,message\n" + "x," + "a" * 200_000 + "\n" + valid + "\n" + ",ABC\n"
+    batch = parse_iso8583_csv(text, TOKENIZER, now=NOW)
+    assert len(batch.accepted) == 1
+    assert [error.line for error in batch.errors] == [2, 4]
+    assert "hex" in batch.errors[1].reason
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(max_size=400))
+def test_fuzz_csv_text_never_raises(text: str) -> None:
+    batch = parse_iso8583_csv("received_at,message\n" + text + "\n", TOKENIZER, now=NOW)
+    assert all(error.line >= 1 for error in batch.errors)
+
+
 @settings(max_examples=200, deadline=None)
 @given(st.integers(0, 150), st.integers(0, 255))
 def test_fuzz_corrupted_valid_message_never_raises(position: int, value: int) -> None:

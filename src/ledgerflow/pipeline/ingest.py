@@ -47,6 +47,7 @@ DEFAULT_SOURCE: Final = "ledgerflow.ingest"
 ISO8583_SOURCE: Final = "ledgerflow.ingest.iso8583"
 LINE_BYTES_MAX: Final = 64 * 1024  # an authorization is ~0.5 KB; anything far larger is not one
 REASON_CHARS_MAX: Final = 300
+ISO8583_MESSAGE_BYTES_MAX: Final = 2_048  # BASE I messages here are ~200 bytes
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -221,7 +222,14 @@ def iter_iso8583_csv(
     message_index = columns.index("message")
     received_index = columns.index("received_at") if "received_at" in columns else None
     clock = now or datetime.now(UTC)
-    for row in reader:
+    while True:
+        try:
+            row = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:  # e.g. a cell over the csv module's size limit; the next row still reads
+            yield IngestError(line=reader.line_num, reason=f"unreadable CSV row: {safe_reason(exc)}")
+            continue
         if not row or not any(cell.strip() for cell in row):
             continue
         yield _ingest_iso_row(row, message_index, received_index, clock, tokenizer, reader.line_num, source)
@@ -252,7 +260,13 @@ def _ingest_iso_row(
         reference = clock
         if received_index is not None and received_index < len(row) and row[received_index].strip():
             reference = _parse_received_at(row[received_index].strip())
-        message = bytes.fromhex(row[message_index].strip())
+        message_hex = row[message_index].strip()
+        if len(message_hex) > 2 * ISO8583_MESSAGE_BYTES_MAX:
+            raise ValueError(f"message longer than {ISO8583_MESSAGE_BYTES_MAX} bytes")
+        try:
+            message = bytes.fromhex(message_hex)
+        except ValueError:
+            raise ValueError("message is not an even number of hex digits") from None
         inbound = decode_authorization(message, reference_time=reference)
         return wrap_bare_detail(inbound, tokenizer, line=line_number, source=source)
     except Exception as exc:  # noqa: BLE001 - the decoder library may raise anything on hostile bytes
