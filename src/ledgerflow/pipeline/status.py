@@ -13,6 +13,10 @@ STATUS_COUNTERS = ("accepted", "duplicates_parked", "rejected", "posted", "dead_
 def pipeline_status(connection: sqlite3.Connection) -> dict[str, int]:
     counters = dict(connection.execute("SELECT name, value FROM pipeline_counters").fetchall())
     status = {name: int(counters.get(name, 0)) for name in STATUS_COUNTERS}
+    # Letters still dead, not every letter ever written: a redriven one is counted again by its new outcome.
+    status["dead_lettered"] = int(connection.execute(
+        "SELECT COUNT(*) FROM bus_dead_letters WHERE consumer = ? AND redriven_at_ms IS NULL",
+        (PIPELINE_CONSUMER,)).fetchone()[0])
     status["pending_work"] = SqliteEventTransport(connection).pending_count(PIPELINE_CONSUMER)
     if status["pending_work"] == 0 and not connection.execute(
             "SELECT 1 FROM bus_consumers WHERE consumer = ?", (PIPELINE_CONSUMER,)).fetchone():
