@@ -4,6 +4,7 @@ isolated down to the event that breaks it, and a redriven dead letter posts exac
 
 from __future__ import annotations
 
+import itertools
 import time
 from pathlib import Path
 from typing import Any
@@ -139,7 +140,7 @@ def test_a_stage_that_raises_is_retried_with_backoff_then_dead_lettered(
         drain(pipeline)
     assert posted_ids(data_dir) == [i for i in GOOD_IDS if i != poison]
     assert len(attempts) == 3
-    gaps_s = [later - earlier for earlier, later in zip(attempts, attempts[1:], strict=False)]
+    gaps_s = [later - earlier for earlier, later in itertools.pairwise(attempts)]
     for deliveries, gap_s in enumerate(gaps_s, start=1):
         # A little slack for the gap between the database clock and this process's monotonic clock.
         assert gap_s >= redelivery_delay_ms(deliveries) / 1000 - 0.02, gaps_s
