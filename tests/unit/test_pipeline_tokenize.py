@@ -89,4 +89,4 @@ def test_load_or_create_key_rejects_short_file(tmp_path: Path) -> None:
 
 
 def test_last4() -> None:
-    assert last4("4111111111111234") == "1234"
+    assert last4("4111111111111234") == "1234" == PanTokenizer(KEY_A).last4("4111111111111234")

@@ -63,6 +63,11 @@ class PanTokenizer:
         digest = keyed.finalize()[:TOKEN_DIGEST_BYTES]
         return self._prefix + base64.urlsafe_b64encode(digest).decode()
 
+    @staticmethod
+    def last4(pan: str) -> str:
+        """The last four digits of a PAN (see :func:`last4`)."""
+        return pan[-4:]
+
     def __repr__(self) -> str:  # never show key material
         return f"PanTokenizer(key_id={self.key_id!r})"
 
