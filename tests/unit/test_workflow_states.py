@@ -157,6 +157,18 @@ def test_parallel_outputs_are_in_branch_order(workers: int) -> None:
     assert machine.run({"x": 1}) == {"x": 1, "branches": [{"a": 1}, "b"]}
 
 
+def test_parallel_branches_do_not_share_their_input() -> None:
+    def mutate(payload: Any) -> Any:
+        payload["seen"] = True
+        return payload
+
+    branch = {"StartAt": "T", "States": {"T": {"Type": "Task", "Resource": "mutate", "End": True}}}
+    machine = machine_of({"S": {"Type": "Parallel", "End": True, "Branches": [branch, {"StartAt": "P", "States": {
+        "P": {"Type": "Pass", "End": True}}}]}}, registry=registry_with(mutate=mutate),
+        config=EngineConfig(concurrency_max=1))
+    assert machine.run({"x": 1}) == [{"x": 1, "seen": True}, {"x": 1}]
+
+
 def test_parallel_fails_with_the_branch_error() -> None:
     states = parallel_definition()
     states["S"]["Branches"][1] = {"StartAt": "F", "States": {"F": {"Type": "Fail", "Error": "Boom", "Cause": "b"}}}

@@ -9,7 +9,7 @@ from typing import Any
 from ledgerflow.workflow.concurrency import run_all
 from ledgerflow.workflow.errors import EXCEED_TOLERATED_FAILURE_THRESHOLD, RUNTIME, StatesError
 from ledgerflow.workflow.io_processing import compile_selection
-from ledgerflow.workflow.payload import compile_template
+from ledgerflow.workflow.payload import compile_template, deep_copy_json
 from ledgerflow.workflow.retry import BranchError
 from ledgerflow.workflow.runtime import Run
 from ledgerflow.workflow.states import SubMachine, compile_sub_machine, run_states
@@ -26,7 +26,10 @@ def compile_parallel_invoke(name: str, spec: dict[str, Any], registry: TaskRegis
         history = run.history
         if history is not None:
             history.add("ParallelStateStarted")
-        thunks = [(lambda branch=branch: run_states(branch, payload, run)) for branch in branches]
+        # Each branch gets its own copy of the input, as if it had been serialised (no aliasing).
+        inputs = [deep_copy_json(payload) for _ in branches]
+        thunks = [(lambda branch=branch, data=data: run_states(branch, data, run))
+                  for branch, data in zip(branches, inputs, strict=True)]
         workers = min(workers_max, run.config.concurrency_max)
         if workers > 1:
             run.fix_identity()
