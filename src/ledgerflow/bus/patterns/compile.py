@@ -1,10 +1,10 @@
 """Compile a validated pattern into Python closures.
 
 Each branch becomes one function event -> bool. Its fields are checked in sorted path order (the
-order AWS's matcher walks them). Fields whose values crossed no array are independent of each other
-and are checked first, with early exit. Only if some field's values came through arrays does the
-branch search for an array-consistent choice of values (backtracking over those fields only); an
-`exists: false` field then looks for values consistent with the choices made for earlier fields.
+order AWS's matcher walks them), with early exit. A field whose values crossed no array is decided
+on the spot. Fields whose values came through arrays are set aside and decided together at the end
+by a search for an array-consistent choice of elements; there an `exists: false` field looks for
+values consistent with the choices made for the fields before it.
 """
 
 from __future__ import annotations
@@ -165,10 +165,18 @@ def compile_branch(
 
 
 def compile_rule(rule: Rule, cache: dict[str, ResolverPair] | None = None) -> EventPredicate:
-    branches = [compile_branch(branch, cache) for branch in rule]
-    if len(branches) == 1:
-        return branches[0]
-    return lambda event: any(branch(event) for branch in branches)
+    """All branches of a rule as one function event -> bool; anything but a JSON object never matches."""
+    branches = tuple(compile_branch(branch, cache) for branch in rule)
+
+    def matches(event: dict[str, Any]) -> bool:
+        if not isinstance(event, dict):
+            return False
+        for branch in branches:
+            if branch(event):
+                return True
+        return False
+
+    return matches
 
 
 def compile_pattern(pattern: str | dict[str, Any]) -> EventPredicate:

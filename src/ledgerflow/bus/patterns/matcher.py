@@ -183,6 +183,8 @@ class PatternMatcher:
     def match(self, event: dict[str, Any]) -> list[str]:
         """Names of the rules the event matches, in the order the rules were added."""
         matched: dict[str, int] = {}
+        if not isinstance(event, dict):
+            return []
         for entry in self._unindexed:
             if entry.rule_name not in matched and entry.evaluate(event):
                 matched[entry.rule_name] = entry.order
