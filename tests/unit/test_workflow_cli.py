@@ -157,3 +157,22 @@ def test_resume_finishes_an_execution_left_running(runner: CliRunner, tmp_path: 
     result = invoke(runner, "resume", "halted", "--json", "--data-dir", str(data_dir))
     assert result.exit_code == 0, result.output
     assert json.loads(result.output) == {"status": "SUCCEEDED", "output": {"sum": 3}}
+
+
+def test_tasks_option_loads_a_registry(runner: CliRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "wf_cli_tasks.py").write_text(
+        "from ledgerflow.workflow import TaskRegistry\n"
+        "def build():\n"
+        "    registry = TaskRegistry()\n"
+        "    registry.register('greet', lambda payload: 'hello ' + payload['who'])\n"
+        "    return registry\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    definition = write(tmp_path, {"StartAt": "T", "States": {"T": {
+        "Type": "Task", "Resource": "arn:aws:lambda:us-east-1:1:function:greet", "End": True}}}, "greet.json")
+    result = invoke(runner, "execute", "--definition", str(definition), "--input", '{"who": "ledger"}', "--json",
+                    "--tasks", "wf_cli_tasks:build", "--data-dir", str(tmp_path / "d"))
+    assert json.loads(result.output) == {"status": "SUCCEEDED", "output": "hello ledger"}
+    missing = invoke(runner, "execute", "--definition", str(definition), "--input", '{"who": "x"}', "--json",
+                     "--type", "EXPRESS")
+    assert missing.exit_code == 1
+    assert json.loads(missing.output)["error"] == "Lambda.ResourceNotFoundException"
