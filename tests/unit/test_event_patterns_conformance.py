@@ -150,3 +150,44 @@ def test_invalid_json_patterns_get_aws_parser_messages(corpus: Path, snapshot: d
         assert str(raised.value) == entry["recorded-content"]["invalid-pattern"]["Error"]["Message"]
         checked += 1
     assert checked == 4
+
+
+# Rules AWS evaluated on real deliveries (TestRuleWithPattern): the pattern, the snapshot key holding
+# the events AWS delivered, and the detail of the event sent alongside that AWS did not deliver.
+_COMMAND = ["core.update-account-command"]
+RULE_DELIVERIES = [
+    (
+        {
+            "source": _COMMAND,
+            "detail-type": _COMMAND,
+            "detail": {"command": [{"anything-but": ["no-message"]}]},
+        },
+        "test_put_events_with_rule_pattern_anything_but",
+        {"command": "no-message", "payload": "baz"},
+    ),
+    (
+        {"source": _COMMAND, "detail-type": _COMMAND, "detail": {"key": [{"exists": True}]}},
+        "test_put_events_with_rule_pattern_exists_true",
+        {"no-key": "no-value", "payload": "baz"},
+    ),
+    (
+        {"source": _COMMAND, "detail-type": _COMMAND, "detail": {"key": [{"exists": False}]}},
+        "test_put_events_with_rule_pattern_exists_false",
+        {"key": "value", "payload": "baz"},
+    ),
+]
+
+
+@pytest.mark.parametrize(("pattern", "test_name", "undelivered_detail"), RULE_DELIVERIES)
+def test_rule_routes_what_aws_delivered(
+    snapshot: dict[str, Any], pattern: dict[str, Any], test_name: str, undelivered_detail: dict[str, Any]
+) -> None:
+    key = f"tests/aws/services/events/test_events_patterns.py::TestRuleWithPattern::{test_name}"
+    (messages,) = snapshot[key]["recorded-content"].values()
+    matcher = PatternMatcher()
+    matcher.add("rule", pattern)
+    delivered = [message["Body"] for message in messages]
+    assert delivered, "the snapshot records at least one delivery"
+    for body in delivered:
+        assert matcher.match(body) == ["rule"]
+    assert matcher.match({**delivered[0], "detail": undelivered_detail}) == []
