@@ -13,9 +13,11 @@ from hypothesis import strategies as st
 from ledgerflow.domain.events import InboundAuthorization
 from ledgerflow.pipeline.generate import luhn_check_digit, sample_detail
 from ledgerflow.pipeline.iso8583_base1 import (
+    Iso8583DecodeError,
     Iso8583MappingError,
     base1_spec,
     decode_authorization,
+    decode_fields,
     decode_rate,
     encode_authorization,
     encode_rate,
@@ -89,6 +91,32 @@ def test_fast_encoder_matches_pyiso8583(detail: InboundAuthorization) -> None:
     fields.pop("1", None)
     reference, _ = iso8583.encode(fields, base1_spec())
     assert bytes(reference) == message
+
+
+@settings(max_examples=100, deadline=None)
+@given(details())
+def test_fast_decoder_matches_pyiso8583(detail: InboundAuthorization) -> None:
+    message = encode_authorization(detail)
+    assert decode_fields(message, base1_spec()) == iso8583.decode(message, base1_spec())[0]
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.binary(max_size=120), st.integers(0, 200), st.integers(0, 255))
+def test_fast_decoder_agrees_with_pyiso8583_on_arbitrary_bytes(
+    noise: bytes, position: int, value: int
+) -> None:
+    corrupted = bytearray(encode_authorization(inbound()))
+    corrupted[position % len(corrupted)] = value
+    for message in (noise, bytes(corrupted), bytes(corrupted) + noise):
+        try:
+            expected = iso8583.decode(message, base1_spec())[0]
+        except (iso8583.DecodeError, KeyError):  # pyiso8583 raises KeyError for a field outside the spec
+            expected = None
+        try:
+            actual = decode_fields(message, base1_spec())
+        except Iso8583DecodeError:
+            actual = None
+        assert actual == expected
 
 
 def test_wire_format_of_known_fields() -> None:

@@ -4,6 +4,11 @@ Wire format: BCD MTI, binary primary/secondary bitmaps, BCD numerics (odd length
 with 0, the PAN on the right with F), binary length prefixes, EBCDIC (cp500) text fields, binary field 55.
 docs/iso8583-base1.md lists every field and the detail field it maps to.
 
+:func:`base1_spec` is a ``pyiso8583`` spec. The hot path encodes and decodes with :func:`encode_fields` /
+:func:`decode_fields`, a small codec driven by the same spec that handles just the options the spec uses;
+property tests hold both byte-for-byte equal to ``iso8583.encode`` / ``iso8583.decode`` (they cost a
+quarter to an eighth of pyiso8583's general code).
+
 Field 7 carries no year; :func:`decode_authorization` takes the year that puts the timestamp closest to
 a reference time (the file's ``received_at`` column, else the clock).
 """
@@ -15,7 +20,6 @@ from decimal import Decimal
 from functools import cache
 from typing import Any, Final
 
-import iso8583
 import msgspec
 
 from ledgerflow.domain.canonical import country_alpha2, country_numeric, currency_numeric
@@ -28,6 +32,10 @@ RATE_DIGITS: Final = 7  # field 10 = one digit of decimal places + 7 digits
 ZERO_DATETIME: Final = "0000000000"
 _RATE_ONE_FIELD: Final = "00000001"
 _ORIGINAL_FILLER: Final = "0" * 22  # field 90 acquiring + forwarding institution ids (unused)
+
+
+class Iso8583DecodeError(ValueError):
+    """The bytes are not a well-formed message under the spec (truncated, unknown field, bad length/pad)."""
 
 
 class Iso8583MappingError(ValueError):
@@ -256,10 +264,10 @@ def _field90(detail: InboundAuthorization) -> str | None:
 def decode_authorization(message: bytes, *, reference_time: datetime) -> InboundAuthorization:
     """The validated inbound detail of one BASE I message (clear PAN: tokenize it at once).
 
-    Raises :class:`iso8583.DecodeError` for malformed bytes, :class:`Iso8583MappingError` for fields that
+    Raises :class:`Iso8583DecodeError` for malformed bytes, :class:`Iso8583MappingError` for fields that
     cannot map, and :class:`msgspec.ValidationError` for values the detail type rejects.
     """
-    fields, _ = iso8583.decode(message, base1_spec())
+    fields = decode_fields(message, base1_spec())
     numeric = [key for key in _NUMERIC_FIELDS if key in fields]
     for key in numeric:
         if not fields[key].isdigit():
@@ -297,6 +305,66 @@ def decode_authorization(message: bytes, *, reference_time: datetime) -> Inbound
     if "90" in fields:
         _add_original(plain, fields["90"], transmitted)
     return msgspec.convert(plain, InboundAuthorization)
+
+
+def decode_fields(message: bytes, spec: dict[str, dict[str, Any]]) -> dict[str, str]:
+    """Decode a message into pyiso8583's decoded-field dict (``t``, ``p``, ``1``, ``"2"``...).
+
+    The mirror of :func:`encode_fields`: the same result as ``iso8583.decode(message, spec)[0]`` for every
+    message pyiso8583 accepts (a test holds it to that), ~4x cheaper. Raises :class:`Iso8583DecodeError`.
+    """
+    plan = _plan(spec)
+    end = len(message)
+    if end < 10:
+        raise Iso8583DecodeError("message shorter than MTI and primary bitmap")
+    fields = {"t": message[:2].hex().upper(), "p": message[2:10].hex().upper()}
+    bitmap = int.from_bytes(message[2:10], "big") << 64
+    position = 10
+    if bitmap >> 127:
+        if end < 18:
+            raise Iso8583DecodeError("secondary bitmap missing")
+        fields["1"] = message[10:18].hex().upper()
+        bitmap |= int.from_bytes(message[10:18], "big")
+        position = 18
+    for number in range(2, 129):
+        if not (bitmap >> (128 - number)) & 1:
+            continue
+        field_plan = plan.get(number)
+        if field_plan is None:
+            raise Iso8583DecodeError(f"field {number} is not in the spec")
+        position = _decode_one(message, position, field_plan, fields)
+    if position != end:
+        raise Iso8583DecodeError(f"{end - position} bytes after the last field")
+    return fields
+
+
+def _decode_one(message: bytes, position: int, plan: _FieldPlan, fields: dict[str, str]) -> int:
+    key, binary, nibbles, pad_char, pad_left, len_type, max_len, encoding = plan
+    size = max_len
+    if len_type:
+        if position + len_type > len(message):
+            raise Iso8583DecodeError(f"field {key}: length runs past the end")
+        size = int.from_bytes(message[position : position + len_type], "big")
+        position += len_type
+        if size > max_len:
+            raise Iso8583DecodeError(f"field {key}: length {size} over the maximum {max_len}")
+    byte_count = (size + 1) >> 1 if nibbles else size
+    data = message[position : position + byte_count]
+    if len(data) != byte_count:
+        raise Iso8583DecodeError(f"field {key}: data runs past the end")
+    if not binary:
+        fields[key] = data.decode(encoding)
+        return position + byte_count
+    text = data.hex().upper()
+    if nibbles and size & 1:
+        if pad_left and text[0] == pad_char:
+            text = text[1:]
+        elif not pad_left and text[-1] == pad_char:
+            text = text[:-1]
+        else:
+            raise Iso8583DecodeError(f"field {key}: pad nibble is not {pad_char}")
+    fields[key] = text
+    return position + byte_count
 
 
 _NUMERIC_FIELDS: Final = ("t", "3", "4", "6", "7", "10", "11", "18", "19", "20", "22", "49", "51", "90")
