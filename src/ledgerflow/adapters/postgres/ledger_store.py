@@ -42,18 +42,29 @@ __all__ = ["PostgresLedgerStore", "libpq_url", "schema_from_url", "sqlalchemy_ur
 
 NOW_MS_SQL = "SELECT (extract(epoch FROM clock_timestamp()) * 1000)::bigint"
 
+# Every lookup by a list of ids joins `unnest(array)` instead of filtering with `= ANY(array)`: once psycopg
+# prepares a statement, PostgreSQL may switch to a generic plan in which `= ANY($1)` becomes a sequential scan
+# comparing every row against every element (quadratic in batch size x table size). The join stays an index probe
+# per id under any plan.
 HOLD_LEGS_SQL = (
     "SELECT p.posting_id, p.expires_at_ms, e.leg_index, e.account_id, e.direction, e.amount_minor "
-    "FROM postings p JOIN entries e ON e.posting_id = p.posting_id "
-    "WHERE p.posting_id = ANY(%s::text[]) AND p.kind = 1 AND p.result = 0"
+    "FROM unnest(%s::text[]) AS ids(posting_id) JOIN postings p ON p.posting_id = ids.posting_id "
+    "JOIN entries e ON e.posting_id = p.posting_id WHERE p.kind = 1 AND p.result = 0"
 )
 LOCK_ACCOUNTS_SQL = (
     f"SELECT a.{ACCOUNT_COLUMNS.replace(', ', ', a.')}, b.debits_pending, b.debits_posted, b.credits_pending, "
-    "b.credits_posted FROM balances b JOIN accounts a ON a.account_id = b.account_id "
-    "WHERE b.account_id = ANY(%s::text[]) ORDER BY b.account_id FOR UPDATE OF b"
+    "b.credits_posted FROM unnest(%s::text[]) AS ids(account_id) "
+    "JOIN balances b ON b.account_id = ids.account_id JOIN accounts a ON a.account_id = b.account_id "
+    "ORDER BY b.account_id FOR UPDATE OF b"
 )
-RESOLUTIONS_SQL = "SELECT pending_id, resolution FROM pending_resolutions WHERE pending_id = ANY(%s::text[])"
-RECORDED_SQL = "SELECT posting_id, payload_digest, result FROM postings WHERE posting_id = ANY(%s::text[])"
+RESOLUTIONS_SQL = (
+    "SELECT r.pending_id, r.resolution FROM unnest(%s::text[]) AS ids(pending_id) "
+    "JOIN pending_resolutions r ON r.pending_id = ids.pending_id"
+)
+RECORDED_SQL = (
+    "SELECT p.posting_id, p.payload_digest, p.result FROM unnest(%s::text[]) AS ids(posting_id) "
+    "JOIN postings p ON p.posting_id = ids.posting_id"
+)
 
 COPY_POSTINGS_SQL = (
     "COPY postings (posting_id, kind, result, payload_digest, pending_id, amount_minor, expires_at_ms, "
