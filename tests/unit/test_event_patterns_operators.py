@@ -389,3 +389,15 @@ def test_matcher_bounds_index_entries_of_wide_rules() -> None:
     assert sum(len(group.by_values) for group in matcher._groups.values()) == 100
     assert matcher.match({**ENVELOPE, "source": "s42", "detail-type": "t7"}) == ["wide"]
     assert matcher.match({**ENVELOPE, "source": "s42", "detail-type": "other"}) == []
+
+
+def test_event_numbers_are_judged_by_their_literal() -> None:
+    pattern = '{"detail": {"n": [{"numeric": [">", 0]}]}}'
+
+    def event_with(number_literal: str) -> str:
+        return json.dumps(ENVELOPE)[:-1] + f', "detail": {{"n": {number_literal}}}}}'
+
+    assert test_event_pattern(pattern, event_with("3.0e2")) is True
+    # Seven decimals: not comparable for AWS, even though the float rounds to a 6-decimal value.
+    assert test_event_pattern(pattern, event_with("4999999999.1234567")) is False
+    assert test_event_pattern(pattern, event_with("1.0000001")) is False

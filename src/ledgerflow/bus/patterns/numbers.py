@@ -59,10 +59,17 @@ def event_comparable(value: object) -> float | None:
         if -NUMBER_ABS_MAX <= value <= NUMBER_ABS_MAX:  # type: ignore[operator]
             return float(value)  # type: ignore[arg-type]
         return None
-    if isinstance(value, float):
+    if type(value) is float:
+        # Shortest-repr semantics: round() to 6 places leaves the float unchanged exactly when its
+        # shortest decimal form has at most 6 decimals.
         if -NUMBER_ABS_MAX <= value <= NUMBER_ABS_MAX and round(value, DECIMAL_PLACES_MAX) == value:
-            return float(value)
+            return value
         return None
+    if isinstance(value, EventFloat):  # written in the event JSON: judge the literal, as AWS does
+        try:
+            return comparable_from_text(value.text)
+        except NumberRangeError:
+            return None
     return None
 
 
