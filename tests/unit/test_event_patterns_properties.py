@@ -111,14 +111,14 @@ def _compiled_or_skip(pattern: dict[str, Any]) -> Any:
         assume(False)
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(patterns, events)
 def test_compiled_pattern_agrees_with_reference(pattern: dict[str, Any], event: dict[str, Any]) -> None:
     compiled = _compiled_or_skip(pattern)
     assert compiled(event) is reference_match(pattern, event)
 
 
-@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(patterns, st.data())
 def test_compiled_pattern_agrees_on_events_shaped_like_it(
     pattern: dict[str, Any], data: st.DataObject
@@ -128,7 +128,7 @@ def test_compiled_pattern_agrees_on_events_shaped_like_it(
     assert compiled(event) is reference_match(pattern, event)
 
 
-@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(patterns, min_size=1, max_size=6), st.lists(events, min_size=1, max_size=4))
 def test_matcher_agrees_with_reference(
     pattern_list: list[dict[str, Any]], event_list: list[dict[str, Any]]
