@@ -7,7 +7,7 @@ docs/iso8583-base1.md lists every field and the detail field it maps to.
 :func:`base1_spec` is a ``pyiso8583`` spec. The hot path encodes and decodes with :func:`encode_fields` /
 :func:`decode_fields`, a small codec driven by the same spec that handles just the options the spec uses;
 property tests hold both byte-for-byte equal to ``iso8583.encode`` / ``iso8583.decode`` (they cost a
-quarter to an eighth of pyiso8583's general code).
+third to an eighth of pyiso8583's general code).
 
 Field 7 carries no year; :func:`decode_authorization` takes the year that puts the timestamp closest to
 a reference time (the file's ``received_at`` column, else the clock).
@@ -311,60 +311,62 @@ def decode_fields(message: bytes, spec: dict[str, dict[str, Any]]) -> dict[str, 
     """Decode a message into pyiso8583's decoded-field dict (``t``, ``p``, ``1``, ``"2"``...).
 
     The mirror of :func:`encode_fields`: the same result as ``iso8583.decode(message, spec)[0]`` for every
-    message pyiso8583 accepts (a test holds it to that), ~4x cheaper. Raises :class:`Iso8583DecodeError`.
+    message pyiso8583 accepts, and a rejection for every one it rejects (tests hold it to that), at about
+    half the cost: one hex conversion of the whole message, then string slices. Raises
+    :class:`Iso8583DecodeError`.
     """
     plan = _plan(spec)
     end = len(message)
     if end < 10:
         raise Iso8583DecodeError("message shorter than MTI and primary bitmap")
-    fields = {"t": message[:2].hex().upper(), "p": message[2:10].hex().upper()}
-    bitmap = int.from_bytes(message[2:10], "big") << 64
+    text = message.hex().upper()
+    fields = {"t": text[:4], "p": text[4:20]}
+    bitmap = int(text[4:20], 16) << 64
     position = 10
     if bitmap >> 127:
         if end < 18:
             raise Iso8583DecodeError("secondary bitmap missing")
-        fields["1"] = message[10:18].hex().upper()
-        bitmap |= int.from_bytes(message[10:18], "big")
+        fields["1"] = text[20:36]
+        bitmap |= int(text[20:36], 16)
         position = 18
-    for number in range(2, 129):
-        if not (bitmap >> (128 - number)) & 1:
-            continue
-        field_plan = plan.get(number)
+    bitmap &= ~(1 << 127)  # bit 1 announces the secondary bitmap, not a field
+    while bitmap:  # highest set bit first = lowest field number first; visits only present fields
+        top = bitmap.bit_length()
+        bitmap ^= 1 << (top - 1)
+        field_plan = plan.get(129 - top)
         if field_plan is None:
-            raise Iso8583DecodeError(f"field {number} is not in the spec")
-        position = _decode_one(message, position, field_plan, fields)
+            raise Iso8583DecodeError(f"field {129 - top} is not in the spec")
+        key, binary, nibbles, pad_char, pad_left, len_type, size, encoding = field_plan
+        if len_type:
+            if position + len_type > end:
+                raise Iso8583DecodeError(f"field {key}: length runs past the end")
+            max_len = size
+            size = int(text[2 * position : 2 * (position + len_type)], 16)
+            position += len_type
+            if size > max_len:
+                raise Iso8583DecodeError(f"field {key}: length {size} over the maximum {max_len}")
+        byte_count = (size + 1) >> 1 if nibbles else size
+        if position + byte_count > end:
+            raise Iso8583DecodeError(f"field {key}: data runs past the end")
+        if binary:
+            value = text[2 * position : 2 * (position + byte_count)]
+            if nibbles and size & 1:
+                value = _strip_pad(key, value, pad_char, pad_left)
+            fields[key] = value
+        else:
+            fields[key] = message[position : position + byte_count].decode(encoding)
+        position += byte_count
     if position != end:
         raise Iso8583DecodeError(f"{end - position} bytes after the last field")
     return fields
 
 
-def _decode_one(message: bytes, position: int, plan: _FieldPlan, fields: dict[str, str]) -> int:
-    key, binary, nibbles, pad_char, pad_left, len_type, max_len, encoding = plan
-    size = max_len
-    if len_type:
-        if position + len_type > len(message):
-            raise Iso8583DecodeError(f"field {key}: length runs past the end")
-        size = int.from_bytes(message[position : position + len_type], "big")
-        position += len_type
-        if size > max_len:
-            raise Iso8583DecodeError(f"field {key}: length {size} over the maximum {max_len}")
-    byte_count = (size + 1) >> 1 if nibbles else size
-    data = message[position : position + byte_count]
-    if len(data) != byte_count:
-        raise Iso8583DecodeError(f"field {key}: data runs past the end")
-    if not binary:
-        fields[key] = data.decode(encoding)
-        return position + byte_count
-    text = data.hex().upper()
-    if nibbles and size & 1:
-        if pad_left and text[0] == pad_char:
-            text = text[1:]
-        elif not pad_left and text[-1] == pad_char:
-            text = text[:-1]
-        else:
-            raise Iso8583DecodeError(f"field {key}: pad nibble is not {pad_char}")
-    fields[key] = text
-    return position + byte_count
+def _strip_pad(key: str, value: str, pad_char: str, pad_left: bool) -> str:
+    if pad_left and value[0] == pad_char:
+        return value[1:]
+    if not pad_left and value[-1] == pad_char:
+        return value[:-1]
+    raise Iso8583DecodeError(f"field {key}: pad nibble is not {pad_char}")
 
 
 _NUMERIC_FIELDS: Final = ("t", "3", "4", "6", "7", "10", "11", "18", "19", "20", "22", "49", "51", "90")
