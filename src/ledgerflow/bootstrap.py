@@ -29,3 +29,23 @@ def open_ledger(settings: Settings, *, initialise: bool = True) -> LedgerStore:
     from ledgerflow.adapters.postgres.ledger_store import PostgresLedgerStore
 
     return PostgresLedgerStore(settings.database_url)
+
+
+RULES_ENGINES = ("asl", "python")
+
+
+def build_pipeline(ledger: LedgerStore, *, batch_size_max: int = 2_000, rules: str = "asl"):  # type: ignore[no-untyped-def]
+    """The embedded posting pipeline on `ledger`, with the posting rules run as the shipped state machine
+    (`asl`, the default) or as the equivalent plain-Python rules (`python`)."""
+    from ledgerflow.pipeline.rules import PythonRulesEngine, RulesConfig
+    from ledgerflow.pipeline.service import PipelineConfig, PostingPipeline
+
+    if rules == "asl":
+        from ledgerflow.pipeline.rules_asl import StateMachineRulesEngine
+
+        engine = StateMachineRulesEngine(RulesConfig())
+    elif rules == "python":
+        engine = PythonRulesEngine(RulesConfig())
+    else:
+        raise ValueError(f"rules engine must be one of {', '.join(RULES_ENGINES)}")
+    return PostingPipeline(ledger, engine, PipelineConfig(batch_size_max=batch_size_max))  # type: ignore[arg-type]

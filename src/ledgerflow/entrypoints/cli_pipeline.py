@@ -91,24 +91,22 @@ def run_command(
     until_idle: Annotated[bool, typer.Option("--until-idle", help="Exit 0 once nothing is left to do.")] = False,
     batch_size_max: Annotated[int, typer.Option("--batch-size-max", min=1, max=10_000,
                                                 help="Events per transaction at most.")] = 2_000,
+    rules: Annotated[str, typer.Option("--rules", help="Posting rules engine: asl (the shipped state machine, "
+                                                       "default) or python.")] = "asl",
     json_output: JsonOption = False,
 ) -> None:
     """Run the pipeline until SIGTERM/SIGINT (graceful drain), or with --until-idle until nothing is left."""
+    from ledgerflow.bootstrap import RULES_ENGINES, build_pipeline
     from ledgerflow.pipeline.runner import Runner
 
+    if rules not in RULES_ENGINES:
+        raise _fail(f"--rules must be one of {', '.join(RULES_ENGINES)}", 2)
     with _ledger(data_dir) as (ledger, _settings):
-        runner = Runner(_pipeline(ledger, batch_size_max))
+        runner = Runner(build_pipeline(ledger, batch_size_max=batch_size_max, rules=rules))
         runner.install_signal_handlers()
         totals = runner.run(until_idle=until_idle)
     _emit({"events": totals.events, "posted": totals.posted, "rejected": totals.rejected,
            "duplicates_parked": totals.duplicates_parked, "dead_lettered": totals.dead_lettered}, json_output)
-
-
-def _pipeline(ledger: Any, batch_size_max: int) -> Any:
-    from ledgerflow.pipeline.rules import PythonRulesEngine, RulesConfig
-    from ledgerflow.pipeline.service import PipelineConfig, PostingPipeline
-
-    return PostingPipeline(ledger, PythonRulesEngine(RulesConfig()), PipelineConfig(batch_size_max=batch_size_max))
 
 
 def status_command(data_dir: DataDirOption = None, json_output: JsonOption = False) -> None:

@@ -14,7 +14,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from ledgerflow.bootstrap import open_ledger
+from ledgerflow.bootstrap import build_pipeline, open_ledger
 from ledgerflow.config import Settings
 from ledgerflow.domain.money import format_minor
 
@@ -25,10 +25,8 @@ def run_demo(data_dir: Path | None, *, events: int = 20_000) -> bool:
     from ledgerflow.pipeline.accounts_import import import_accounts
     from ledgerflow.pipeline.generate import write_traffic
     from ledgerflow.pipeline.ingest_service import ingest_file
-    from ledgerflow.pipeline.rules import PythonRulesEngine, RulesConfig
     from ledgerflow.pipeline.runner import Runner
     from ledgerflow.pipeline.secrets import tokenizer_for
-    from ledgerflow.pipeline.service import PostingPipeline
     from ledgerflow.pipeline.status import pipeline_status
 
     console = Console()
@@ -46,7 +44,7 @@ def run_demo(data_dir: Path | None, *, events: int = 20_000) -> bool:
     ingest = ingest_file(ledger.connection, tokenizer, traffic)
     console.print(f"ingested: {ingest.accepted} accepted, {ingest.rejected} rejected at the boundary"
                   + (f" (first: line {ingest.errors[0]['line']}: {ingest.errors[0]['reason']})" if ingest.errors else ""))
-    runner = Runner(PostingPipeline(ledger, PythonRulesEngine(RulesConfig())))
+    runner = Runner(build_pipeline(ledger))
     with Progress(TextColumn("processing"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   console=console) as progress:
         task = progress.add_task("events", total=ingest.accepted)
