@@ -15,7 +15,7 @@ a reference time (the file's ``received_at`` column, else the clock).
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from functools import cache
 from typing import Any, Final
@@ -392,12 +392,22 @@ def _datetime_near(mmddhhmmss: str, reference: datetime) -> datetime:
     """The UTC datetime with this month/day/time whose year puts it closest to ``reference``."""
     month, day = int(mmddhhmmss[0:2]), int(mmddhhmmss[2:4])
     hour, minute, second = int(mmddhhmmss[4:6]), int(mmddhhmmss[6:8]), int(mmddhhmmss[8:10])
-    candidates = []
-    for year in (reference.year - 1, reference.year, reference.year + 1):
+    try:
+        same_year = datetime(reference.year, month, day, hour, minute, second, tzinfo=UTC)
+    except ValueError:
+        same_year = None  # 29 February outside a leap year, or an impossible date
+    # Within ~5 months of the reference the same year is always the closest one: skip the other two.
+    if same_year is not None and abs(same_year - reference) < _SAME_YEAR_WINDOW:
+        return same_year
+    candidates = [] if same_year is None else [same_year]
+    for year in (reference.year - 1, reference.year + 1):
         try:
             candidates.append(datetime(year, month, day, hour, minute, second, tzinfo=UTC))
         except ValueError:
-            continue  # 29 February outside a leap year, or an impossible date
+            continue
     if not candidates:
         raise Iso8583MappingError("transmission date/time is not a valid MMDDhhmmss")
     return min(candidates, key=lambda candidate: abs(candidate - reference))
+
+
+_SAME_YEAR_WINDOW: Final = timedelta(days=150)
