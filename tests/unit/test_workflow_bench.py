@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ledgerflow.workflow import compile_machine
-from ledgerflow.workflow.bench import RULES_MACHINE, run_benchmark
+from ledgerflow.workflow.bench import posting_rules_machine, run_benchmark
 
 
 def test_run_benchmark_reports_express_and_standard_figures() -> None:
@@ -13,8 +13,16 @@ def test_run_benchmark_reports_express_and_standard_figures() -> None:
     assert figures["express_us_per_execution"] > 0
 
 
-def test_the_benchmarked_rules_machine_classifies() -> None:
-    machine = compile_machine(RULES_MACHINE)
-    assert machine.run({"amount_minor": 5_000_000, "currency": "EUR", "mcc": "4111"}) == {"decision": "review"}
-    assert machine.run({"amount_minor": 5_000_000, "currency": "USD", "mcc": "5999"}) == {"decision": "review"}
-    assert machine.run({"amount_minor": 5_000_000, "currency": "USD", "mcc": "4111"}) == {"decision": "accept"}
+def test_the_benchmarked_machine_is_the_shipped_posting_rules() -> None:
+    machine = compile_machine(posting_rules_machine())
+    base = {"issuingCountryCode": "GB", "accountFound": True, "accountAmountKnown": True,
+            "transactionAmount": 100, "billingAmount": 100, "conversionRate": "1", "merchantType": "5411",
+            "warningMerchantTypes": ["7995"]}
+    assert machine.run(base) == {"approved": True, "reason": None, "foreign": False, "conversion": False,
+                                 "warning": False}
+    rejected = machine.run({**base, "issuingCountryCode": "", "merchantType": "7995"})
+    assert rejected["approved"] is False and rejected["reason"] == "issuing_country_missing" and rejected["warning"]
+    assert machine.run({**base, "accountFound": False})["reason"] == "account_not_found"
+    assert machine.run({**base, "accountAmountKnown": False})["reason"] == "conversion_rate_missing"
+    foreign = machine.run({**base, "billingAmount": 87, "conversionRate": "0.87"})
+    assert foreign["approved"] and foreign["foreign"] and foreign["conversion"]
