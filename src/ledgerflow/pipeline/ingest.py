@@ -81,7 +81,11 @@ def _decoders() -> tuple[msgspec.json.Decoder, msgspec.json.Decoder, msgspec.jso
 
 
 def tokenize_detail(
-    inbound: InboundAuthorization, tokenizer: PanTokenizer, *, correlation_id: str, trace_context: str
+    inbound: InboundAuthorization,
+    tokenizer: PanTokenizer,
+    *,
+    correlation_id: str,
+    trace_context: str | None,
 ) -> TransactionDetail:
     """The tokenized detail of a validated inbound detail; the PAN goes no further than this call."""
     pan = inbound.PAN
@@ -120,7 +124,7 @@ def wrap_bare_detail(
     inbound: InboundAuthorization, tokenizer: PanTokenizer, *, line: int, source: str
 ) -> Envelope[TransactionDetail]:
     """A new envelope around a bare detail, with the deterministic id described in the module doc."""
-    provisional = tokenize_detail(inbound, tokenizer, correlation_id="", trace_context=None)  # type: ignore[arg-type]
+    provisional = tokenize_detail(inbound, tokenizer, correlation_id="", trace_context=None)
     content = _decoders()[2].encode(provisional)
     event_id = uuid5_text(INGEST_ID_NAMESPACE.bytes, f"{line}:{hashlib.sha256(content).hexdigest()}")
     provisional.correlationId = inbound.correlationId or event_id
