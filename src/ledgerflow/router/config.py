@@ -1,0 +1,65 @@
+"""The router's limits and clocks, in one place."""
+
+from __future__ import annotations
+
+import random
+import time
+from dataclasses import dataclass, field
+from typing import Final, Protocol
+
+from ledgerflow.router.arns import ArnScope
+from ledgerflow.router.retry import Backoff
+
+ROUTE_BATCH_MAX_DEFAULT: Final = 500
+DELIVERY_BATCH_MAX_DEFAULT: Final = 100
+TARGETS_PER_STEP_MAX_DEFAULT: Final = 64
+REPLAY_BATCH_MAX_DEFAULT: Final = 500
+# A delivery tried outside a transaction (webhook, state machine) is hidden this long, so a crash mid-call only
+# delays it.
+LEASE_MS_DEFAULT: Final = 60_000
+ARCHIVE_PURGE_INTERVAL_MS_DEFAULT: Final = 60_000
+
+
+class Clock(Protocol):
+    def now_ms(self) -> int: ...
+
+
+class SystemClock:
+    def now_ms(self) -> int:
+        return int(time.time() * 1000)
+
+
+class ManualClock:
+    """A clock tests move by hand."""
+
+    def __init__(self, now_ms: int = 1_700_000_000_000) -> None:
+        self.value_ms = now_ms
+
+    def now_ms(self) -> int:
+        return self.value_ms
+
+    def advance(self, ms: int) -> None:
+        self.value_ms += ms
+
+
+@dataclass(frozen=True, kw_only=True)
+class RouterConfig:
+    scope: ArnScope = field(default_factory=ArnScope)
+    backoff: Backoff = field(default_factory=Backoff)
+    route_batch_max: int = ROUTE_BATCH_MAX_DEFAULT
+    delivery_batch_max: int = DELIVERY_BATCH_MAX_DEFAULT
+    targets_per_step_max: int = TARGETS_PER_STEP_MAX_DEFAULT
+    replay_batch_max: int = REPLAY_BATCH_MAX_DEFAULT
+    lease_ms: int = LEASE_MS_DEFAULT
+    archive_purge_interval_ms: int = ARCHIVE_PURGE_INTERVAL_MS_DEFAULT
+
+    def __post_init__(self) -> None:
+        assert 1 <= self.route_batch_max <= 10_000
+        assert 1 <= self.delivery_batch_max <= 10_000
+        assert 1 <= self.targets_per_step_max <= 10_000
+        assert 1 <= self.replay_batch_max <= 10_000
+        assert self.lease_ms >= 1_000
+
+
+def default_random() -> random.Random:
+    return random.Random()

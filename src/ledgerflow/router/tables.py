@@ -1,0 +1,87 @@
+"""The routing table of each bus, built from the stored rules, targets and archives.
+
+Enabled rules go into one compiled `PatternMatcher` per bus (so an event is tested against the few rules its
+`source` / `detail-type` can match, not against every rule); archives into another. A table is rebuilt only when
+the stored `config_version` moves, which every change to rules, targets or archives bumps.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from ledgerflow.adapters.sqlite.router_store import SqliteRouterStore
+from ledgerflow.bus.patterns import PatternMatcher
+from ledgerflow.router.arns import ArnScope
+from ledgerflow.router.model import STATE_ENABLED, Rule, TargetSpec
+
+
+@dataclass
+class BusTable:
+    bus: str
+    rules: dict[str, Rule] = field(default_factory=dict)
+    matcher: PatternMatcher = field(default_factory=PatternMatcher)
+    archive_matcher: PatternMatcher = field(default_factory=PatternMatcher)
+    # Archives without a pattern keep every event of the bus.
+    archives_unfiltered: list[str] = field(default_factory=list)
+
+    def target(self, rule_name: str, target_id: str) -> tuple[Rule, TargetSpec] | None:
+        rule = self.rules.get(rule_name)
+        if rule is None:
+            return None
+        for target in rule.targets:
+            if target.target_id == target_id:
+                return rule, target
+        return None
+
+    def archives_for(self, event: dict[str, Any]) -> list[str]:
+        if not self.archives_unfiltered and not len(self.archive_matcher):
+            return []
+        return self.archives_unfiltered + self.archive_matcher.match(event)
+
+
+def load_rules(store: SqliteRouterStore, scope: ArnScope, bus: str, tx: Any = None) -> list[Rule]:
+    specs = store.target_specs(bus, tx)
+    return [
+        Rule(bus=bus, name=name, arn=scope.rule(bus, name), event_pattern=pattern, state=state,
+             description=description or "", managed_by=managed_by,
+             targets=tuple(TargetSpec.from_json(spec) for spec in specs.get(name, [])))
+        for name, pattern, state, description, managed_by in store.rule_rows(bus, tx)
+    ]
+
+
+def build_tables(store: SqliteRouterStore, scope: ArnScope) -> dict[str, BusTable]:
+    tables: dict[str, BusTable] = {}
+    for bus in store.bus_names():
+        table = BusTable(bus=bus)
+        for rule in load_rules(store, scope, bus):
+            table.rules[rule.name] = rule
+            if rule.state == STATE_ENABLED:
+                table.matcher.add(rule.name, rule.event_pattern)
+        tables[bus] = table
+    for name, bus, pattern, _retention, _description, _created in store.archive_rows():
+        table = tables.get(bus)
+        if table is None:
+            continue
+        if pattern:
+            table.archive_matcher.add(name, pattern)
+        else:
+            table.archives_unfiltered.append(name)
+    return tables
+
+
+class TableCache:
+    """The tables, rebuilt when the stored configuration changed since they were built."""
+
+    def __init__(self, store: SqliteRouterStore, scope: ArnScope) -> None:
+        self.store = store
+        self.scope = scope
+        self._version = -1
+        self._tables: dict[str, BusTable] = {}
+
+    def tables(self) -> dict[str, BusTable]:
+        version = self.store.config_version()
+        if version != self._version:
+            self._tables = build_tables(self.store, self.scope)
+            self._version = version
+        return self._tables
