@@ -232,15 +232,15 @@ class _Traffic:
         rng = self.rng
         account = rng.choice(self.accounts)
         pan, billing_currency = account.pan, account.currency
-        roll = rng.random()
-        if roll < 0.01:  # a card no account has: rejected with account_not_found
+        if rng.random() < 0.01:  # a card no account has: rejected with account_not_found
             partial = f"{rng.choice(TEST_BINS)}9{rng.randint(0, 99_999_999):08d}"
             pan = partial + luhn_check_digit(partial)
+        roll = rng.random()
         merchant = (
             rng.choice(self.foreign)
-            if 0.01 <= roll < 0.13
+            if roll < 0.12
             else rng.choice(self.warning)
-            if roll < 0.16
+            if roll < 0.15
             else rng.choice(self.domestic)
         )
         amount_minor = int(rng.expovariate(1 / 3_000)) + 50
