@@ -1,90 +1,165 @@
-"""Per-stage CPU cost of the pure processors, in µs per event: ``python -m ledgerflow.pipeline.bench``.
+"""`ledgerflow bench`: the embedded pipeline end to end, in one run:
 
-Runs each stage over the same generated traffic (best of three passes, single process). A quick
-measurement for tuning, not a test; numbers move with the machine's load.
+1. throughput: N generated events (with duplicates) ingested and run to completion; events/s counts from the
+   start of ingest to the last outcome committed;
+2. latency: a producer process ingests at a steady rate (default 2,000 events/s) in small commits while the
+   pipeline runs; ingest->posted latency is commit time of the outcome minus commit time of the inbound event;
+3. the synchronous baseline: each event through every step in its own transaction, one at a time
+   (`batch_size_max=1`), on a smaller sample;
+
+then the ledger check. Each phase uses its own fresh data directory.
 """
 
 from __future__ import annotations
 
-import sys
+import multiprocessing
+import resource
+import statistics
+import tempfile
 import time
-from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
-import msgspec
+from ledgerflow.bootstrap import open_ledger
+from ledgerflow.config import Settings
 
-from ledgerflow.domain.events import TRANSACTION_STANDARDIZED, TransactionStandardized, next_envelope
-from ledgerflow.pipeline.dedup import DuplicateKeyConfig, duplicate_key
-from ledgerflow.pipeline.enrich import DictAccountDirectory, RatesTable, account_record_from_row, enrich
-from ledgerflow.pipeline.generate import RATES, generate_traffic
-from ledgerflow.pipeline.ingest import iter_iso8583_csv, iter_jsonl
-from ledgerflow.pipeline.rules import PythonRulesEngine
-from ledgerflow.pipeline.standardize import standardize
-from ledgerflow.pipeline.tokenize import PanTokenizer
-
-PASSES = 3
+LATENCY_CHUNK_EVENTS = 20
 
 
-def _best_us_per_item(items: Sequence[Any], stage: Callable[[Any], object]) -> float:
-    best = float("inf")
-    for _ in range(PASSES):
-        started = time.perf_counter()
-        for item in items:
-            stage(item)
-        best = min(best, time.perf_counter() - started)
-    return best / len(items) * 1e6
+@dataclass(frozen=True, kw_only=True)
+class PipelineBenchConfig:
+    events: int = 100_000
+    baseline_events: int = 2_000
+    latency_events: int = 20_000
+    latency_rate_per_second: int = 2_000
+    seed: int = 7
+    duplicates_pct: float = 2.0
+    batch_size_max: int = 2_000
 
 
-def _best_us_per_stream(items: Sequence[Any], stage: Callable[[Sequence[Any]], object]) -> float:
-    best = float("inf")
-    for _ in range(PASSES):
-        started = time.perf_counter()
-        stage(items)
-        best = min(best, time.perf_counter() - started)
-    return best / len(items) * 1e6
-
-
-def main(count: int = 20_000) -> dict[str, float]:
-    tokenizer = PanTokenizer(bytes(range(32)))
-    lines, accounts = generate_traffic(count, 1, duplicates_pct=0, malformed_pct=0, fmt="jsonl")
-    iso_lines, _ = generate_traffic(count // 4, 1, duplicates_pct=0, malformed_pct=0, fmt="iso8583")
-    encoded = [line.encode() for line in lines]
-    envelopes = list(iter_jsonl(encoded, tokenizer))
-    canonicals = [standardize(envelope) for envelope in envelopes]
-    directory = DictAccountDirectory(account_record_from_row(row, tokenizer) for row in accounts)
-    rates = RatesTable(RATES)
-    enriched = [enrich(canonical, directory, rates) for canonical in canonicals]
-    config, engine = DuplicateKeyConfig(), PythonRulesEngine()
-    encoder = msgspec.json.Encoder()
-    results = {
-        "ingest JSON line (decode+validate+tokenize)": _best_us_per_stream(
-            encoded, lambda items: list(iter_jsonl(items, tokenizer))
-        ),
-        "ingest ISO 8583 CSV row": _best_us_per_stream(
-            iso_lines[1:], lambda rows: list(iter_iso8583_csv([iso_lines[0], *rows], tokenizer))
-        ),
-        "duplicate_key": _best_us_per_item(
-            envelopes, lambda envelope: duplicate_key(envelope.detail, config)
-        ),
-        "standardize": _best_us_per_item(envelopes, standardize),
-        "enrich": _best_us_per_item(canonicals, lambda canonical: enrich(canonical, directory, rates)),
-        "rules": _best_us_per_item(enriched, engine.evaluate),
-        "next_envelope + JSON encode": _best_us_per_item(
-            list(zip(envelopes, canonicals, strict=True)),
-            lambda pair: encoder.encode(
-                next_envelope(
-                    pair[0],
-                    TRANSACTION_STANDARDIZED,
-                    TransactionStandardized(correlationId="", transaction=pair[1]),
-                    source="bench",
-                )
-            ),
-        ),
+def run_pipeline_bench(config: PipelineBenchConfig, *, work_dir: Path | None = None) -> dict[str, Any]:
+    root = Path(work_dir or tempfile.mkdtemp(prefix="ledgerflow-bench-"))
+    throughput = _throughput(root / "throughput", config.events, config, config.batch_size_max)
+    latency = _latency(root / "latency", config)
+    baseline = _throughput(root / "baseline", config.baseline_events, config, 1)
+    peak_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return {
+        "events": config.events,
+        "events_per_second": round(throughput["events_per_second"], 1),
+        "ingest_events_per_second": round(throughput["ingest_events_per_second"], 1),
+        "process_events_per_second": round(throughput["process_events_per_second"], 1),
+        "latency_rate_events_per_second": config.latency_rate_per_second,
+        "latency_ms_p50": latency["p50"],
+        "latency_ms_p99": latency["p99"],
+        "baseline_events": config.baseline_events,
+        "baseline_events_per_second": round(baseline["events_per_second"], 1),
+        "speedup_vs_baseline": round(throughput["events_per_second"] / baseline["events_per_second"], 1),
+        "posted": throughput["posted"],
+        "rejected": throughput["rejected"],
+        "duplicates_parked": throughput["duplicates_parked"],
+        "dead_lettered": throughput["dead_lettered"],
+        "peak_rss_mb": round(peak_rss_mb, 1),
+        "check_ok": throughput["check_ok"] and baseline["check_ok"] and latency["check_ok"],
     }
-    for name, micros in results.items():
-        print(f"{name:48s} {micros:7.2f} µs/event")
-    return results
 
 
-if __name__ == "__main__":
-    main(int(sys.argv[1]) if len(sys.argv) > 1 else 20_000)
+def _prepare(data_dir: Path, events: int, config: PipelineBenchConfig) -> tuple[Any, Any, Path]:
+    from ledgerflow.pipeline.accounts_import import import_accounts
+    from ledgerflow.pipeline.generate import write_traffic
+    from ledgerflow.pipeline.secrets import tokenizer_for
+
+    data_dir.mkdir(parents=True, exist_ok=True)
+    traffic = data_dir / "traffic.jsonl"
+    accounts = data_dir / "accounts.csv"
+    write_traffic(traffic, accounts, count=events, seed=config.seed, duplicates_pct=config.duplicates_pct,
+                  malformed_pct=0.0, fmt="jsonl")
+    ledger = open_ledger(Settings(data_dir=data_dir))
+    tokenizer = tokenizer_for(data_dir)
+    import_accounts(ledger, tokenizer, accounts)
+    return ledger, tokenizer, traffic
+
+
+def _pipeline(ledger: Any, batch_size_max: int, rules: str = "asl") -> Any:
+    from ledgerflow.bootstrap import build_pipeline
+
+    return build_pipeline(ledger, batch_size_max=batch_size_max, rules=rules)
+
+
+def _throughput(data_dir: Path, events: int, config: PipelineBenchConfig, batch_size_max: int) -> dict[str, Any]:
+    from ledgerflow.pipeline.ingest_service import ingest_file
+    from ledgerflow.pipeline.runner import Runner
+
+    ledger, tokenizer, traffic = _prepare(data_dir, events, config)
+    started = time.perf_counter()
+    ingest_file(ledger.connection, tokenizer, traffic)
+    ingested = time.perf_counter()
+    totals = Runner(_pipeline(ledger, batch_size_max)).run(until_idle=True)
+    finished = time.perf_counter()
+    check = ledger.check()
+    ledger.close()
+    return {
+        "events_per_second": totals.events / (finished - started),
+        "ingest_events_per_second": totals.events / (ingested - started),
+        "process_events_per_second": totals.events / (finished - ingested),
+        "posted": totals.posted, "rejected": totals.rejected, "duplicates_parked": totals.duplicates_parked,
+        "dead_lettered": totals.dead_lettered, "check_ok": bool(check["ok"]),
+    }
+
+
+def _latency(data_dir: Path, config: PipelineBenchConfig) -> dict[str, Any]:
+    from ledgerflow.pipeline.runner import Runner
+
+    ledger, _tokenizer, traffic = _prepare(data_dir, config.latency_events, config)
+    context = multiprocessing.get_context("spawn")
+    producer = context.Process(target=_produce_steadily,
+                               args=(str(data_dir), str(traffic), config.latency_rate_per_second))
+    producer.start()
+    runner = Runner(_pipeline(ledger, config.batch_size_max), record_latency=True)
+    expected = _count_lines(traffic)
+    while runner.totals.events < expected and (producer.is_alive() or not runner._idle()):
+        runner.run(until_idle=True)
+        if runner.totals.events < expected:
+            time.sleep(0.005)
+    producer.join()
+    runner.run(until_idle=True)
+    latencies = sorted(runner.totals.latencies_ms) or [0]
+    check = ledger.check()
+    ledger.close()
+    return {"p50": statistics.median(latencies), "p99": latencies[int(len(latencies) * 0.99) - 1],
+            "check_ok": bool(check["ok"])}
+
+
+def _produce_steadily(data_dir: str, traffic: str, rate_per_second: int) -> None:
+    """Ingest the traffic file at a steady rate, LATENCY_CHUNK_EVENTS per commit (a separate process)."""
+    import msgspec
+
+    from ledgerflow.adapters.sqlite.bus import SqliteEventTransport
+    from ledgerflow.adapters.sqlite.ledger_store import connect, write_transaction
+    from ledgerflow.bus.transport import OutboundMessage
+    from ledgerflow.domain.events import TRANSACTION_AUTHORIZED
+    from ledgerflow.pipeline.ingest import IngestError, iter_file
+    from ledgerflow.pipeline.secrets import tokenizer_for
+    from ledgerflow.pipeline.service import INBOUND_STREAM
+
+    connection = connect(Path(data_dir) / "ledgerflow.sqlite3")
+    transport = SqliteEventTransport(connection)
+    encode = msgspec.json.Encoder().encode
+    items = [item for item in iter_file(traffic, tokenizer_for(Path(data_dir))) if not isinstance(item, IngestError)]
+    interval_s = LATENCY_CHUNK_EVENTS / rate_per_second
+    next_at = time.perf_counter()
+    for start in range(0, len(items), LATENCY_CHUNK_EVENTS):
+        chunk = [OutboundMessage(i.id, TRANSACTION_AUTHORIZED, encode(i))
+                 for i in items[start:start + LATENCY_CHUNK_EVENTS]]
+        with write_transaction(connection) as tx:
+            transport.publish(tx, INBOUND_STREAM, chunk)
+        next_at += interval_s
+        delay = next_at - time.perf_counter()
+        if delay > 0:
+            time.sleep(delay)
+    connection.close()
+
+
+def _count_lines(path: Path) -> int:
+    with open(path, "rb") as handle:
+        return sum(1 for line in handle if line.strip())
