@@ -4,7 +4,8 @@ Today's upstream rules, in order of precedence for the rejection reason:
 
 1. issuing country missing          -> rejected, ``issuing_country_missing``
 2. no account linked to the card     -> rejected, ``account_not_found``
-3. otherwise                          -> approved
+3. no rate into the account currency -> rejected, ``conversion_rate_missing``
+4. otherwise                          -> approved
 
 Side events are evaluated for every transaction, approved or rejected (upstream they are independent
 event-bus rules matching the same event), and never change the decision:
@@ -35,6 +36,8 @@ from ledgerflow.domain.events import (
 REJECTED_STATUS: Final = "posting failure"
 REASON_ISSUING_COUNTRY_MISSING: Final = "issuing_country_missing"
 REASON_ACCOUNT_NOT_FOUND: Final = "account_not_found"
+# The account's currency differs from the billing currency and the rates table has no pair for it.
+REASON_CONVERSION_RATE_MISSING: Final = "conversion_rate_missing"
 # Betting/casino (7995), quasi-cash and money orders at financial institutions (6051, 6050 is the
 # member-financial-institution variant of the same), money transfer / wire (4829), and 6540 (stored value
 # card loads) : the categories card schemes treat as high-risk for cash-out and gambling.
@@ -98,5 +101,9 @@ class PythonRulesEngine:
         if enriched.account is None:
             return RulesOutcome(
                 approved=False, reason=REASON_ACCOUNT_NOT_FOUND, side_events=tuple(side_events)
+            )
+        if enriched.amount_account_minor is None:
+            return RulesOutcome(
+                approved=False, reason=REASON_CONVERSION_RATE_MISSING, side_events=tuple(side_events)
             )
         return RulesOutcome(approved=True, side_events=tuple(side_events))

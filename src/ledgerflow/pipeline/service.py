@@ -420,7 +420,7 @@ def _message(event_id: str, detail_type: str, inbound: Any, detail: Any) -> Outb
         detail=detail,
         account=inbound.account,
         region=inbound.region,
-        resources=[inbound.id],
+        resources=(inbound.id,),
     )
     return OutboundMessage(envelope.id, detail_type, _encode(envelope))
 
