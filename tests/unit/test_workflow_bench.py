@@ -17,7 +17,7 @@ def test_the_benchmarked_machine_is_the_shipped_posting_rules() -> None:
     machine = compile_machine(posting_rules_machine())
     base = {"issuingCountryCode": "GB", "accountFound": True, "accountAmountKnown": True,
             "transactionAmount": 100, "billingAmount": 100, "conversionRate": "1", "merchantType": "5411",
-            "warningMerchantTypes": ["7995"]}
+            "warningMerchantTypes": ["7995"], "foreign": False, "conversion": False}
     assert machine.run(base) == {"approved": True, "reason": None, "foreign": False, "conversion": False,
                                  "warning": False}
     rejected = machine.run({**base, "issuingCountryCode": "", "merchantType": "7995"})

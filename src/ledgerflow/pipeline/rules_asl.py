@@ -2,7 +2,8 @@
 to closures). The shipped definition is `ledgerflow/rules/posting-rules.asl.json`; point
 `LEDGERFLOW_POSTING_RULES` (or `StateMachineRulesEngine(definition_path=...)`) at an edited copy to change them.
 
-Input: `rules_input(enriched)` plus `warningMerchantTypes` (and `accountAmountKnown`); output:
+Input: `rules_input(enriched)` plus `accountAmountKnown`, `warningMerchantTypes` and the flags `foreign` and
+`conversion` (false; the checks set them); output:
 `{"approved": bool, "reason": str | null, "foreign": bool, "conversion": bool, "warning": bool}`.
 """
 
@@ -52,6 +53,8 @@ class StateMachineRulesEngine:
         data = rules_input(enriched)
         data["accountAmountKnown"] = enriched.amount_account_minor is not None
         data["warningMerchantTypes"] = self._warning_merchant_types
+        data["foreign"] = False
+        data["conversion"] = False
         output = self._machine.run(data)
         side_events = tuple(name for flag, name in _SIDE_EVENTS if output.get(flag))
         return RulesOutcome(approved=bool(output["approved"]), reason=output.get("reason"), side_events=side_events)

@@ -31,7 +31,7 @@ def _inputs() -> list[dict[str, Any]]:
     """Rules inputs as the pipeline builds them: domestic, foreign with conversion, warning MCC, no issuer."""
     base = {"issuingCountryCode": "GB", "accountFound": True, "accountAmountKnown": True,
             "transactionAmount": 2_000, "billingAmount": 2_000, "conversionRate": "1", "merchantType": "5411",
-            "warningMerchantTypes": _WARNING_MERCHANT_TYPES}
+            "warningMerchantTypes": _WARNING_MERCHANT_TYPES, "foreign": False, "conversion": False}
     return [
         base,
         {**base, "billingAmount": 1_730, "conversionRate": "0.865"},
