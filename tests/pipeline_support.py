@@ -40,10 +40,15 @@ def sqlite_path(data_dir: Path) -> Path:
 
 @contextmanager
 def read_only(data_dir: Path) -> Iterator[sqlite3.Connection]:
-    """A connection that reads the data dir's database without ever taking the write lock."""
+    """A connection that reads the data dir's database without ever taking the write lock, inside one read
+    transaction: every query of the block sees the same snapshot, even while another process commits."""
     uri = f"file:{sqlite_path(data_dir)}?mode=ro"
-    with closing(sqlite3.connect(uri, uri=True, timeout=60)) as connection:
-        yield connection
+    with closing(sqlite3.connect(uri, uri=True, timeout=60, isolation_level=None)) as connection:
+        connection.execute("BEGIN")
+        try:
+            yield connection
+        finally:
+            connection.execute("ROLLBACK")
 
 
 @contextmanager
