@@ -8,7 +8,12 @@ from pathlib import Path
 import pytest
 from router_support import entry, log_target, open_router
 
-from ledgerflow.router import IllegalStatusException, ManualClock, ResourceNotFoundException, ValidationException
+from ledgerflow.router import (
+    IllegalStatusException,
+    ManualClock,
+    ResourceNotFoundException,
+    ValidationException,
+)
 from ledgerflow.router.errors import ResourceAlreadyExistsException
 
 WHOLE_DAY = {"start": "2026-01-01T00:00:00Z", "end": "2026-01-02T00:00:00Z"}

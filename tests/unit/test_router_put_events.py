@@ -6,11 +6,11 @@ import json
 from pathlib import Path
 
 import pytest
+from router_support import entry, log_target, open_router
 
 from ledgerflow.pipeline.generate import sample_detail
 from ledgerflow.pipeline.tokenize import PanTokenizer
 from ledgerflow.router import ValidationException
-from router_support import entry, log_target, open_router
 
 PAN = "4111111111111111"
 

@@ -6,12 +6,12 @@ import json
 from pathlib import Path
 
 import pytest
+from router_support import entry, log_target, open_router, queue_arn
 
 from ledgerflow.bus.patterns import InvalidEventPatternException
 from ledgerflow.bus.patterns import matcher as matcher_module
 from ledgerflow.router import LimitExceededException, ResourceNotFoundException, ValidationException
 from ledgerflow.router.errors import ResourceAlreadyExistsException
-from router_support import entry, log_target, open_router, queue_arn
 
 ARN_PREFIX = "arn:aws:events:local:000000000000:"
 

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 from router_support import entry, log_target, open_router, queue_arn
@@ -138,11 +138,11 @@ def test_state_machine_target_with_a_bad_definition_is_not_retried(tmp_path: Pat
 
 
 class _Receiver(BaseHTTPRequestHandler):
-    statuses: list[int] = []
-    received: list[dict[str, Any]] = []
+    statuses: ClassVar[list[int]] = []
+    received: ClassVar[list[dict[str, Any]]] = []
     delay_s: float = 0.0
 
-    def do_POST(self) -> None:  # noqa: N802 - http.server's name
+    def do_POST(self) -> None:
         body = self.rfile.read(int(self.headers["Content-Length"]))
         self.received.append({"body": body, "headers": dict(self.headers)})
         time.sleep(self.delay_s)
