@@ -21,7 +21,7 @@ from ledgerflow.domain.engine import (
     AccountState, BatchEffects, HoldState, LoadedState, apply_batch, expire_holds, referenced_ids,
 )
 from ledgerflow.domain.ledger import (
-    Account, AccountStatus, Balance, LedgerValidationError, Posting, PostingKind,
+    LEGS_MAX, Account, AccountStatus, Balance, LedgerValidationError, Posting, PostingKind,
 )
 from ledgerflow.domain.results import AccountResult, PostingResult
 
@@ -200,13 +200,17 @@ class LedgerStore(abc.ABC):
 
     def posting(self, posting_id: str) -> PostingRecord | None:
         rows = self._rows(None, "SELECT posting_id, kind, result, pending_id, amount_minor, expires_at_ms, "
-                                "correlation_id, metadata_json, created_at_ms FROM postings WHERE posting_id = ?",
-                          (posting_id,))
+                                "correlation_id, metadata_json, created_at_ms, entry_seq_first FROM postings "
+                                "WHERE posting_id = ?", (posting_id,))
         if not rows:
             return None
         row = rows[0]
-        entries = self._rows(None, f"SELECT {ENTRY_COLUMNS} FROM entries WHERE posting_id = ? ORDER BY leg_index",
-                             (posting_id,))
+        if row[9] is not None:  # contiguous entries from entry_seq_first (SQLite)
+            entries = self._rows(None, f"SELECT {ENTRY_COLUMNS} FROM entries WHERE entry_seq >= ? AND entry_seq < ? "
+                                       "AND posting_id = ? ORDER BY leg_index", (row[9], row[9] + LEGS_MAX, posting_id))
+        else:
+            entries = self._rows(None, f"SELECT {ENTRY_COLUMNS} FROM entries WHERE posting_id = ? ORDER BY leg_index",
+                                 (posting_id,))
         return PostingRecord(
             posting_id=row[0], kind=PostingKind(row[1]).name, result=PostingResult(row[2]).name,
             pending_id=row[3], amount_minor=row[4], expires_at_ms=row[5], correlation_id=row[6],

@@ -63,8 +63,10 @@ def redelivery_delay_ms(deliveries: int) -> int:
 
 class EventTransport(abc.ABC):
     @abc.abstractmethod
-    def publish(self, tx: Any, stream: str, messages: Sequence[OutboundMessage]) -> int:
-        """Append messages; returns how many were new (repeated message ids are dropped)."""
+    def publish(self, tx: Any, stream: str, messages: Sequence[OutboundMessage], *,
+                deduplicate: bool = True) -> int:
+        """Append messages; returns how many were new. With `deduplicate`, a repeated message id is dropped;
+        a transactional outbox whose transaction already guarantees once-only publication may skip that."""
 
     @abc.abstractmethod
     def ensure_consumer(self, tx: Any, consumer: str, stream: str) -> None: ...

@@ -21,7 +21,7 @@ class UnknownCurrencyError(ValueError):
 def currency_alpha(code: str | int) -> str:
     """The ISO 4217 alphabetic code for an alphabetic or numeric code ('826' -> 'GBP', 'gbp' -> 'GBP')."""
     text = str(code).strip()
-    if text.isdigit():
+    if text.isascii() and text.isdigit():
         number = int(text)
         for currency in Currency:
             if currency.number == number:

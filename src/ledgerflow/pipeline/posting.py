@@ -6,7 +6,7 @@
 | 0220 / 0200 with an original reference    | `post_pending` capture of that hold (partial allowed)            |
 | 0200 without a reference                  | `posted` immediately                                             |
 | 0400 / 0420 reversal                      | `void_pending` of the hold; if already captured, a `posted`      |
-|                                           | reversal crediting the customer (see `reversal_of_capture`)      |
+|                                           | reversal crediting the customer, once per hold                   |
 | processing code 20xxxx (refund)           | `posted` credit to the customer, debit to settlement             |
 
 Posting ids are the idempotency keys, derived from content so that replays and resends map to the same posting:
@@ -116,8 +116,13 @@ def reversal_of_capture(enriched: EnrichedTransaction) -> Posting:
     amount = enriched.amount_account_minor
     assert account is not None and amount is not None
     settlement = settlement_account_id(account.currency)
+    original = canonical.card_transaction.original
+    assert original is not None and original.auth_code and original.system_trace_audit_number
+    # Keyed by the hold, not by the reversal: a repeated reversal advice of the same captured hold is then
+    # `exists` (or refused with a different amount) and never credits the customer twice.
+    pending_id = hold_id(canonical.debtor.pan_token, original.auth_code, original.system_trace_audit_number)
     return Posting(
-        posting_id=f"{canonical.transaction_id}:reversal",
+        posting_id=f"{pending_id}:reversal",
         legs=(Leg(settlement, DEBIT, amount), Leg(account.account_id, CREDIT, amount)),
         correlation_id=canonical.correlation_id,
         metadata_json=_metadata(canonical.transaction_id),

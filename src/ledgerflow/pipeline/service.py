@@ -106,7 +106,9 @@ class PostingPipeline:
             self.directory.refresh_if_changed(tx)
             outbox: list[OutboundMessage] = []
             settled = self._process(tx, deliveries, now_ms, outbox, report)
-            self.transport.publish(tx, EVENTS_STREAM, outbox)
+            # The outbox needs no message-id de-duplication: each inbound event is settled in exactly one
+            # committed transaction, and its outcome ids derive from its id.
+            self.transport.publish(tx, EVENTS_STREAM, outbox, deduplicate=False)
             self.transport.ack(tx, PIPELINE_CONSUMER, settled)
             _add_counters(tx, report)
             report.committed_at_ms = now_ms

@@ -16,16 +16,24 @@ class SqliteEventTransport(EventTransport):
     def __init__(self, connection: sqlite3.Connection) -> None:
         self.connection = connection
 
-    def publish(self, tx: sqlite3.Connection, stream: str, messages: Sequence[OutboundMessage]) -> int:
+    def publish(self, tx: sqlite3.Connection, stream: str, messages: Sequence[OutboundMessage], *,
+                deduplicate: bool = True) -> int:
         if not messages:
             return 0
         before = tx.total_changes
         now_ms = _now_ms(tx)
-        tx.executemany(
-            "INSERT OR IGNORE INTO bus_messages (stream, message_id, detail_type, body, published_at_ms) "
-            f"VALUES ('{_literal(stream)}', ?, ?, ?, {now_ms})",
-            [(m.message_id, m.detail_type, m.body) for m in messages],
-        )
+        if deduplicate:
+            tx.executemany(
+                "INSERT OR IGNORE INTO bus_messages (stream, message_id, detail_type, body, published_at_ms, "
+                f"dedup_id) VALUES ('{_literal(stream)}', ?, ?, ?, {now_ms}, ?)",
+                [(m.message_id, m.detail_type, m.body, m.message_id) for m in messages],
+            )
+        else:
+            tx.executemany(
+                "INSERT INTO bus_messages (stream, message_id, detail_type, body, published_at_ms) "
+                f"VALUES ('{_literal(stream)}', ?, ?, ?, {now_ms})",
+                [(m.message_id, m.detail_type, m.body) for m in messages],
+            )
         return tx.total_changes - before
 
     def ensure_consumer(self, tx: sqlite3.Connection, consumer: str, stream: str) -> None:

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from ledgerflow.domain.engine import BatchEffects, LoadedState
-from ledgerflow.domain.ledger import Account
+from ledgerflow.domain.ledger import LEGS_MAX, Account
 from ledgerflow.ports import (
     ACCOUNT_COLUMNS, LedgerStore, StoreConflictError, StoreUnavailableError, account_state, holds_from_rows,
 )
@@ -91,18 +91,14 @@ class SqliteLedgerStore(LedgerStore):
               posting_ids: set[str]) -> LoadedState:
         holds = {}
         if pending_ids:
-            ids = _ids_param(pending_ids)
             hold_rows = tx.execute(
-                "SELECT p.posting_id, p.expires_at_ms, r.resolution FROM postings p "
+                "SELECT p.posting_id, p.expires_at_ms, r.resolution, p.entry_seq_first FROM postings p "
                 "LEFT JOIN pending_resolutions r ON r.pending_id = p.posting_id "
                 "WHERE p.posting_id IN (SELECT value FROM json_each(?)) AND p.kind = 1 AND p.result = 0",
-                (ids,),
+                (_ids_param(pending_ids),),
             ).fetchall()
-            leg_rows = tx.execute(
-                "SELECT posting_id, leg_index, account_id, direction, amount_minor FROM entries "
-                "WHERE posting_id IN (SELECT value FROM json_each(?))", (ids,),
-            ).fetchall()
-            holds = holds_from_rows(hold_rows, leg_rows)
+            leg_rows = self._legs_by_first_seq(tx, hold_rows)
+            holds = holds_from_rows([row[:3] for row in hold_rows], leg_rows)
             account_ids = account_ids | {leg[2] for leg in leg_rows}
         accounts = {}
         if account_ids:
@@ -121,19 +117,37 @@ class SqliteLedgerStore(LedgerStore):
                 recorded[posting_id] = (bytes(digest), int(result))
         return LoadedState(accounts=accounts, holds=holds, recorded=recorded)
 
+    @staticmethod
+    def _legs_by_first_seq(tx: sqlite3.Connection, hold_rows: list[tuple]) -> list[tuple]:
+        """The legs of holds, read from each hold's contiguous entry range (no posting-id index needed)."""
+        firsts = [row[3] for row in hold_rows if row[3] is not None]
+        if not firsts:
+            return []
+        first_by_hold = {row[0]: row[3] for row in hold_rows}
+        rows = tx.execute(
+            "SELECT DISTINCT e.entry_seq, e.posting_id, e.leg_index, e.account_id, e.direction, e.amount_minor "
+            f"FROM json_each(?) j JOIN entries e ON e.entry_seq >= j.value AND e.entry_seq < j.value + {LEGS_MAX}",
+            (json.dumps(firsts),),
+        ).fetchall()
+        # Ranges of neighbouring holds overlap: keep each hold's own entries, from its first one on.
+        return [row[1:] for row in rows
+                if row[1] in first_by_hold and first_by_hold[row[1]] is not None and row[0] >= first_by_hold[row[1]]]
+
     def _write(self, tx: sqlite3.Connection, effects: BatchEffects, now_ms: int) -> None:
         try:
+            entry_rows, first_seq = self._number_entries(tx, effects.entry_rows)
             if effects.posting_rows:
                 tx.executemany(
                     "INSERT INTO postings (posting_id, kind, result, payload_digest, pending_id, amount_minor, "
-                    f"expires_at_ms, correlation_id, metadata_json, created_at_ms) VALUES (?,?,?,?,?,?,?,?,?,{now_ms})",
-                    effects.posting_rows,
+                    "expires_at_ms, correlation_id, metadata_json, entry_seq_first, created_at_ms) "
+                    f"VALUES (?,?,?,?,?,?,?,?,?,?,{now_ms})",
+                    [(*row, first_seq.get(row[0])) for row in effects.posting_rows],
                 )
-            if effects.entry_rows:
+            if entry_rows:
                 tx.executemany(
-                    "INSERT INTO entries (posting_id, leg_index, account_id, direction, amount_minor, pending_delta, "
-                    f"posted_delta, created_at_ms) VALUES (?,?,?,?,?,?,?,{now_ms})",
-                    effects.entry_rows,
+                    "INSERT INTO entries (entry_seq, posting_id, leg_index, account_id, direction, amount_minor, "
+                    f"pending_delta, posted_delta, created_at_ms) VALUES (?,?,?,?,?,?,?,?,{now_ms})",
+                    entry_rows,
                 )
             if effects.resolution_rows:
                 tx.executemany(
@@ -149,6 +163,28 @@ class SqliteLedgerStore(LedgerStore):
                 )
         except sqlite3.IntegrityError as exc:
             raise StoreConflictError(f"ledger write conflicted: {exc}") from exc
+
+    @staticmethod
+    def _number_entries(tx: sqlite3.Connection, rows: list[tuple]) -> tuple[list[tuple], dict[str, int]]:
+        """Give entries explicit, contiguous sequence numbers (we hold the write lock) and note each posting's
+        first one."""
+        if not rows:
+            return [], {}
+        seq = int(tx.execute("SELECT COALESCE(MAX(entry_seq), 0) FROM entries").fetchone()[0])
+        numbered = []
+        first_seq: dict[str, int] = {}
+        previous = None
+        for row in rows:
+            seq += 1
+            posting_id, leg_index = row[0], row[1]
+            if leg_index == 0:
+                assert posting_id not in first_seq, f"entries of {posting_id} appear twice in one batch"
+                first_seq[posting_id] = seq
+            else:
+                assert previous == (posting_id, leg_index - 1), "a posting's entries must be contiguous"
+            previous = (posting_id, leg_index)
+            numbered.append((seq, *row))
+        return numbered, first_seq
 
     def _expired_hold_ids(self, tx: sqlite3.Connection, now_ms: int, limit: int) -> list[str]:
         rows = tx.execute(

@@ -50,6 +50,8 @@ def upgrade() -> None:
         sa.Column("correlation_id", sa.Text),
         sa.Column("metadata_json", sa.Text),
         sa.Column("created_at_ms", sa.BigInteger, nullable=False),
+        # SQLite: the first entry_seq of the posting's entries, which are contiguous (see below).
+        sa.Column("entry_seq_first", sa.BigInteger),
     )
     op.create_table(
         "entries",
@@ -63,9 +65,13 @@ def upgrade() -> None:
         sa.Column("pending_delta", sa.BigInteger, nullable=False),
         sa.Column("posted_delta", sa.BigInteger, nullable=False),
         sa.Column("created_at_ms", sa.BigInteger, nullable=False),
-        sa.UniqueConstraint("posting_id", "leg_index", name="entries_posting_leg_unique"),
     )
     op.create_index("entries_account_seq", "entries", ["account_id", "entry_seq"])
+    if op.get_bind().dialect.name == "postgresql":
+        op.create_unique_constraint("entries_posting_leg_unique", "entries", ["posting_id", "leg_index"])
+    # On SQLite a posting's entries are found by the contiguous range starting at postings.entry_seq_first
+    # (the single writer numbers them), which spares every entry an insert into a random-keyed index: that index
+    # cost more than the rest of the entry's write.
     op.create_table(
         "pending_resolutions",
         sa.Column("pending_id", sa.Text, primary_key=True),

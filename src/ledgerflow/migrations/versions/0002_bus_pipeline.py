@@ -29,9 +29,12 @@ def upgrade() -> None:
         sa.Column("detail_type", sa.Text, nullable=False),
         sa.Column("body", sa.LargeBinary, nullable=False),
         sa.Column("published_at_ms", sa.BigInteger, nullable=False),
-        sa.UniqueConstraint("message_id", name="bus_messages_message_id_unique"),
+        # Set only for messages published with de-duplication: a repeated id is then dropped.
+        sa.Column("dedup_id", sa.Text),
     )
     op.create_index("bus_messages_stream_seq", "bus_messages", ["stream", "seq"])
+    op.create_index("bus_messages_dedup_id", "bus_messages", ["dedup_id"], unique=True,
+                    sqlite_where=sa.text("dedup_id IS NOT NULL"), postgresql_where=sa.text("dedup_id IS NOT NULL"))
     op.create_table(
         "bus_consumers",
         sa.Column("consumer", sa.Text, primary_key=True),
@@ -76,6 +79,8 @@ def upgrade() -> None:
         sa.Column("duplicate_key", sa.Text, primary_key=True),
         sa.Column("event_id", sa.Text, nullable=False),
         sa.Column("event_time_s", sa.BigInteger, nullable=False),
+        # One b-tree instead of a rowid table plus its key index.
+        sqlite_with_rowid=False,
     )
     op.create_table(
         "pipeline_parked_duplicates",
