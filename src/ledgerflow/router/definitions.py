@@ -37,7 +37,7 @@ from ledgerflow.router.model import (
     check_rule_name,
 )
 from ledgerflow.router.queues import Queues
-from ledgerflow.router.tables import load_rules
+from ledgerflow.router.tables import load_rule, load_rules
 from ledgerflow.router.targets import state_machine, webhook
 
 MANAGED_BY: Final = "ledgerflow"
@@ -93,9 +93,9 @@ class Definitions:
 
     def rule(self, name: str, *, bus: str = DEFAULT_BUS, tx: sqlite3.Connection | None = None) -> Rule:
         name = rule_name_from_reference(name)
-        for rule in load_rules(self.store, self.scope, bus, tx):
-            if rule.name == name:
-                return rule
+        rule = load_rule(self.store, self.scope, bus, name, tx)
+        if rule is not None:
+            return rule
         self.require_bus(bus, tx)
         raise ResourceNotFoundException(f"Rule {name} does not exist on EventBus {bus}.")
 

@@ -25,7 +25,8 @@ from ledgerflow.router.replay import ACTIVE_STATES, advance_replays
 from ledgerflow.router.tables import BusTable, TableCache
 
 COUNTER_ROUTED = "events_routed"
-COUNTER_UNDECODABLE = "events_undecodable"
+# Events that could not be decoded or matched: acknowledged and counted, never routed.
+COUNTER_UNDECODABLE = "events_unroutable"
 
 _log = structlog.get_logger("ledgerflow.router")
 
@@ -93,7 +94,11 @@ class Router:
                 if event is None:
                     undecodable += 1
                     continue
-                self._match(table, delivery, event, now_ms, queued, archived)
+                try:
+                    self._match(table, delivery, event, now_ms, queued, archived)
+                except Exception:  # noqa: BLE001 - one event that breaks matching must not stop the bus
+                    _log.exception("router.unroutable_event", message_id=delivery.message_id)
+                    undecodable += 1
             self.store.enqueue(tx, queued)
             self.store.archive_events(tx, archived)
             self.transport.ack(tx, consumer, deliveries)
@@ -104,18 +109,19 @@ class Router:
 
     def _match(self, table: BusTable, delivery: Delivery, event: dict[str, Any], now_ms: int,
                queued: list[NewDelivery], archived: list[tuple[str, str, int, int, bytes]]) -> None:
+        """Add the event's deliveries and archive copies, all or none of them."""
         event_id = str(event.get("id") or delivery.message_id)
         # The bus clock (SQL) and an injected router clock may differ; never let an event be younger than now.
         ingested_at_ms = min(delivery.published_at_ms or now_ms, now_ms)
-        for rule_name in table.matcher.match(event):
-            for target in table.rules[rule_name].targets:
-                queued.append(NewDelivery(bus=table.bus, rule=rule_name, target_id=target.target_id,
-                                          event_id=event_id, event=delivery.body, replay_name=None,
-                                          ingested_at_ms=ingested_at_ms, not_before_ms=now_ms))
+        mine = [NewDelivery(bus=table.bus, rule=rule_name, target_id=target.target_id, event_id=event_id,
+                            event=delivery.body, replay_name=None, ingested_at_ms=ingested_at_ms,
+                            not_before_ms=now_ms)
+                for rule_name in table.matcher.match(event) for target in table.rules[rule_name].targets]
         archives = table.archives_for(event)
         if archives:
             event_time_ms = _event_time_ms(event, ingested_at_ms)
             archived.extend((archive, event_id, event_time_ms, now_ms, delivery.body) for archive in archives)
+        queued.extend(mine)
 
     def _purge_when_due(self) -> None:
         now_ms = self.clock.now_ms()

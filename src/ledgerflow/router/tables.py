@@ -50,6 +50,16 @@ def load_rules(store: SqliteRouterStore, scope: ArnScope, bus: str, tx: Any = No
     ]
 
 
+def load_rule(store: SqliteRouterStore, scope: ArnScope, bus: str, name: str, tx: Any = None) -> Rule | None:
+    row = store.rule_row(bus, name, tx)
+    if row is None:
+        return None
+    _name, pattern, state, description, managed_by = row
+    return Rule(bus=bus, name=name, arn=scope.rule(bus, name), event_pattern=pattern, state=state,
+                description=description or "", managed_by=managed_by,
+                targets=tuple(TargetSpec.from_json(spec) for spec in store.rule_target_specs(bus, name, tx)))
+
+
 def build_tables(store: SqliteRouterStore, scope: ArnScope) -> dict[str, BusTable]:
     tables: dict[str, BusTable] = {}
     for bus in store.bus_names():

@@ -130,6 +130,10 @@ class SqliteRouterStore:
             found.setdefault(rule, []).append(json.loads(spec))
         return found
 
+    def rule_target_specs(self, bus: str, rule: str, tx: sqlite3.Connection | None = None) -> list[dict[str, Any]]:
+        return [json.loads(spec) for (spec,) in (tx or self.connection).execute(
+            "SELECT spec FROM router_targets WHERE bus = ? AND rule = ? ORDER BY target_id", (bus, rule))]
+
     def put_target(self, tx: sqlite3.Connection, bus: str, rule: str, spec: dict[str, Any]) -> None:
         tx.execute("INSERT INTO router_targets (bus, rule, target_id, spec) VALUES (?,?,?,?) "
                    "ON CONFLICT (bus, rule, target_id) DO UPDATE SET spec = excluded.spec",
