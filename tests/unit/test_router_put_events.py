@@ -6,6 +6,8 @@ import json
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from router_support import entry, log_target, open_router
 
 from ledgerflow.pipeline.generate import sample_detail
@@ -102,3 +104,29 @@ def test_transaction_authorized_goes_through_the_ingest_edge(tmp_path: Path) -> 
     with open_router(tmp_path) as router:
         without_tokenizer = router.put_events([entry({"PAN": PAN})])
     assert without_tokenizer["Entries"][0]["ErrorCode"] == "InvalidArgument"
+
+
+_GOOD = st.builds(lambda n: entry({"n": n}), st.integers(0, 10**6))
+_BAD = st.sampled_from([
+    {"DetailType": "x", "Detail": "{}"}, {"Source": "s", "Detail": "{}"}, {"Source": "s", "DetailType": "x"},
+    {"Source": "s", "DetailType": "x", "Detail": "[]"}, {"Source": "s", "DetailType": "x", "Detail": "{"},
+    entry(EventBusName="missing-bus"), "not an entry",
+])
+
+
+@settings(max_examples=40, suppress_health_check=[HealthCheck.function_scoped_fixture], deadline=None)
+@given(st.lists(st.tuples(st.booleans(), _GOOD, _BAD), min_size=1, max_size=25))
+def test_one_bad_entry_never_blocks_the_others(tmp_path: Path, mix: list) -> None:
+    entries = [good if is_good else bad for is_good, good, bad in mix]
+    with open_router(tmp_path) as router:
+        count = "SELECT COUNT(*) FROM bus_messages WHERE stream = 'events'"
+        stored_before = router.store.connection.execute(count).fetchone()[0]
+        answer = router.put_events(entries)
+        stored_after = router.store.connection.execute(count).fetchone()[0]
+    results = answer["Entries"]
+    assert len(results) == len(entries)
+    assert [("EventId" in r) for r in results] == [is_good for is_good, _g, _b in mix]
+    assert answer["FailedEntryCount"] == sum(1 for is_good, _g, _b in mix if not is_good)
+    assert stored_after - stored_before == sum(1 for is_good, _g, _b in mix if is_good)
+    ids = [r["EventId"] for r in results if "EventId" in r]
+    assert len(ids) == len(set(ids))
