@@ -230,7 +230,9 @@ def test_reversal_after_capture_credits_the_customer_back(post: Post, data_dir: 
     reversed_ = outcome(post(reversal), reversal)
     assert reversed_.detail_type == "TransactionPosted", reversed_.detail
     # Keyed by the captured hold, so a repeated reversal can never credit twice.
-    assert reversed_.detail["postingId"].startswith("hold:") and reversed_.detail["postingId"].endswith(":reversal")
+    assert reversed_.detail["postingId"].startswith("hold:") and reversed_.detail["postingId"].endswith(
+        ":reversal"
+    )
     assert reversed_.detail["balances"]["balance_posted_minor"] == OPENING_MINOR
     assert balance(data_dir) == {
         "debits_pending": 0,
@@ -285,8 +287,10 @@ def test_second_reversal_of_a_captured_hold_credits_nothing_more(post: Post, dat
     )
     post(auth, completion)
     post(reversal)
-    post(repeat)
+    answer = outcome(post(repeat), repeat)
     assert balance(data_dir)["credits_posted"] == OPENING_MINOR + 4000
+    # Refused (same posting id, another event's payload) or an idempotent replay: never a second credit.
+    assert answer.detail_type == "TransactionPostingRejected" or answer.detail["result"] == "exists", answer
 
 
 def test_financial_without_reference_posts_immediately(post: Post, data_dir: Path) -> None:

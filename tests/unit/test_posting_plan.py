@@ -110,7 +110,8 @@ def test_reversal_of_a_captured_hold_credits_the_amount_back() -> None:
     )
     posting = reversal_of_capture(transaction)
     assert posting.kind is PostingKind.posted
-    assert posting.posting_id == "evt-6:reversal"
+    # Keyed by the hold, so that a repeated reversal advice of the same hold can never credit twice.
+    assert posting.posting_id == hold_id(TOKEN, "503121", "000198") + ":reversal"
     assert legs(posting) == [("settlement:GBP", DEBIT, 1200), ("ACC-1", CREDIT, 1200)]
 
 
