@@ -21,8 +21,6 @@ from rich.table import Table
 from ledgerflow.entrypoints.options import DataDirOption, JsonOption
 
 EXIT_FAILURE = 1
-EXIT_USAGE = 2
-BENCH_USAGE = "usage: ledgerflow bench ledger|... [OPTIONS]  (see `ledgerflow bench --help`)"
 
 
 def register(app: typer.Typer) -> None:
@@ -50,23 +48,24 @@ def build_bench_app() -> typer.Typer:
 
     Other parts of the system add their benchmark here, as one more `bench_app.command(NAME)(FUNCTION)` line
     with a local import (never at import time of this module). `ledgerflow bench` without a subcommand calls
-    `bench_without_subcommand`, which the pipeline is to replace with its end-to-end run.
+    the pipeline's end-to-end benchmark (`ledgerflow bench [--events N] [--json]`).
     """
     bench_app = typer.Typer(help="Benchmarks (short runs on a fresh database).")
 
     @bench_app.callback(invoke_without_command=True)
-    def bench(ctx: typer.Context) -> None:
+    def bench(
+        ctx: typer.Context,
+        events: Annotated[int, typer.Option("--events", min=100, help="Events for the throughput run.")] = 100_000,
+        json_output: JsonOption = False,
+    ) -> None:
+        """Without a subcommand: the embedded pipeline end to end (throughput, latency, synchronous baseline)."""
         if ctx.invoked_subcommand is None:
-            bench_without_subcommand()
+            from ledgerflow.entrypoints.cli_pipeline import bench_pipeline
+
+            bench_pipeline(events=events, json_output=json_output)
 
     bench_app.command("ledger")(bench_ledger_command)
     return bench_app
-
-
-def bench_without_subcommand() -> None:
-    """Placeholder until the pipeline provides the default benchmark: print usage, exit 2."""
-    typer.echo(BENCH_USAGE, err=True)
-    raise typer.Exit(EXIT_USAGE)
 
 
 # -- helpers -------------------------------------------------------------------------------------------------

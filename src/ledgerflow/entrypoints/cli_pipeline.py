@@ -149,3 +149,13 @@ def demo_command(
 
     ok = run_demo(data_dir, events=events)
     sys.exit(0 if ok else 1)
+
+
+def bench_pipeline(*, events: int, json_output: bool) -> None:
+    """`ledgerflow bench`: the embedded pipeline end to end, with the synchronous baseline in the same run."""
+    from ledgerflow.pipeline.bench import PipelineBenchConfig, run_pipeline_bench
+
+    report = run_pipeline_bench(PipelineBenchConfig(events=events))
+    _emit(report, json_output)
+    if not report["check_ok"]:
+        raise typer.Exit(1)
