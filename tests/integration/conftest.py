@@ -6,11 +6,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from pg_support import drop_postgres_schema, postgres_url_or_skip  # tests/ is on sys.path (rootdir conftest)
 
 from ledgerflow.bootstrap import init_database, open_ledger
 from ledgerflow.config import Settings
 from ledgerflow.ports import LedgerStore
-from pg_support import drop_postgres_schema, postgres_url_or_skip  # tests/ is on sys.path (rootdir conftest)
 
 
 @pytest.fixture

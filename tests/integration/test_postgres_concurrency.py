@@ -155,7 +155,7 @@ def test_processes_posting_the_same_ids_record_each_exactly_once(ledger: Postgre
 
 
 def test_many_writers_on_one_hot_account_keep_exact_balances(ledger: PostgresLedgerStore) -> None:
-    batches, batch_size = 20, 100
+    batches, batch_size = 15, 150  # above ONE_STATEMENT_POSTINGS_MAX: the COPY path
     per_process = run_processes(post_hot, ledger.database_url,
                                 [(seed, batches, batch_size) for seed in range(PROCESSES)])
     outcomes = [outcome for outcomes in per_process for outcome in outcomes]

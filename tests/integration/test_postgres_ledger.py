@@ -12,10 +12,15 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from ledgerflow.adapters.postgres.arrays import bytea_array, int_array, text_array
 from ledgerflow.adapters.postgres.connection import libpq_url
 from ledgerflow.adapters.postgres.ledger_store import (
-    PostgresLedgerStore, schema_from_url, sqlalchemy_url, to_pyformat,
+    PostgresLedgerStore,
+    schema_from_url,
+    sqlalchemy_url,
+    to_pyformat,
 )
+from ledgerflow.adapters.postgres.ledger_writes import ONE_STATEMENT_POSTINGS_MAX
 from ledgerflow.adapters.sqlite.ledger_store import SqliteLedgerStore
 from ledgerflow.domain.ledger import Account, Direction, Leg, Posting, PostingKind
 from ledgerflow.domain.results import AccountResult, PostingResult
@@ -290,10 +295,9 @@ def test_a_posting_id_raced_in_by_another_writer_is_retried_into_exists(ledger: 
 
 @pytest.mark.postgres
 def test_unique_violation_maps_to_conflict_and_rolls_back(ledger: PostgresLedgerStore) -> None:
-    with pytest.raises(StoreConflictError):
-        with ledger._transaction() as tx:
-            ledger.apply_postings(tx, [transfer("dup", "customer", "settlement", 1)])
-            tx.execute("INSERT INTO postings SELECT * FROM postings WHERE posting_id = 'dup'")
+    with pytest.raises(StoreConflictError), ledger._transaction() as tx:
+        ledger.apply_postings(tx, [transfer("dup", "customer", "settlement", 1)])
+        tx.execute("INSERT INTO postings SELECT * FROM postings WHERE posting_id = 'dup'")
     assert ledger.posting("dup") is None
     assert counters(ledger, "settlement") == (0, 0, 0, 0)
 
@@ -365,3 +369,59 @@ def test_same_results_and_balances_as_sqlite(postgres_ledger: PostgresLedgerStor
         assert postgres_ledger.check()["ok"]
     finally:
         oracle.close()
+
+
+# -- both write paths (one statement / COPY) --------------------------------------------------------------------
+def _mixed_postings(count: int) -> list[Posting]:
+    """Transfers, refusals, holds and their captures/voids, replays: every row kind the writer appends."""
+    postings: list[Posting] = []
+    for index in range(count):
+        kind = index % 6
+        if kind == 0:
+            postings.append(transfer(f"m{index}", "customer", "settlement", 1 + index % 7))
+        elif kind == 1:
+            postings.append(hold(f"m{index}", "customer", "settlement", 3, expires_after_seconds=60))
+        elif kind == 2:
+            postings.append(capture(f"m{index}", f"m{index - 1}", 2 if index % 4 else None))
+        elif kind == 3:
+            postings.append(hold(f"m{index}", "opening", "settlement", 5))
+        elif kind == 4:
+            postings.append(void(f"m{index}", f"m{index - 1}"))
+        else:
+            postings.append(transfer(f"m{index}", "customer", "usd", 1))  # refused: legs_must_balance
+    postings.append(postings[0])  # a replay inside the batch
+    return postings
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("count", [ONE_STATEMENT_POSTINGS_MAX - 1, ONE_STATEMENT_POSTINGS_MAX + 1, 600])
+def test_both_write_paths_match_the_reference_adapter(ledger: PostgresLedgerStore, tmp_path, count: int) -> None:
+    path = tmp_path / "oracle.sqlite3"
+    upgrade_to_head(f"sqlite:///{path}")
+    oracle = SqliteLedgerStore(path, synchronous="NORMAL")
+    try:
+        oracle.create_accounts([ledger.account(name) for name in ("customer", "settlement", "opening", "usd")])
+        oracle.post_batch([transfer("fund", "opening", "customer", 1_000)])
+        postings = _mixed_postings(count)
+        results = ledger.post_batch(postings)
+        assert results == oracle.post_batch(postings)
+        assert R.ok in results and R.legs_must_balance in results and R.exists in results
+        for name in ("customer", "settlement", "opening", "usd"):
+            assert counters(ledger, name) == counters(oracle, name)
+        assert len(ledger.journal("settlement", limit=1_000)) == len(oracle.journal("settlement", limit=1_000))
+        assert ledger.check()["ok"]
+    finally:
+        oracle.close()
+
+
+@pytest.mark.postgres
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(texts=st.lists(st.none() | st.text(alphabet=st.characters(blacklist_characters="\x00"), max_size=20)),
+       numbers=st.lists(st.none() | st.integers(-2**63, 2**63 - 1)),
+       blobs=st.lists(st.none() | st.binary(max_size=20)))
+def test_array_literals_round_trip(postgres_ledger: PostgresLedgerStore, texts, numbers, blobs) -> None:
+    row = postgres_ledger.connection().execute(
+        "SELECT %s::text[], %s::bigint[], %s::bytea[]", (text_array(texts), int_array(numbers), bytea_array(blobs)),
+    ).fetchone()
+    assert row is not None
+    assert row[0] == texts and row[1] == numbers and [None if b is None else bytes(b) for b in row[2]] == blobs

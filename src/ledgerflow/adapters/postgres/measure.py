@@ -11,6 +11,7 @@ Postings are built before the clock starts. The split shows time inside `_load` 
 
 from __future__ import annotations
 
+import os
 import random
 import secrets
 import sys
@@ -39,6 +40,8 @@ class Phases:
     load_s: float = 0.0
     engine_s: float = 0.0
     write_s: float = 0.0
+    client_cpu_s: float = 0.0
+    server_cpu_s: float | None = None
 
 
 def _timed(phases: Phases, attribute: str, function: Callable) -> Callable:
@@ -78,6 +81,17 @@ def make_postings(prefix: str, count: int, hot: bool, chooser: random.Random) ->
     return postings
 
 
+def backend_cpu_s(store: PostgresLedgerStore) -> float | None:
+    """CPU time used so far by the store's server process, when the server runs on this machine (Linux)."""
+    pid = store.connection().info.backend_pid
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def run_case(store: PostgresLedgerStore, postings: list[Posting], batch_size: int) -> tuple[float, Phases]:
     phases = Phases()
     store._load = _timed(phases, "load_s", store._load)  # type: ignore[method-assign]
@@ -85,10 +99,15 @@ def run_case(store: PostgresLedgerStore, postings: list[Posting], batch_size: in
     original_engine = ports.apply_batch
     ports.apply_batch = _timed(phases, "engine_s", original_engine)
     try:
-        started = time.perf_counter()
+        server_started_s = backend_cpu_s(store)
+        started, client_started_s = time.perf_counter(), time.process_time()
         for start in range(0, len(postings), batch_size):
             store.post_batch(postings[start:start + batch_size])
         elapsed_s = time.perf_counter() - started
+        phases.client_cpu_s = time.process_time() - client_started_s
+        server_s = backend_cpu_s(store)
+        if server_s is not None and server_started_s is not None:
+            phases.server_cpu_s = server_s - server_started_s
     finally:
         ports.apply_batch = original_engine
         del store._load, store._write
@@ -101,7 +120,8 @@ def main(server_url: str) -> None:
         store = PostgresLedgerStore(url)
         try:
             _setup(url, store)
-            print(f"{'case':<16}{'postings':>10}{'postings/s':>12}  load  engine  write  rest (share of time)")
+            print(f"{'case':<16}{'postings':>9}{'postings/s':>12}  load engine write  rest (share of time)"
+                  "   CPU us/posting: client server")
             for batch_size, count in POSTINGS_BY_BATCH_SIZE.items():
                 for hot in (False, True):
                     postings = make_postings(f"{batch_size}-{hot}", count, hot, chooser)
@@ -110,7 +130,9 @@ def main(server_url: str) -> None:
                     shares = [f"{share / elapsed_s:5.0%}" for share in
                               (phases.load_s, phases.engine_s, phases.write_s, rest_s)]
                     name = f"{batch_size} {'hot' if hot else 'uniform'}"
-                    print(f"{name:<16}{count:>10}{count / elapsed_s:>12,.0f}  {' '.join(shares)}", flush=True)
+                    server = "?" if phases.server_cpu_s is None else f"{phases.server_cpu_s / count * 1e6:.1f}"
+                    print(f"{name:<16}{count:>9}{count / elapsed_s:>12,.0f}  {' '.join(shares)}"
+                          f"{phases.client_cpu_s / count * 1e6:>30.1f} {server:>6}", flush=True)
             report = store.check()
             print("check ok:", report["ok"], "postings:", report["postings"])
         finally:
