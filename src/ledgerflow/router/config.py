@@ -14,9 +14,11 @@ ROUTE_BATCH_MAX_DEFAULT: Final = 500
 DELIVERY_BATCH_MAX_DEFAULT: Final = 100
 TARGETS_PER_STEP_MAX_DEFAULT: Final = 64
 REPLAY_BATCH_MAX_DEFAULT: Final = 500
-# A delivery tried outside a transaction (webhook, state machine) is hidden this long, so a crash mid-call only
-# delays it.
-LEASE_MS_DEFAULT: Final = 60_000
+# Deliveries tried outside a transaction (webhook, state machine) go in small batches, each hidden for the
+# lease so a crash mid-call only delays it; a whole batch of calls at their longest timeout fits in the lease.
+OUTSIDE_BATCH_MAX_DEFAULT: Final = 10
+CALL_SECONDS_MAX: Final = 30
+LEASE_MS_DEFAULT: Final = 600_000
 ARCHIVE_PURGE_INTERVAL_MS_DEFAULT: Final = 60_000
 
 
@@ -50,6 +52,7 @@ class RouterConfig:
     delivery_batch_max: int = DELIVERY_BATCH_MAX_DEFAULT
     targets_per_step_max: int = TARGETS_PER_STEP_MAX_DEFAULT
     replay_batch_max: int = REPLAY_BATCH_MAX_DEFAULT
+    outside_batch_max: int = OUTSIDE_BATCH_MAX_DEFAULT
     lease_ms: int = LEASE_MS_DEFAULT
     archive_purge_interval_ms: int = ARCHIVE_PURGE_INTERVAL_MS_DEFAULT
 
@@ -58,7 +61,9 @@ class RouterConfig:
         assert 1 <= self.delivery_batch_max <= 10_000
         assert 1 <= self.targets_per_step_max <= 10_000
         assert 1 <= self.replay_batch_max <= 10_000
-        assert self.lease_ms >= 1_000
+        assert 1 <= self.outside_batch_max <= self.delivery_batch_max
+        assert self.lease_ms >= 2 * self.outside_batch_max * CALL_SECONDS_MAX * 1000, \
+            "a lease must outlast a whole batch of calls at their longest timeout"
 
 
 def default_random() -> random.Random:

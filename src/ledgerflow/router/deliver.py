@@ -81,7 +81,8 @@ class Deliverer:
             if handler.transactional:
                 work += self._deliver_in_transaction(key, rule, target, handler, batch_max)
             else:
-                work += self._deliver_outside(key, rule, target, handler, batch_max)
+                work += self._deliver_outside(key, rule, target, handler,
+                                              min(batch_max, self.config.outside_batch_max))
         return work
 
     def _drop_orphans(self, key: tuple[str, str, str], batch_max: int) -> int:

@@ -172,9 +172,15 @@ def upgrade() -> None:
                               "spec": BUILT_IN_TARGET}])
     op.bulk_insert(sa.table("router_meta", sa.column("key"), sa.column("value")),
                    [{"key": "config_version", "value": 1}])
+    # The default bus's router starts at the stream's end: an upgraded database does not re-route its history.
+    op.get_bind().execute(sa.text(
+        "INSERT INTO bus_consumers (consumer, stream, ack_floor_seq) "
+        "SELECT :consumer, :stream, COALESCE(MAX(seq), 0) FROM bus_messages WHERE stream = :stream"),
+        {"consumer": "router:default", "stream": "events"})
 
 
 def downgrade() -> None:
+    op.get_bind().execute(sa.text("DELETE FROM bus_consumers WHERE consumer LIKE :prefix"), {"prefix": "router:%"})
     for table in ("router_replays", "router_archive_events", "router_archives", "router_log_events",
                   "router_queue_messages", "router_queues", "router_deliveries", "router_counters", "router_meta",
                   "router_targets", "router_rules", "router_buses"):

@@ -21,12 +21,13 @@ from typing import Final
 from urllib.parse import urlsplit
 
 from ledgerflow.router.arns import KIND_WEBHOOK
+from ledgerflow.router.config import CALL_SECONDS_MAX
 from ledgerflow.router.errors import TargetError, ValidationException
 from ledgerflow.router.model import TargetSpec
 from ledgerflow.router.targets.base import DeliveryRequest
 
 TIMEOUT_SECONDS_DEFAULT: Final = 5.0
-TIMEOUT_SECONDS_MAX: Final = 30.0
+TIMEOUT_SECONDS_MAX: Final = float(CALL_SECONDS_MAX)
 TIMESTAMP_HEADER: Final = "X-Ledgerflow-Timestamp"
 SIGNATURE_HEADER: Final = "X-Ledgerflow-Signature"
 EVENT_ID_HEADER: Final = "X-Ledgerflow-Event-Id"
