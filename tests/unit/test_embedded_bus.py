@@ -81,6 +81,16 @@ def test_message_ids_are_unique_across_streams(bus: SqliteEventTransport) -> Non
     assert [d.message_id for d in fetch(bus)] == ["y"]
 
 
+def test_publish_without_deduplication_appends_every_message(bus: SqliteEventTransport) -> None:
+    """The outbox mode: the caller's transaction already guarantees once-only publication, so no id check."""
+    with write_transaction(bus.connection) as tx:
+        assert bus.publish(tx, STREAM, messages("o1", "o2"), deduplicate=False) == 2
+        assert bus.publish(tx, STREAM, messages("o1"), deduplicate=False) == 1
+    assert [d.message_id for d in fetch(bus)] == ["o1", "o2", "o1"]
+    # Skipping the check for some messages does not weaken it for the others.
+    assert publish(bus, ["d1"]) == 1 and publish(bus, ["d1"]) == 0
+
+
 def test_fetch_is_in_publish_order_and_bounded(bus: SqliteEventTransport) -> None:
     publish(bus, [f"m{i:02d}" for i in range(10)])
     publish(bus, ["other"], OTHER_STREAM)
