@@ -190,6 +190,21 @@ def test_webhook_posts_a_signed_body(tmp_path: Path) -> None:
         assert router.counters()["delivered"] == 1
 
 
+def test_webhook_secret_from_the_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HOOK_SECRET", "from-env")
+    with _server([200]) as (url, receiver), open_router(tmp_path) as router:
+        router.put_rule("orders", '{"source": ["shop"]}')
+        target = _webhook(url)
+        target["Config"] = {"Endpoint": url, "SecretEnv": "HOOK_SECRET"}
+        router.put_targets("orders", [target])
+        router.put_events([entry()])
+        router.run_until_idle()
+        (request,) = receiver.received
+        timestamp = request["headers"]["X-Ledgerflow-Timestamp"]
+        assert request["headers"]["X-Ledgerflow-Signature"] == sign("from-env", timestamp, request["body"])
+        assert b"from-env" not in (tmp_path / "ledgerflow.sqlite3").read_bytes()
+
+
 @pytest.mark.parametrize(("statuses", "calls", "dead"), [
     ([500, 503, 200], 3, False),   # 5xx retried
     ([429, 200], 2, False),        # throttling retried

@@ -1,6 +1,7 @@
 """Webhook targets: HTTP POST of the target's input, signed.
 
-Config: `{"Endpoint": "https://...", "Secret": "...", "TimeoutSeconds": 5}`. Headers:
+Config: `{"Endpoint": "https://...", "Secret": "...", "TimeoutSeconds": 5}`, or `"SecretEnv": "NAME"` to read the
+secret from an environment variable at delivery time instead of storing it in the database. Headers:
 `X-Ledgerflow-Timestamp: <unix seconds>` and `X-Ledgerflow-Signature: sha256=<hex HMAC-SHA256 of
 "<timestamp>.<body>" with the secret>`; receivers recompute it and refuse stale timestamps. `X-Ledgerflow-Event-Id`
 lets them drop repeats (delivery is at least once).
@@ -15,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import http.client
+import os
 import socket
 import sqlite3
 from typing import Final
@@ -45,8 +47,10 @@ def validate_config(config: dict) -> None:
     if not isinstance(endpoint, str) or urlsplit(endpoint).scheme not in ("http", "https") \
             or not urlsplit(endpoint).hostname:
         raise ValidationException("A webhook target needs Config.Endpoint, an http(s) URL")
-    if not isinstance(config.get("Secret"), str) or not config["Secret"]:
-        raise ValidationException("A webhook target needs Config.Secret (the HMAC key)")
+    secret, secret_env = config.get("Secret"), config.get("SecretEnv")
+    if (secret is None) == (secret_env is None) or not isinstance(secret or secret_env, str) \
+            or not (secret or secret_env):
+        raise ValidationException("A webhook target needs Config.Secret (the HMAC key) or Config.SecretEnv")
     timeout = config.get("TimeoutSeconds", TIMEOUT_SECONDS_DEFAULT)
     if not isinstance(timeout, (int, float)) or not 0 < timeout <= TIMEOUT_SECONDS_MAX:
         raise ValidationException(f"Config.TimeoutSeconds must be within (0, {TIMEOUT_SECONDS_MAX}]")
@@ -64,7 +68,7 @@ class WebhookTarget:
         url = urlsplit(config["Endpoint"])
         timestamp = str(request.now_ms // 1000)
         headers = {"Content-Type": "application/json", TIMESTAMP_HEADER: timestamp,
-                   SIGNATURE_HEADER: sign(config["Secret"], timestamp, request.payload),
+                   SIGNATURE_HEADER: sign(_secret(config), timestamp, request.payload),
                    EVENT_ID_HEADER: request.event_id}
         connection_class = http.client.HTTPSConnection if url.scheme == "https" else http.client.HTTPConnection
         connection = connection_class(url.hostname or "", url.port,
@@ -82,6 +86,16 @@ class WebhookTarget:
         finally:
             connection.close()
         _raise_for_status(status, reason)
+
+
+def _secret(config: dict) -> str:
+    if "Secret" in config:
+        return str(config["Secret"])
+    secret = os.environ.get(str(config["SecretEnv"]))
+    if not secret:
+        # Retryable: the operator may set it; meanwhile the event waits under its retry policy.
+        raise TargetError("NO_RESOURCE", f"environment variable {config['SecretEnv']} is not set", retryable=True)
+    return secret
 
 
 def _raise_for_status(status: int, reason: str) -> None:
