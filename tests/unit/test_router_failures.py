@@ -174,3 +174,31 @@ def test_a_processor_write_is_rolled_back_when_it_fails(tmp_path: Path) -> None:
         router.put_events([entry()])
         router.run_until_idle()
         assert "side_effect" not in router.counters()
+
+
+def test_an_unexpected_handler_error_is_a_retryable_internal_failure(tmp_path: Path) -> None:
+    clock = ManualClock()
+    with open_router(tmp_path, clock=clock) as router:
+        router.put_rule("orders", '{"source": ["shop"]}')
+        router.put_targets("orders", [{"Id": "log", "Arn": "arn:aws:logs:local:000000000000:log-group:audit",
+                                       "RetryPolicy": {"MaximumRetryAttempts": 1, "MaximumEventAgeInSeconds": 60},
+                                       "DeadLetterConfig": {"Arn": queue_arn("dlq")}}])
+        log_handler = router.handlers["log"]
+        original = log_handler.deliver
+
+        def broken(request: Any, tx: Any) -> None:
+            raise KeyError("bug")
+
+        log_handler.deliver = broken  # type: ignore[method-assign]
+        router.put_events([entry()])
+        router.step()
+        assert router.counters()["retried"] == 1
+        clock.advance(30_000)
+        router.step()
+        (dead,) = router.list_dead_letters()
+        assert dead["MessageAttributes"]["ERROR_CODE"] == "INTERNAL_FAILURE"
+        assert dead["MessageAttributes"]["EXHAUSTED_RETRY_CONDITION"] == "MaximumRetryAttempts"
+        log_handler.deliver = original  # type: ignore[method-assign]
+        router.redrive(queue="dlq")
+        router.run_until_idle()
+        assert len(router.read_log("audit")) == 1

@@ -40,17 +40,6 @@ def iso_ms(epoch_ms: int) -> str:
     return datetime.fromtimestamp(epoch_ms / 1000, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _call(handler: TargetHandler, request: DeliveryRequest, tx: sqlite3.Connection | None) -> None:
-    """The handler's call, with an unexpected exception (a bug, a database hiccup) made a retryable failure:
-    one bad delivery must never stop the others."""
-    try:
-        handler.deliver(request, tx)
-    except TargetError:
-        raise
-    except Exception as exc:
-        raise TargetError("INTERNAL_FAILURE", f"{type(exc).__name__}: {exc}", retryable=True) from exc
-
-
 class Deliverer:
     def __init__(self, store: SqliteRouterStore, queues: Queues, handlers: Mapping[str, TargetHandler],
                  config: RouterConfig, clock: Clock, rng: RandomSource) -> None:
@@ -104,9 +93,8 @@ class Deliverer:
                 if self._aged_out(tx, row, rule, target, now_ms):
                     continue
                 tx.execute("SAVEPOINT router_delivery")
-                try:
-                    _call(handler, self._request(row, rule, target, now_ms), tx)
-                except TargetError as error:
+                error = self._attempt(handler, row, rule, target, now_ms, tx)
+                if error is not None:
                     tx.execute("ROLLBACK TO router_delivery")
                     tx.execute("RELEASE router_delivery")
                     self._failed(tx, row, rule, target, error, now_ms)
@@ -126,11 +114,7 @@ class Deliverer:
         outcomes: list[tuple[DeliveryRow, TargetError | None, int]] = []
         for row in rows:
             now_ms = self.clock.now_ms()
-            try:
-                _call(handler, self._request(row, rule, target, now_ms), None)
-                outcomes.append((row, None, now_ms))
-            except TargetError as error:
-                outcomes.append((row, error, now_ms))
+            outcomes.append((row, self._attempt(handler, row, rule, target, now_ms, None), now_ms))
         with write_transaction(self.connection) as tx:
             for row, error, now_ms in outcomes:
                 if error is None:
@@ -139,6 +123,23 @@ class Deliverer:
                 else:
                     self._failed(tx, row, rule, target, error, now_ms)
         return len(rows)
+
+    def _attempt(self, handler: TargetHandler, row: DeliveryRow, rule: Rule, target: TargetSpec, now_ms: int,
+                 tx: sqlite3.Connection | None) -> TargetError | None:
+        """One try: None when delivered, else the failure. An unexpected exception (a bug, a database hiccup)
+        becomes a retryable failure, and an input that cannot be built a non-retryable one: one bad delivery
+        never stops the others."""
+        try:
+            request = self._request(row, rule, target, now_ms)
+        except Exception as exc:  # noqa: BLE001 - see the docstring
+            return TargetError("INVALID_PARAMETER", f"cannot build the target's input: {exc}", retryable=False)
+        try:
+            handler.deliver(request, tx)
+        except TargetError as error:
+            return error
+        except Exception as exc:  # noqa: BLE001 - see the docstring
+            return TargetError("INTERNAL_FAILURE", f"{type(exc).__name__}: {exc}", retryable=True)
+        return None
 
     def _request(self, row: DeliveryRow, rule: Rule, target: TargetSpec, now_ms: int) -> DeliveryRequest:
         event = json.loads(row.event)
