@@ -10,6 +10,9 @@ How to wire it into `ledgerflow run` (pipeline/runner.py is not changed by this 
     # router.pending_work() == 0 (it counts deliveries waiting on a retry backoff too; pass
     # include_scheduled=False to ignore those).
 
+`pending_work()` also counts deliveries to processors this process has not registered; register the same
+processors in every process that runs `until_idle`, or such deliveries keep it waiting.
+
 Use the ledger's own connection (the router's enqueues, acks and transactional targets share its transactions)
 and keep it on one thread. Processors (Python targets) are registered on `router.processors` by name before
 stepping; deliveries to a processor this process does not know wait for a process that registered it.
