@@ -9,6 +9,8 @@ import sqlite3
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from pipeline_support import (
     OUTCOME_TYPES,
     assert_exactly_once,
@@ -182,3 +184,30 @@ def _outcome_types(connection: sqlite3.Connection) -> list[tuple[str, str | None
 def _work_counters(connection: sqlite3.Connection) -> dict[str, int]:
     # directory_version counts account imports, which a re-import bumps without changing any account.
     return {name: value for name, value in counters(connection).items() if name != "directory_version"}
+
+
+@settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    seed=st.integers(min_value=0, max_value=2**32 - 1),
+    batch_size_max=st.integers(min_value=1, max_value=40),
+    duplicates_pct=st.sampled_from([0.0, 10.0, 30.0]),
+)
+def test_any_traffic_in_any_batches_settles_exactly_once(
+    tmp_path_factory: pytest.TempPathFactory, seed: int, batch_size_max: int, duplicates_pct: float
+) -> None:
+    """For any generated traffic, small batches settle every event exactly once, keep the ledger consistent, and
+    reach the same outcomes and balances as one batch for everything."""
+    folder = tmp_path_factory.mktemp("any")
+    traffic = (folder / "traffic.jsonl", folder / "accounts.csv")
+    write_traffic(*traffic, count=120, seed=seed, duplicates_pct=duplicates_pct, malformed_pct=0)
+    results = []
+    for size in (batch_size_max, 2_000):
+        data_dir = folder / f"data-{size}"
+        load(data_dir, traffic)
+        with open_pipeline(data_dir, batch_size_max=size) as pipeline:
+            drain(pipeline)
+        with read_only(data_dir) as connection:
+            assert_exactly_once(connection)
+            results.append((customer_balances(connection), _outcome_types(connection)))
+        assert ledger_check(data_dir)["ok"] is True
+    assert results[0] == results[1]

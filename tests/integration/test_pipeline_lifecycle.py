@@ -488,3 +488,19 @@ def test_the_books_balance_after_a_lifecycle_mix(post: Post, data_dir: Path) -> 
         assert ledger.check()["ok"] is True
     finally:
         ledger.close()
+
+
+def test_every_emitted_event_carries_the_correlation_id_and_trace_context(post: Post) -> None:
+    trace = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+    envelope = event(
+        correlationId="business-tx-42",
+        traceContext=trace,
+        merchantType="7995",
+        transactionAmount="2100",
+        billingAmount="2000",
+    )
+    found = post(envelope)[envelope["id"]]
+    assert len(found) == 3  # posted, foreign, warning merchant
+    for emitted in found:
+        assert emitted.detail["correlationId"] == "business-tx-42"
+        assert emitted.detail["traceContext"] == trace
