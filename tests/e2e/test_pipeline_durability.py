@@ -24,7 +24,6 @@ from pipeline_support import (
     events,
     inbound_ids,
     read_only,
-    sqlite_path,
     write_accounts_csv,
 )
 
@@ -202,13 +201,7 @@ def test_sigterm_finishes_the_batch_in_flight_and_exits_zero(
     data = _prepare(data_dir, inputs)
     service = start_cli("run", *data, "--batch-size-max", BATCH_SIZE_MAX, "--json", env=_env())
     processes.append(service)
-    deadline = time.monotonic() + 60
-    settled = 0
-    while settled == 0 and time.monotonic() < deadline:
-        time.sleep(0.2)
-        if sqlite_path(data_dir).exists():
-            settled = _assert_whole_batches_only(data_dir)
-    assert settled > 0 and service.poll() is None
+    _wait_for_progress(data_dir, beyond=0, service=service)
     service.send_signal(signal.SIGTERM)
     out, err = service.communicate(timeout=30)
     assert service.returncode == 0, err

@@ -186,7 +186,7 @@ def _work_counters(connection: sqlite3.Connection) -> dict[str, int]:
     return {name: value for name, value in counters(connection).items() if name != "directory_version"}
 
 
-@settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(
     seed=st.integers(min_value=0, max_value=2**32 - 1),
     batch_size_max=st.integers(min_value=1, max_value=40),
