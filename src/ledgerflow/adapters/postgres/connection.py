@@ -70,8 +70,8 @@ def connect(database_url: str) -> psycopg.Connection:
     """
     schema = schema_from_url(database_url)
     with mapped_errors("cannot connect to PostgreSQL"):
-        connection = psycopg.connect(libpq_url(database_url), autocommit=True, connect_timeout=CONNECT_TIMEOUT_S,
-                                     options="-c plan_cache_mode=force_generic_plan")
+        connection = psycopg.connect(libpq_url(database_url), autocommit=True, connect_timeout=CONNECT_TIMEOUT_S)
+        connection.execute("SET plan_cache_mode = force_generic_plan")
         if schema is not None:
             connection.execute(sql.SQL("SET search_path TO {}").format(sql.Identifier(schema)))
     return connection

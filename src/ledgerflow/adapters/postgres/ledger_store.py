@@ -2,21 +2,24 @@
 
 How a batch stays correct with many concurrent writers:
 - `_load` locks the balance rows of every account the batch touches (including the accounts of the holds it
-  resolves) with one `SELECT ... ORDER BY account_id FOR UPDATE`. Every writer locks in the same sorted order,
-  so two batches never deadlock on balances; they queue.
-- Only then are hold resolutions and idempotency records read. Under READ COMMITTED each statement sees what was
-  committed before it started, so after the locks are granted a batch sees everything an earlier writer on those
-  accounts committed. A hold is resolved only by a batch that holds the locks of all its legs' accounts, so two
-  batches cannot both capture (or void) it; the `pending_resolutions` primary key is the backstop.
+  resolves) with one `SELECT ... ORDER BY account_id FOR NO KEY UPDATE`. Every writer locks in the same sorted
+  order, so two batches never deadlock on balances; they queue.
+- Only then are hold resolutions and idempotency records read (same round trip, psycopg pipeline). Under READ
+  COMMITTED each statement sees what was committed before it started, so after the locks are granted a batch sees
+  everything an earlier writer on those accounts committed. A hold is resolved only by a batch that holds the locks
+  of all its legs' accounts, so two batches cannot both capture (or void) it; the `pending_resolutions` primary
+  key is the backstop.
 - A posting id raced in by a writer on other accounts surfaces at the insert as a unique violation, which becomes
   StoreConflictError; the base class retries the whole batch, which then sees the id as `exists`.
-- `_write` appends postings, entries and resolutions with COPY and adds every balance delta with ONE aggregated
-  UPDATE (one row update per account per batch: a hot account costs nothing extra).
+- `_write` (ledger_writes.py) appends postings, entries and resolutions (one statement for small batches, binary
+  COPY for large ones) and adds every balance delta with ONE aggregated UPDATE: one row update per account per
+  batch, so a hot account costs nothing extra.
 
-Clock: `clock_timestamp()`, the server's wall clock at the moment of the call, not `now()` (the transaction's start).
-The base class reads it after `_load` has taken the row locks, so the stamps of one account's entries follow the
-order in which their transactions committed; `now()` would stamp a batch with the time before it waited for the
-locks, and a point-in-time balance could then show a state that never existed.
+Clock: `clock_timestamp()`, the server's wall clock when the statement runs, not `now()` (the transaction's start).
+`_load` reads it in the statement right after the row locks were granted, and `_now_ms` hands that value to the
+base class, so the stamps of one account's entries follow the order in which their transactions committed. `now()`
+would stamp a batch with the time before it waited for the locks, and a point-in-time balance could then show a
+state that never existed. Expiry decisions use the same value.
 
 Per account, entry_seq follows commit order too (entries are written while the account's balance row is locked),
 so paging an account's journal by entry_seq never skips a late-committing entry.
@@ -155,10 +158,9 @@ class PostgresLedgerStore(LedgerStore):
                        for posting_id, digest, result in (recorded.fetchall() if recorded else ())}
             self._clock_under_locks_ms = int(clock.fetchone()[0])  # type: ignore[index]
         expiries = {row[0]: row[1] for row in leg_rows}
-        holds = holds_from_rows(
-            [(pending_id, expires_at_ms, resolutions.get(pending_id)) for pending_id, expires_at_ms in expiries.items()],
-            [(row[0], row[2], row[3], row[4], row[5]) for row in leg_rows],
-        )
+        hold_rows = [(pending_id, expires_at_ms, resolutions.get(pending_id))
+                     for pending_id, expires_at_ms in expiries.items()]
+        holds = holds_from_rows(hold_rows, [(row[0], row[2], row[3], row[4], row[5]) for row in leg_rows])
         return LoadedState(accounts=accounts, holds=holds, recorded=records)
 
     def _write(self, tx: psycopg.Connection, effects: BatchEffects, now_ms: int) -> None:
