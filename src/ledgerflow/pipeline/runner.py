@@ -71,10 +71,11 @@ class Runner:
     def _step(self) -> StepReport | None:
         try:
             report = self.pipeline.step(batch_size_max=1 if self._failures else None)
-        except Exception:  # noqa: BLE001 - rolled back; retried below one event at a time
+        except Exception as exc:  # noqa: BLE001 - rolled back; retried below one event at a time
             self._failures += 1
             if self._failures > BATCH_FAILURES_MAX:
-                self._nak_head(f"batch failed {self._failures} times")
+                # The dead letter keeps what went wrong, not only that something did.
+                self._nak_head(f"batch failed {self._failures} times: {type(exc).__name__}: {exc}")
             time.sleep(min(redelivery_delay_ms(self._failures) / 1000, 1.0))
             return None
         if self._failures and report.fetched:

@@ -27,14 +27,14 @@ from ledgerflow.adapters.sqlite.bus import SqliteEventTransport
 from ledgerflow.adapters.sqlite.ledger_store import NOW_MS_SQL, SqliteLedgerStore
 from ledgerflow.bus.transport import Delivery, OutboundMessage
 from ledgerflow.domain import events as ev
-from ledgerflow.domain.canonical import FLAG_RATE_MISSING, KIND_REVERSAL, EnrichedTransaction
+from ledgerflow.domain.canonical import KIND_REVERSAL, EnrichedTransaction
 from ledgerflow.domain.ledger import Posting
 from ledgerflow.domain.results import PostingResult
 from ledgerflow.pipeline.dedup import DuplicateKeyConfig, duplicate_key, event_time_epoch_seconds
 from ledgerflow.pipeline.directory import CardDirectory
 from ledgerflow.pipeline.outcomes import PostedBalances, PostedDetail, RejectedDetail
 from ledgerflow.pipeline.posting import plan_posting, reversal_of_capture
-from ledgerflow.pipeline.rules import RulesEngine, RulesOutcome
+from ledgerflow.pipeline.rules import REASON_CONVERSION_RATE_MISSING, RulesEngine, RulesOutcome
 from ledgerflow.pipeline.standardize import standardize
 
 INBOUND_STREAM = "inbound"
@@ -222,8 +222,11 @@ class PostingPipeline:
         enriched = self.directory.enrich(canonical)
         outcome = self.rules.evaluate(enriched)
         if outcome.approved and enriched.amount_account_minor is None:
-            # No rate from the billing to the account currency: a business outcome, not a failure to retry.
-            outcome = RulesOutcome(approved=False, reason=FLAG_RATE_MISSING, side_events=outcome.side_events)
+            # Backstop for any rules engine: with no amount in the account's currency there is nothing to post,
+            # a business outcome rather than a failure to retry.
+            outcome = RulesOutcome(
+                approved=False, reason=REASON_CONVERSION_RATE_MISSING, side_events=outcome.side_events
+            )
         correlation = canonical.correlation_id
         trace = canonical.trace_context
         if self.config.publish_intermediate_events:
