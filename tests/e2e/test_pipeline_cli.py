@@ -274,3 +274,25 @@ def test_ingest_while_run_is_working(tmp_path: Path, processes: list) -> None:
     assert json.loads(out)["events"] == accepted
     with read_only(tmp_path / "data") as connection:
         assert_exactly_once(connection)
+
+
+def test_two_workers_on_one_data_dir_settle_each_event_once(tmp_path: Path, processes: list) -> None:
+    """Two `run --until-idle` processes racing over one inbound stream take turns on the write lock; no event
+    is processed twice and both exit 0."""
+    traffic, accounts = generate(tmp_path / "in", count=3_000, seed=31, duplicates=5, malformed=0)
+    data = data_dir_args(tmp_path / "data")
+    run_cli("accounts", "import", accounts, *data)
+    accepted = run_cli_json("ingest", traffic, *data)["accepted"]
+    workers = [start_cli("run", "--until-idle", "--batch-size-max", 100, *data, "--json") for _ in range(2)]
+    processes.extend(workers)
+    settled = 0
+    for worker in workers:
+        out, err = worker.communicate(timeout=120)
+        assert worker.returncode == 0, err
+        settled += json.loads(out)["events"]
+    assert settled == accepted
+    status = run_cli_json("status", *data)
+    assert status["accepted"] == accepted
+    assert_books_add_up(status)
+    with read_only(tmp_path / "data") as connection:
+        assert_exactly_once(connection)

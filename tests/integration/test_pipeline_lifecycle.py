@@ -504,3 +504,32 @@ def test_every_emitted_event_carries_the_correlation_id_and_trace_context(post: 
     for emitted in found:
         assert emitted.detail["correlationId"] == "business-tx-42"
         assert emitted.detail["traceContext"] == trace
+
+
+def test_accounts_imported_while_the_worker_runs_are_seen_by_the_next_batch(
+    data_dir: Path, tmp_path: Path
+) -> None:
+    """The worker caches the card directory; an import bumps its version, and the next batch reloads it."""
+    new_pan = "4012888888881881"
+    before = event(PAN=new_pan, authCode="E00001")
+    after = event(PAN=new_pan, authCode="E00002")
+    with open_pipeline(data_dir) as pipeline:
+        ingest(data_dir, write_jsonl(tmp_path / "before.jsonl", [before]))
+        drain(pipeline)
+        new_account = {
+            "account_id": "ACC-NEW",
+            "pan": new_pan,
+            "currency": "GBP",
+            "opening_balance_minor": 5_000,
+        }
+        import_accounts(data_dir, write_accounts_csv(tmp_path / "new.csv", [new_account]))
+        ingest(data_dir, write_jsonl(tmp_path / "after.jsonl", [after]))
+        drain(pipeline)
+    with read_only(data_dir) as connection:
+        found = {
+            o.event_id: o for o in events(connection, ["TransactionPosted", "TransactionPostingRejected"])
+        }
+    assert found[before["id"]].detail["reason"] == "account_not_found"
+    assert found[after["id"]].detail_type == "TransactionPosted"
+    assert found[after["id"]].detail["accountId"] == "ACC-NEW"
+    assert balance(data_dir, "ACC-NEW")["debits_pending"] == 2000
