@@ -11,7 +11,7 @@ import json
 import sqlite3
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
 import structlog
 
@@ -40,6 +40,13 @@ def iso_ms(epoch_ms: int) -> str:
     return datetime.fromtimestamp(epoch_ms / 1000, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+class _Due(NamedTuple):
+    key: tuple[str, str, str]
+    rule: Rule
+    target: TargetSpec
+    handler: TargetHandler
+
+
 class Deliverer:
     def __init__(self, store: SqliteRouterStore, queues: Queues, handlers: Mapping[str, TargetHandler],
                  config: RouterConfig, clock: Clock, rng: RandomSource) -> None:
@@ -55,7 +62,11 @@ class Deliverer:
         return self.store.connection
 
     def deliver_due(self, tables: Mapping[str, BusTable], batch_max: int) -> int:
-        """One batch for each target with due deliveries; returns how many deliveries were settled or tried."""
+        """One batch for each target with due deliveries; returns how many deliveries were settled or tried.
+
+        Every transactional target's batch goes in one shared transaction (a commit, an fsync, per step rather
+        than per target); the others are called outside any transaction, target by target."""
+        inside: list[_Due] = []
         work = 0
         for key in self.store.due_targets(self.clock.now_ms(), self.config.targets_per_step_max):
             table = tables.get(key[0])
@@ -68,10 +79,12 @@ class Deliverer:
             if handler is None or not handler.available(target):
                 continue  # another process, with this processor registered, delivers these
             if handler.transactional:
-                work += self._deliver_in_transaction(key, rule, target, handler, batch_max)
+                inside.append(_Due(key, rule, target, handler))
             else:
                 work += self._deliver_outside(key, rule, target, handler,
                                               min(batch_max, self.config.outside_batch_max))
+        if inside:
+            work += self._deliver_in_transaction(inside, batch_max)
         return work
 
     def _drop_orphans(self, key: tuple[str, str, str], batch_max: int) -> int:
@@ -84,25 +97,31 @@ class Deliverer:
                 self.store.add_counter(tx, COUNTER_ORPHANED, len(rows))
         return len(rows)
 
-    def _deliver_in_transaction(self, key: tuple[str, str, str], rule: Rule, target: TargetSpec,
-                                handler: TargetHandler, batch_max: int) -> int:
+    def _deliver_in_transaction(self, due: list[_Due], batch_max: int) -> int:
+        tried = 0
         with write_transaction(self.connection) as tx:
             now_ms = self.clock.now_ms()
-            rows = self.store.due_deliveries(tx, key, now_ms, batch_max)
-            for row in rows:
-                if self._aged_out(tx, row, rule, target, now_ms):
-                    continue
-                tx.execute("SAVEPOINT router_delivery")
-                error = self._attempt(handler, row, rule, target, now_ms, tx)
-                if error is not None:
-                    tx.execute("ROLLBACK TO router_delivery")
+            delivered = 0
+            for key, rule, target, handler in due:
+                rows = self.store.due_deliveries(tx, key, now_ms, batch_max)
+                tried += len(rows)
+                for row in rows:
+                    if self._aged_out(tx, row, rule, target, now_ms):
+                        continue
+                    # One savepoint per delivery: a failed one leaves no partial effect behind.
+                    tx.execute("SAVEPOINT router_delivery")
+                    error = self._attempt(handler, row, rule, target, now_ms, tx)
+                    if error is not None:
+                        tx.execute("ROLLBACK TO router_delivery")
+                        tx.execute("RELEASE router_delivery")
+                        self._failed(tx, row, rule, target, error, now_ms)
+                        continue
                     tx.execute("RELEASE router_delivery")
-                    self._failed(tx, row, rule, target, error, now_ms)
-                    continue
-                tx.execute("RELEASE router_delivery")
-                self.store.delete_delivery(tx, row.delivery_id)
-                self.store.add_counter(tx, COUNTER_DELIVERED)
-        return len(rows)
+                    self.store.delete_delivery(tx, row.delivery_id)
+                    delivered += 1
+            if delivered:
+                self.store.add_counter(tx, COUNTER_DELIVERED, delivered)
+        return tried
 
     def _deliver_outside(self, key: tuple[str, str, str], rule: Rule, target: TargetSpec,
                          handler: TargetHandler, batch_max: int) -> int:
