@@ -105,6 +105,10 @@ def _router(data_dir: Path | None) -> Iterator[Any]:
     from ledgerflow.router import EventRouter, RouterError
 
     settings = Settings.load(data_dir)
+    if settings.database_url is not None:
+        typer.echo("ValidationException: the event router runs on the embedded (SQLite) store; unset "
+                   "the PostgreSQL database URL to use it", err=True)
+        raise typer.Exit(EXIT_INVALID_INPUT)
     ledger = open_ledger(settings)
     try:
         yield EventRouter(ledger.connection, tokenizer=tokenizer_for(settings.data_dir))
