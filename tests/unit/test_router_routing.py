@@ -70,3 +70,19 @@ def test_upgrading_a_database_does_not_route_its_history(tmp_path: Path) -> None
         router.put_events([entry()])
         router.run_until_idle()
         assert len(router.read_log("audit")) == 1  # the new event, not the one from before the upgrade
+
+
+def test_a_stored_rule_this_version_refuses_does_not_stop_the_bus(tmp_path: Path) -> None:
+    with open_router(tmp_path) as router:
+        router.put_rule("good", '{"source": ["shop"]}')
+        router.put_targets("good", [log_target("t", "audit")])
+        connection = router.store.connection
+        connection.execute("INSERT INTO router_rules (bus, name, event_pattern, state, description, created_at_ms) "
+                           "VALUES ('default', 'old', '{\"source\": \"not-an-array\"}', 'ENABLED', '', 0)")
+        connection.execute("INSERT INTO router_targets (bus, rule, target_id, spec) VALUES "
+                           "('default', 'good', 'broken', '{\"Id\": \"broken\", \"Arn\": \"arn:nothing\"}')")
+        connection.execute("UPDATE router_meta SET value = value + 1 WHERE key = 'config_version'")
+        router.put_events([entry()])
+        router.run_until_idle()
+        assert len(router.read_log("audit")) == 1
+        assert [t["Id"] for t in router.list_targets_by_rule("good")["Targets"]] == ["t"]

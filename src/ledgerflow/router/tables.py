@@ -10,10 +10,15 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+import structlog
+
 from ledgerflow.adapters.sqlite.router_store import SqliteRouterStore
-from ledgerflow.bus.patterns import PatternMatcher
+from ledgerflow.bus.patterns import InvalidEventPatternException, PatternMatcher
 from ledgerflow.router.arns import ArnScope
+from ledgerflow.router.errors import RouterError
 from ledgerflow.router.model import STATE_ENABLED, Rule, TargetSpec
+
+_log = structlog.get_logger("ledgerflow.router")
 
 
 @dataclass
@@ -40,12 +45,23 @@ class BusTable:
         return self.archives_unfiltered + self.archive_matcher.match(event)
 
 
+def _targets(specs: list[dict[str, Any]]) -> tuple[TargetSpec, ...]:
+    """Stored targets; one that no longer validates (stored by an older version) is skipped and logged, so it
+    cannot stop the whole bus."""
+    targets = []
+    for spec in specs:
+        try:
+            targets.append(TargetSpec.from_json(spec))
+        except RouterError as exc:
+            _log.error("router.invalid_stored_target", target_id=spec.get("Id"), reason=str(exc))
+    return tuple(targets)
+
+
 def load_rules(store: SqliteRouterStore, scope: ArnScope, bus: str, tx: Any = None) -> list[Rule]:
     specs = store.target_specs(bus, tx)
     return [
         Rule(bus=bus, name=name, arn=scope.rule(bus, name), event_pattern=pattern, state=state,
-             description=description or "", managed_by=managed_by,
-             targets=tuple(TargetSpec.from_json(spec) for spec in specs.get(name, [])))
+             description=description or "", managed_by=managed_by, targets=_targets(specs.get(name, [])))
         for name, pattern, state, description, managed_by in store.rule_rows(bus, tx)
     ]
 
@@ -57,7 +73,7 @@ def load_rule(store: SqliteRouterStore, scope: ArnScope, bus: str, name: str, tx
     _name, pattern, state, description, managed_by = row
     return Rule(bus=bus, name=name, arn=scope.rule(bus, name), event_pattern=pattern, state=state,
                 description=description or "", managed_by=managed_by,
-                targets=tuple(TargetSpec.from_json(spec) for spec in store.rule_target_specs(bus, name, tx)))
+                targets=_targets(store.rule_target_specs(bus, name, tx)))
 
 
 def build_tables(store: SqliteRouterStore, scope: ArnScope) -> dict[str, BusTable]:
@@ -67,17 +83,25 @@ def build_tables(store: SqliteRouterStore, scope: ArnScope) -> dict[str, BusTabl
         for rule in load_rules(store, scope, bus):
             table.rules[rule.name] = rule
             if rule.state == STATE_ENABLED:
-                table.matcher.add(rule.name, rule.event_pattern)
+                _add(table.matcher, rule.name, rule.event_pattern)
         tables[bus] = table
     for name, bus, pattern, _retention, _description, _created in store.archive_rows():
         table = tables.get(bus)
         if table is None:
             continue
         if pattern:
-            table.archive_matcher.add(name, pattern)
+            _add(table.archive_matcher, name, pattern)
         else:
             table.archives_unfiltered.append(name)
     return tables
+
+
+def _add(matcher: PatternMatcher, name: str, pattern: str) -> None:
+    """Compile a stored pattern; one refused by this version's validator is skipped and logged, not fatal."""
+    try:
+        matcher.add(name, pattern)
+    except InvalidEventPatternException as exc:
+        _log.error("router.invalid_stored_pattern", name=name, reason=str(exc))
 
 
 class TableCache:
