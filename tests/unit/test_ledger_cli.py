@@ -161,9 +161,15 @@ def test_expire_sweeps_expired_holds(store: LedgerStore, data_dir: Path) -> None
     assert store.balance("opening").debits_pending == 0  # type: ignore[union-attr]
 
 
-def test_bench_without_a_subcommand_prints_usage_and_exits_2() -> None:
-    code, _out, err = run("bench")
-    assert code == 2 and "ledgerflow bench ledger" in err
+def test_bench_group_dispatches_to_the_pipeline_without_a_subcommand(monkeypatch: pytest.MonkeyPatch) -> None:
+    from ledgerflow.entrypoints import cli_pipeline
+
+    calls: list[dict[str, object]] = []
+    monkeypatch.setattr(cli_pipeline, "bench_pipeline", lambda **kwargs: calls.append(kwargs))
+    code, _out, _err = run("bench", "--events", "500", "--json")
+    assert code == 0 and calls == [{"events": 500, "json_output": True}]
+    code, out, _err = run("bench", "--help")
+    assert code == 0 and "ledger" in out and calls == [{"events": 500, "json_output": True}]
 
 
 def test_bench_ledger_json_shape(monkeypatch: pytest.MonkeyPatch) -> None:
