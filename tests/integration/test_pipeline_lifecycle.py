@@ -533,3 +533,51 @@ def test_accounts_imported_while_the_worker_runs_are_seen_by_the_next_batch(
     assert found[after["id"]].detail_type == "TransactionPosted"
     assert found[after["id"]].detail["accountId"] == "ACC-NEW"
     assert balance(data_dir, "ACC-NEW")["debits_pending"] == 2000
+
+
+@pytest.mark.parametrize("same_batch", [False, True], ids=["one-per-batch", "same-batch"])
+def test_funds_credited_back_by_a_reversal_are_available_to_the_next_event(
+    post: Post, data_dir: Path, same_batch: bool
+) -> None:
+    """Events take effect in order whatever the batch boundaries: a purchase right after the reversal of a
+    captured hold may spend the money the reversal gave back."""
+    auth = event(
+        PAN=LOW_PAN,
+        authCode="G00001",
+        systemTraceAuditNumber="800001",
+        transactionAmount="1000",
+        billingAmount="1000",
+    )
+    capture = event(
+        PAN=LOW_PAN,
+        messageType="0220",
+        authCode="G00002",
+        transactionAmount="1000",
+        billingAmount="1000",
+        **reference(auth),
+    )
+    reversal = event(
+        PAN=LOW_PAN,
+        messageType="0400",
+        authCode="G00003",
+        transactionAmount="1000",
+        billingAmount="1000",
+        **reference(auth),
+    )
+    spend = event(PAN=LOW_PAN, authCode="G00004", transactionAmount="800", billingAmount="800")
+    sequence = [auth, capture, reversal, spend]
+    found: dict[str, list[Outcome]] = {}
+    if same_batch:
+        found = post(*sequence)
+    else:
+        for envelope in sequence:
+            found.update(post(envelope))
+    assert [outcome(found, e).detail_type for e in sequence] == ["TransactionPosted"] * 4, [
+        outcome(found, e).detail for e in sequence
+    ]
+    assert balance(data_dir, "ACC-LOW") == {
+        "debits_pending": 800,
+        "debits_posted": 1000,
+        "credits_pending": 0,
+        "credits_posted": 2000,
+    }

@@ -27,7 +27,8 @@ from ledgerflow.adapters.sqlite.bus import SqliteEventTransport
 from ledgerflow.adapters.sqlite.ledger_store import NOW_MS_SQL, SqliteLedgerStore
 from ledgerflow.bus.transport import Delivery, OutboundMessage
 from ledgerflow.domain import events as ev
-from ledgerflow.domain.canonical import KIND_REVERSAL, EnrichedTransaction
+from ledgerflow.domain.canonical import KIND_COMPLETION, KIND_REVERSAL, EnrichedTransaction
+from ledgerflow.domain.engine import RESOLUTION_POSTED
 from ledgerflow.domain.ledger import Posting
 from ledgerflow.domain.results import PostingResult
 from ledgerflow.pipeline.dedup import DuplicateKeyConfig, duplicate_key, event_time_epoch_seconds
@@ -304,28 +305,65 @@ class PostingPipeline:
     ) -> None:
         if not approved:
             return
-        postings = [posting for _d, _e, _x, posting in approved]
-        effects = self.ledger.apply_postings_effects(tx, postings, snapshot=True)
-        results = effects.results
-        follow_ups = [
-            (index, reversal_of_capture(enriched))
-            for index, (_d, _e, enriched, _p) in enumerate(approved)
-            if results[index] is PostingResult.pending_already_posted
-            and enriched.transaction.card_transaction.kind == KIND_REVERSAL
-        ]
-        final = {index: (posting, result) for index, (posting, result) in enumerate(zip(postings, results))}
-        balances_after = effects.balances_after
-        if follow_ups:
-            second = self.ledger.apply_postings_effects(tx, [p for _i, p in follow_ups], snapshot=True)
-            balances_after = {**balances_after, **second.balances_after}
-            for (index, posting), result in zip(follow_ups, second.results):
+        final: dict[int, tuple[Posting, PostingResult]] = {}
+        balances_after: dict[str, Any] = {}
+        start = 0
+        for end in self._segment_ends(tx, approved):
+            segment = approved[start:end]
+            effects = self.ledger.apply_postings_effects(tx, [p for _d, _e, _x, p in segment], snapshot=True)
+            balances_after.update(effects.balances_after)
+            follow_ups = []
+            for index, ((_d, _e, enriched, posting), result) in enumerate(zip(segment, effects.results), start):
                 final[index] = (posting, result)
+                if (
+                    result is PostingResult.pending_already_posted
+                    and enriched.transaction.card_transaction.kind == KIND_REVERSAL
+                ):
+                    follow_ups.append((index, reversal_of_capture(enriched)))
+            if follow_ups:
+                second = self.ledger.apply_postings_effects(tx, [p for _i, p in follow_ups], snapshot=True)
+                balances_after.update(second.balances_after)
+                for (index, posting), result in zip(follow_ups, second.results):
+                    final[index] = (posting, result)
+            start = end
         for index, (delivery, envelope, enriched, _planned) in enumerate(approved):
             posting, result = final[index]
             report.inbound_published_ms.append(delivery.published_at_ms)
             self._emit_outcome(
                 envelope, enriched, posting, result, balances_after.get(posting.posting_id), outbox, report
             )
+
+    def _segment_ends(
+        self, tx: sqlite3.Connection, approved: list[tuple[Delivery, Any, EnrichedTransaction, Posting]]
+    ) -> list[int]:
+        """Where to cut the batch so that events take effect in order whatever the batch boundaries: a reversal
+        of a hold captured before it (earlier, or earlier in this batch) credits the customer back through a
+        second posting, which must land before the events after the reversal are applied. Rare, so most
+        batches stay one ledger call."""
+        reversal_holds = {
+            index: posting.pending_id
+            for index, (_d, _e, enriched, posting) in enumerate(approved)
+            if enriched.transaction.card_transaction.kind == KIND_REVERSAL
+        }
+        if not reversal_holds:
+            return [len(approved)]
+        captured = {
+            pending_id
+            for (pending_id,) in tx.execute(
+                "SELECT pending_id FROM pending_resolutions WHERE resolution = ? "
+                "AND pending_id IN (SELECT value FROM json_each(?))",
+                (RESOLUTION_POSTED, msgspec.json.encode(sorted(set(reversal_holds.values()))).decode()),
+            )
+        }
+        ends = []
+        for index, (_d, _e, enriched, posting) in enumerate(approved):
+            if enriched.transaction.card_transaction.kind == KIND_COMPLETION:
+                captured.add(posting.pending_id)
+            elif index in reversal_holds and reversal_holds[index] in captured:
+                ends.append(index + 1)
+        if not ends or ends[-1] != len(approved):
+            ends.append(len(approved))
+        return ends
 
     def _emit_outcome(
         self,
