@@ -86,3 +86,28 @@ def test_a_stored_rule_this_version_refuses_does_not_stop_the_bus(tmp_path: Path
         router.run_until_idle()
         assert len(router.read_log("audit")) == 1
         assert [t["Id"] for t in router.list_targets_by_rule("good")["Targets"]] == ["t"]
+
+
+def test_events_no_rule_can_match_by_detail_type_are_not_decoded(tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    from ledgerflow.router import router as router_module
+
+    decoded: list[str] = []
+    original = router_module._decode
+
+    def counting(delivery):  # type: ignore[no-untyped-def]
+        decoded.append(delivery.detail_type)
+        return original(delivery)
+
+    monkeypatch.setattr(router_module, "_decode", counting)
+    with open_router(tmp_path) as router:
+        router.put_rule("posted", '{"detail-type": ["TransactionPosted"]}')
+        router.put_targets("posted", [log_target("t", "posted")])
+        router.put_events([entry(detail_type="TransactionPosted"), entry(detail_type="TransactionPostingRejected")])
+        router.run_until_idle()
+        assert decoded == ["TransactionPosted"]  # only the built-in rule and `posted` exist: exact detail types
+        assert len(router.read_log("posted")) == 1
+        router.put_rule("by-source", '{"source": ["shop"]}')  # could match any detail type
+        router.put_events([entry(detail_type="Other")])
+        router.run_until_idle()
+        assert decoded == ["TransactionPosted", "Other"]

@@ -90,6 +90,8 @@ class Router:
             archived: list[tuple[str, str, int, int, bytes]] = []
             undecodable = 0
             for delivery in deliveries:
+                if not table.wants(delivery.detail_type):
+                    continue  # no rule or archive of this bus can match it: acknowledged unread
                 event = _decode(delivery)
                 if event is None:
                     undecodable += 1

@@ -7,6 +7,7 @@ the stored `config_version` moves, which every change to rules, targets or archi
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,6 +30,19 @@ class BusTable:
     archive_matcher: PatternMatcher = field(default_factory=PatternMatcher)
     # Archives without a pattern keep every event of the bus.
     archives_unfiltered: list[str] = field(default_factory=list)
+    # The only detail types any enabled rule or archive can match, when every pattern names them exactly; None
+    # when some pattern could match any. Lets the router skip decoding events nobody wants (most of the
+    # pipeline's outcome events, with only the built-in rule on the default bus).
+    detail_types: frozenset[str] | None = frozenset()
+
+    def wants(self, detail_type: str) -> bool:
+        return self.detail_types is None or detail_type in self.detail_types
+
+    def _narrow(self, pattern: str | None) -> None:
+        if self.detail_types is None:
+            return
+        exact = exact_detail_types(pattern)
+        self.detail_types = None if exact is None else self.detail_types | exact
 
     def target(self, rule_name: str, target_id: str) -> tuple[Rule, TargetSpec] | None:
         rule = self.rules.get(rule_name)
@@ -84,6 +98,7 @@ def build_tables(store: SqliteRouterStore, scope: ArnScope) -> dict[str, BusTabl
             table.rules[rule.name] = rule
             if rule.state == STATE_ENABLED:
                 _add(table.matcher, rule.name, rule.event_pattern)
+                table._narrow(rule.event_pattern)
         tables[bus] = table
     for name, bus, pattern, _retention, _description, _created in store.archive_rows():
         table = tables.get(bus)
@@ -93,7 +108,22 @@ def build_tables(store: SqliteRouterStore, scope: ArnScope) -> dict[str, BusTabl
             _add(table.archive_matcher, name, pattern)
         else:
             table.archives_unfiltered.append(name)
+        table._narrow(pattern)
     return tables
+
+
+def exact_detail_types(pattern: str | None) -> frozenset[str] | None:
+    """The detail types a pattern requires when it names them as plain strings at the top level, else None."""
+    if not pattern:
+        return None
+    try:
+        document = json.loads(pattern)
+    except ValueError:
+        return None
+    values = document.get("detail-type") if isinstance(document, dict) else None
+    if not isinstance(values, list) or not values or not all(isinstance(v, str) for v in values):
+        return None
+    return frozenset(values)
 
 
 def _add(matcher: PatternMatcher, name: str, pattern: str) -> None:
