@@ -19,11 +19,22 @@ def _quoted(value: str) -> str:
 
 def text_array(values: Iterable[str | None]) -> str:
     """A `text[]` literal; None elements are NULL."""
+    values = tuple(values)
+    if not values:
+        return "{}"
+    if None not in values:
+        # Fast path, all in C: no element needs escaping when the concatenation holds no backslash or quote.
+        joined = "".join(values)  # type: ignore[arg-type]
+        if "\\" not in joined and '"' not in joined:
+            return '{"' + '","'.join(values) + '"}'  # type: ignore[arg-type]
     return "{" + ",".join("NULL" if value is None else _quoted(value) for value in values) + "}"
 
 
 def int_array(values: Iterable[int | None]) -> str:
     """A literal for any integer array type (`smallint[]`, `bigint[]`); None elements are NULL."""
+    values = tuple(values)
+    if None not in values:
+        return "{" + ",".join(map(str, map(int, values))) + "}"  # type: ignore[arg-type]
     return "{" + ",".join("NULL" if value is None else str(int(value)) for value in values) + "}"
 
 
