@@ -259,3 +259,29 @@ def test_a_reference_less_reversal_is_dead_lettered_without_retries(data_dir: Pa
     assert (message_id, deliveries) == ("lonely-reversal", 1)
     assert cause.startswith("MissingReferenceError")
     assert posted_ids(data_dir) == GOOD_IDS
+
+
+def test_a_failed_attempt_publishes_nothing(
+    data_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Side events raised before a processor fails belong to the failed attempt: they are not published, neither
+    once per retry nor for an event that ends in the dead letters."""
+    foreign = sample_envelope(
+        sample_detail(authCode="S00001", transactionAmount="2100", billingAmount="2000", merchantType="7995"),
+        id="side-effects",
+    )
+    ingest(data_dir, write_jsonl(tmp_path / "foreign.jsonl", [foreign]))
+    real_plan = service.plan_posting
+
+    def failing_plan(enriched: Any) -> Any:
+        if enriched.transaction.transaction_id == "side-effects":
+            raise RuntimeError("planner crashed")
+        return real_plan(enriched)
+
+    monkeypatch.setattr(service, "plan_posting", failing_plan)
+    with open_pipeline(data_dir, deliveries_max=3) as pipeline:
+        drain(pipeline)
+    assert [(m, d) for m, d, _c, _r in dead_letters(data_dir)] == [("side-effects", 3)]
+    with read_only(data_dir) as connection:
+        emitted = [o.detail_type for o in events(connection) if o.event_id == "side-effects"]
+    assert emitted == []

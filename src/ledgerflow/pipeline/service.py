@@ -134,9 +134,12 @@ class PostingPipeline:
         fresh = self._deduplicate(tx, decoded, now_ms, outbox, report, settled)
         approved: list[tuple[Delivery, Any, EnrichedTransaction, Posting]] = []
         for delivery, envelope in fresh:
+            outbox_mark = len(outbox)
             try:
                 enriched, posting = self._decide(envelope, outbox, report)
             except Exception as exc:  # noqa: BLE001 - one bad event never stops the batch
+                # What the failed attempt emitted (side events) is not published: the retry emits it again.
+                del outbox[outbox_mark:]
                 self._fail(tx, delivery, now_ms, exc, report)
                 continue
             settled.append(delivery)
