@@ -20,6 +20,11 @@ from ledgerflow.bootstrap import open_ledger
 from ledgerflow.config import SQLITE_FILE_NAME, Settings
 
 OUTCOME_TYPES: Final = ("TransactionPosted", "TransactionPostingRejected", "TransactionDuplicateParked")
+SIDE_EVENT_TYPES: Final = (
+    "ForeignTransactionFound",
+    "CurrencyConversionTransactionFound",
+    "WarningMerchantTypeTransactionFound",
+)
 ACCOUNT_COLUMNS: Final = (
     "account_id",
     "pan",
@@ -195,6 +200,7 @@ def assert_exactly_once(connection: sqlite3.Connection) -> dict[str, int]:
     assert tally.get("duplicates_parked", 0) == kinds["TransactionDuplicateParked"]
     assert tally.get("dead_lettered", 0) >= len(dead)
     _assert_parked_match(connection, by_event)
+    _assert_side_events_once(connection, by_event)
     posting_ids = [
         o.detail["postingId"]
         for found in by_event.values()
@@ -225,3 +231,20 @@ def _assert_parked_match(connection: sqlite3.Connection, by_event: dict[str, lis
         assert by_event[original][0].detail_type != "TransactionDuplicateParked", "original is itself parked"
         [event] = by_event[event_id]
         assert event.detail["firstEventId"] == original
+
+
+def _assert_side_events_once(connection: sqlite3.Connection, by_event: dict[str, list[Outcome]]) -> None:
+    """Side events: at most one of each type per event, only for events that were decided (posted or rejected),
+    and no message id twice on the events stream."""
+    side = Counter((o.event_id, o.detail_type) for o in events(connection, SIDE_EVENT_TYPES))
+    assert [key for key, count in side.items() if count != 1] == [], "a side event published twice"
+    decided = {
+        event_id
+        for event_id, found in by_event.items()
+        if found[0].detail_type != "TransactionDuplicateParked"
+    }
+    assert {event_id for event_id, _type in side} <= decided, "side events of an event without a decision"
+    repeated = connection.execute(
+        "SELECT message_id FROM bus_messages WHERE stream = 'events' GROUP BY message_id HAVING COUNT(*) > 1 LIMIT 5"
+    ).fetchall()
+    assert repeated == [], f"message ids published twice: {repeated}"

@@ -239,6 +239,7 @@ def test_iso8583_traffic_ingests_and_posts(tmp_path: Path) -> None:
     status = run_cli_json("status", *data)
     assert_books_add_up(status)
     assert status["accepted"] == report["accepted"] and status["posted"] > rows // 2
+    assert status["duplicates_parked"] > 0  # a resent message is the same hex on another row
     assert run_cli_json("ledger", "check", *data)["ok"] is True
     assert_no_pan(json.dumps(report), pans_of(accounts))
 
