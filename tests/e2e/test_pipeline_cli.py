@@ -297,3 +297,35 @@ def test_two_workers_on_one_data_dir_settle_each_event_once(tmp_path: Path, proc
     assert_books_add_up(status)
     with read_only(tmp_path / "data") as connection:
         assert_exactly_once(connection)
+
+
+def test_status_is_one_consistent_snapshot_while_run_works(tmp_path: Path, processes: list) -> None:
+    """`status` may be asked at any time: every answer taken while `run` commits batches adds up."""
+    from ledgerflow.bootstrap import open_ledger
+    from ledgerflow.config import Settings
+    from ledgerflow.pipeline.status import pipeline_status
+
+    traffic, accounts = generate(tmp_path / "in", count=6_000, seed=41, duplicates=5, malformed=0)
+    data = data_dir_args(tmp_path / "data")
+    run_cli("accounts", "import", accounts, *data)
+    run_cli("ingest", traffic, *data)
+    service = start_cli("run", "--until-idle", "--batch-size-max", 20, *data)
+    processes.append(service)
+    ledger = open_ledger(Settings(data_dir=tmp_path / "data"), initialise=False)
+    snapshots = []
+    try:
+        while service.poll() is None:
+            snapshots.append(pipeline_status(ledger.connection))
+    finally:
+        ledger.close()
+    assert service.wait(timeout=60) == 0
+    mid_run = [s for s in snapshots if 0 < s["pending_work"] < s["accepted"]]
+    assert len(mid_run) > 10, "too few snapshots taken while the run was working"
+    for snapshot in snapshots:
+        settled = (
+            snapshot["posted"]
+            + snapshot["rejected"]
+            + snapshot["duplicates_parked"]
+            + snapshot["dead_lettered"]
+        )
+        assert snapshot["accepted"] == settled + snapshot["pending_work"], snapshot

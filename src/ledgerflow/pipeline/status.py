@@ -11,6 +11,18 @@ STATUS_COUNTERS = ("accepted", "duplicates_parked", "rejected", "posted", "dead_
 
 
 def pipeline_status(connection: sqlite3.Connection) -> dict[str, int]:
+    """Counts per stage, all from one snapshot (a read transaction), so that they add up even while a worker
+    commits batches: accepted == posted + rejected + duplicates_parked + dead_lettered + pending_work."""
+    if connection.in_transaction:  # the caller's transaction is already one snapshot
+        return _status(connection)
+    connection.execute("BEGIN")
+    try:
+        return _status(connection)
+    finally:
+        connection.execute("COMMIT")
+
+
+def _status(connection: sqlite3.Connection) -> dict[str, int]:
     counters = dict(connection.execute("SELECT name, value FROM pipeline_counters").fetchall())
     status = {name: int(counters.get(name, 0)) for name in STATUS_COUNTERS}
     # Letters still dead, not every letter ever written: a redriven one is counted again by its new outcome.
