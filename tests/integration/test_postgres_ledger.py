@@ -425,3 +425,18 @@ def test_array_literals_round_trip(postgres_ledger: PostgresLedgerStore, texts, 
     ).fetchone()
     assert row is not None
     assert row[0] == texts and row[1] == numbers and [None if b is None else bytes(b) for b in row[2]] == blobs
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("query", ["RECORDED_SQL", "LOCK_ACCOUNTS_SQL", "HOLD_LEGS_SQL", "RESOLUTIONS_SQL"])
+def test_lookups_in_write_transactions_are_index_probes(ledger: PostgresLedgerStore, query: str) -> None:
+    """Cached generic plans live as long as the connection; a sequential scan planned while a table was small
+    would cost a full scan per batch later. Write transactions rule scans out."""
+    from ledgerflow.adapters.postgres import ledger_store
+
+    ledger.post_batch([transfer(f"s{index}", "opening", "settlement", 1) for index in range(300)])
+    with ledger._transaction() as tx:
+        tx.execute("ANALYZE")  # statistics that would favour a sequential scan on these small tables
+        plan = "\n".join(row[0] for row in tx.execute(
+            "EXPLAIN " + getattr(ledger_store, query), (text_array([f"s{index}" for index in range(300)]),)))
+    assert "Seq Scan" not in plan and "Hash Join" not in plan, plan

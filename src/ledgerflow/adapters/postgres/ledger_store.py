@@ -49,6 +49,14 @@ from ledgerflow.ports import ACCOUNT_COLUMNS, LedgerStore, account_state, holds_
 
 __all__ = ["PostgresLedgerStore", "libpq_url", "schema_from_url", "sqlalchemy_url"]
 
+# A write transaction, in one round trip. The connection caches one generic plan per statement for its whole life
+# (see connection.connect), planned with the table sizes of the moment: a plan made while `postings` was small could
+# stay a sequential scan per batch once it holds millions of rows. Inside write transactions every lookup is by id,
+# so index probes are always right: scans and hash/merge joins are ruled out for the plans made here.
+BEGIN_SQL = (
+    "BEGIN ISOLATION LEVEL READ COMMITTED; SET LOCAL enable_seqscan = off; SET LOCAL enable_hashjoin = off; "
+    "SET LOCAL enable_mergejoin = off"
+)
 NOW_MS_SQL = "SELECT (extract(epoch FROM clock_timestamp()) * 1000)::bigint"
 
 # Every lookup by a list of ids joins `unnest(array)` instead of filtering with `= ANY(array)`: once psycopg
@@ -123,8 +131,16 @@ class PostgresLedgerStore(LedgerStore):
     def _transaction(self) -> Iterator[psycopg.Connection]:
         connection = self.connection()
         self._clock_under_locks_ms = None
-        with mapped_errors("ledger transaction"), connection.transaction():
-            yield connection
+        with mapped_errors("ledger transaction"):
+            connection.execute(BEGIN_SQL)
+            try:
+                yield connection
+            except BaseException:
+                if not connection.broken:
+                    with contextlib.suppress(psycopg.Error):
+                        connection.execute("ROLLBACK")
+                raise
+            connection.execute("COMMIT")
 
     def _now_ms(self, tx: psycopg.Connection) -> int:
         clock_ms, self._clock_under_locks_ms = self._clock_under_locks_ms, None
