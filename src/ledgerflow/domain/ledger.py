@@ -12,6 +12,8 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+import msgspec
+
 from ledgerflow.domain.money import UnknownCurrencyError, currency_alpha
 from ledgerflow.domain.results import PostingResult
 
@@ -22,6 +24,10 @@ METADATA_BYTES_MAX = 4096
 # Largest amount a leg may carry; keeps every counter far inside a signed 64-bit column.
 AMOUNT_MINOR_MAX = 2**53
 EXPIRES_AFTER_SECONDS_MAX = 366 * 24 * 3600
+
+
+# A canonical, unambiguous byte encoding of the payload (msgspec is the project's type system, not I/O).
+_encode_msgpack = msgspec.msgpack.Encoder().encode
 
 
 class LedgerValidationError(ValueError):
@@ -126,7 +132,7 @@ class Posting:
             int(self.kind), legs, self.pending_id, self.amount_minor, self.expires_after_seconds,
             self.correlation_id, self.metadata_json,
         )
-        return hashlib.blake2b(repr(payload).encode(), digest_size=16).digest()
+        return hashlib.blake2b(_encode_msgpack(payload), digest_size=16).digest()
 
 
 def validate_posting(posting: Posting) -> None:

@@ -101,8 +101,12 @@ def run_command(
 
     if rules not in RULES_ENGINES:
         raise _fail(f"--rules must be one of {', '.join(RULES_ENGINES)}", 2)
-    with _ledger(data_dir) as (ledger, _settings):
-        runner = Runner(build_pipeline(ledger, batch_size_max=batch_size_max, rules=rules))
+    from ledgerflow.pipeline.secrets import tokenizer_for
+    from ledgerflow.router import EventRouter
+
+    with _ledger(data_dir) as (ledger, settings):
+        router = EventRouter(ledger.connection, tokenizer=tokenizer_for(settings.data_dir))
+        runner = Runner(build_pipeline(ledger, batch_size_max=batch_size_max, rules=rules), router=router)
         runner.install_signal_handlers()
         totals = runner.run(until_idle=until_idle)
     _emit({"events": totals.events, "posted": totals.posted, "rejected": totals.rejected,

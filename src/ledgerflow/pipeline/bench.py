@@ -88,12 +88,15 @@ def _pipeline(ledger: Any, batch_size_max: int, rules: str = "asl") -> Any:
 def _throughput(data_dir: Path, events: int, config: PipelineBenchConfig, batch_size_max: int) -> dict[str, Any]:
     from ledgerflow.pipeline.runner import Runner
 
-    ledger, _tokenizer, traffic = _prepare(data_dir, events, config)
+    from ledgerflow.router import EventRouter
+
+    ledger, tokenizer, traffic = _prepare(data_dir, events, config)
     context = multiprocessing.get_context("spawn")
     ingesting = context.Process(target=_ingest_file_in_process, args=(str(data_dir), str(traffic)))
     started = time.perf_counter()
     ingesting.start()
-    runner = Runner(_pipeline(ledger, batch_size_max))
+    # As `ledgerflow run` does: the router delivers the outcome events to the rules' targets.
+    runner = Runner(_pipeline(ledger, batch_size_max), router=EventRouter(ledger.connection, tokenizer=tokenizer))
     while ingesting.is_alive():
         runner.run(until_idle=True)
         time.sleep(0.002)

@@ -44,7 +44,9 @@ def run_demo(data_dir: Path | None, *, events: int = 20_000) -> bool:
     ingest = ingest_file(ledger.connection, tokenizer, traffic)
     console.print(f"ingested: {ingest.accepted} accepted, {ingest.rejected} rejected at the boundary"
                   + (f" (first: line {ingest.errors[0]['line']}: {ingest.errors[0]['reason']})" if ingest.errors else ""))
-    runner = Runner(build_pipeline(ledger))
+    from ledgerflow.router import EventRouter
+
+    runner = Runner(build_pipeline(ledger), router=EventRouter(ledger.connection, tokenizer=tokenizer))
     with Progress(TextColumn("processing"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   console=console) as progress:
         task = progress.add_task("events", total=ingest.accepted)

@@ -12,10 +12,15 @@ import signal
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
+
+import structlog
 
 from ledgerflow.adapters.sqlite.ledger_store import NOW_MS_SQL, write_transaction
 from ledgerflow.bus.transport import redelivery_delay_ms
 from ledgerflow.pipeline.service import INBOUND_STREAM, PIPELINE_CONSUMER, PostingPipeline, StepReport
+
+log = structlog.get_logger(__name__)
 
 IDLE_SLEEP_SECONDS = 0.005
 IDLE_SLEEP_SECONDS_MAX = 0.05
@@ -35,8 +40,12 @@ class RunTotals:
 
 
 class Runner:
-    def __init__(self, pipeline: PostingPipeline, *, record_latency: bool = False) -> None:
+    """Steps the posting pipeline and, when given, the event router (which delivers the pipeline's outcome events
+    and anything put on the buses to the rules' targets) in one loop on one connection."""
+
+    def __init__(self, pipeline: PostingPipeline, *, record_latency: bool = False, router: Any = None) -> None:
         self.pipeline = pipeline
+        self.router = router
         self.stop_requested = False
         self.record_latency = record_latency
         self.totals = RunTotals()
@@ -57,7 +66,8 @@ class Runner:
             report = self._step()
             if report is None:
                 continue
-            if report.fetched:
+            routed = self._route()
+            if report.fetched or routed:
                 sleep_s = IDLE_SLEEP_SECONDS
                 if on_batch is not None:
                     on_batch(self.totals)
@@ -108,9 +118,21 @@ class Runner:
                 done_ms = int(time.time() * 1000)
                 totals.latencies_ms.extend(done_ms - published for published in report.inbound_published_ms)
 
+    def _route(self) -> int:
+        if self.router is None:
+            return 0
+        try:
+            return int(self.router.step())
+        except Exception:  # noqa: BLE001 - the router's own retries and dead letters handle targets
+            log.exception("router step failed; retrying")
+            time.sleep(IDLE_SLEEP_SECONDS_MAX)
+            return 0
+
     def _idle(self) -> bool:
-        """Nothing new on the inbound stream and no redelivery waiting (due now or later)."""
-        return self.pipeline.transport.pending_count(PIPELINE_CONSUMER) == 0
+        """Nothing new on the inbound stream, no redelivery waiting (due now or later), nothing left to route."""
+        if self.pipeline.transport.pending_count(PIPELINE_CONSUMER) != 0:
+            return False
+        return self.router is None or self.router.pending_work() == 0
 
     def _sweep_holds_when_due(self) -> None:
         now = time.monotonic()
