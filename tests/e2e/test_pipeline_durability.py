@@ -194,15 +194,16 @@ def test_sigkill_at_random_moments_loses_and_doubles_nothing(
     assert crashed[0] == reference[0]
 
 
+@pytest.mark.parametrize("stop_signal", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
 def test_sigterm_finishes_the_batch_in_flight_and_exits_zero(
-    tmp_path: Path, inputs: dict[str, Path], processes: list
+    tmp_path: Path, inputs: dict[str, Path], processes: list, stop_signal: signal.Signals
 ) -> None:
     data_dir = tmp_path / "graceful"
     data = _prepare(data_dir, inputs)
     service = start_cli("run", *data, "--batch-size-max", BATCH_SIZE_MAX, "--json", env=_env())
     processes.append(service)
     _wait_for_progress(data_dir, beyond=0, service=service)
-    service.send_signal(signal.SIGTERM)
+    service.send_signal(stop_signal)
     out, err = service.communicate(timeout=30)
     assert service.returncode == 0, err
     done = _assert_whole_batches_only(data_dir)
