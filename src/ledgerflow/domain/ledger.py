@@ -211,6 +211,11 @@ def _validate_leg(posting_id: str, leg: Leg) -> None:
 def _check_identifier(name: str, value: object, length_max: int) -> None:
     if not isinstance(value, str) or not value or len(value) > length_max:
         raise LedgerValidationError(f"{name} must be a non-empty string of at most {length_max} characters")
+    if not value.isascii():
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise LedgerValidationError(f"{name} must be valid Unicode text (no lone surrogates)") from None
 
 
 def _is_int(value: object) -> bool:
