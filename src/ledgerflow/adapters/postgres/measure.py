@@ -1,16 +1,21 @@
 """Measure the PostgreSQL ledger adapter: postings/s by batch size, uniform vs hot account, and where time goes.
 
-    python -m ledgerflow.adapters.postgres.measure [postgresql://host:port/db]
+    python -m ledgerflow.adapters.postgres.measure [postgresql://host:port/db] [--writers N]
 
 Runs in a private schema `lf_measure_<random>` that is dropped afterwards. 10,000 customer accounts without
 balance limits plus one settlement account; two-leg `posted` postings. *Uniform*: two distinct random customers.
 *Hot*: a random customer pays the settlement account. Batch size 1 is the one-transaction-per-posting baseline.
 Postings are built before the clock starts. The split shows time inside `_load` (locks + reads), the engine,
-`_write` (COPY + balance update) and the rest (BEGIN/COMMIT with its fsync, clock, Python glue).
+`_write` (COPY + balance update) and the rest (BEGIN/COMMIT with its fsync, clock, Python glue), and the CPU
+each posting cost the client process and its server backend (read from /proc when the server is local): those
+two numbers, unlike wall time, do not depend on what else the machine is doing.
+
+`--writers N` instead measures N processes posting 10,000-posting batches at once (disjoint posting ids).
 """
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import random
 import secrets
@@ -33,6 +38,8 @@ ACCOUNTS = 10_000
 SETTLEMENT = "settlement"
 # Postings measured per batch size: enough batches for a stable rate, small enough for a short run.
 POSTINGS_BY_BATCH_SIZE = {1: 1_000, 100: 20_000, 1_000: 30_000, 10_000: 60_000}
+WRITER_BATCH_SIZE = 10_000
+WRITER_POSTINGS = 80_000
 
 
 @dataclass(slots=True)
@@ -114,6 +121,42 @@ def run_case(store: PostgresLedgerStore, postings: list[Posting], batch_size: in
     return elapsed_s, phases
 
 
+def _writer(url: str, start_at: float, seed: int, hot: bool, batches: int) -> None:
+    postings = make_postings(f"w{seed}-{hot}", batches * WRITER_BATCH_SIZE, hot, random.Random(seed))
+    store = PostgresLedgerStore(url)
+    try:
+        time.sleep(max(0.0, start_at - time.time()))
+        for start in range(0, len(postings), WRITER_BATCH_SIZE):
+            store.post_batch(postings[start:start + WRITER_BATCH_SIZE])
+    finally:
+        store.close()
+
+
+def main_writers(server_url: str, writers: int) -> None:
+    """Total postings/s of `writers` processes posting at once, uniform then hot."""
+    with private_schema(server_url) as url:
+        store = PostgresLedgerStore(url)
+        try:
+            _setup(url, store)
+            context = multiprocessing.get_context("spawn")
+            for hot in (False, True):
+                batches = WRITER_POSTINGS // WRITER_BATCH_SIZE // writers
+                start_at = time.time() + 3.0  # every process connected and its postings built
+                processes = [context.Process(target=_writer, args=(url, start_at, seed, hot, batches))
+                             for seed in range(writers)]
+                for process in processes:
+                    process.start()
+                for process in processes:
+                    process.join()
+                    assert process.exitcode == 0, process.exitcode
+                elapsed_s = time.time() - start_at
+                count = batches * WRITER_BATCH_SIZE * writers
+                print(f"{writers} writers {'hot' if hot else 'uniform':<8}{count:>9}{count / elapsed_s:>12,.0f} postings/s")
+            print("check ok:", store.check()["ok"])
+        finally:
+            store.close()
+
+
 def main(server_url: str) -> None:
     chooser = random.Random(20_261_127)
     with private_schema(server_url) as url:
@@ -149,4 +192,14 @@ def _setup(url: str, store: PostgresLedgerStore) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1] if len(sys.argv) > 1 else DEFAULT_SERVER_URL)
+    arguments = sys.argv[1:]
+    writers = 0
+    if "--writers" in arguments:
+        index = arguments.index("--writers")
+        writers = int(arguments[index + 1])
+        del arguments[index:index + 2]
+    url_argument = arguments[0] if arguments else DEFAULT_SERVER_URL
+    if writers:
+        main_writers(url_argument, writers)
+    else:
+        main(url_argument)
