@@ -100,6 +100,18 @@ def resolve_holds(url: str, start_at: float, worker: int, pending_ids: list[str]
         store.close()
 
 
+def sweep_expired(url: str, start_at: float) -> list[str]:
+    """Run the expiry sweep until it finds nothing; the pending ids this process voided."""
+    store = open_at(url, start_at)
+    try:
+        voided: list[str] = []
+        while swept := store.expire_pending():
+            voided += swept
+        return voided
+    finally:
+        store.close()
+
+
 def run_processes(target: Callable, url: str, argument_lists: list[tuple]) -> list:
     """Run `target(url, start_at, *arguments)` in one spawned process per argument tuple; their results."""
     start_at = time.time() + START_DELAY_S
@@ -186,3 +198,17 @@ def test_racing_captures_and_voids_resolve_each_hold_once(ledger: PostgresLedger
     assert balances(ledger) == expected_balances(moves)
     report = ledger.check()
     assert report["ok"] and report["holds_resolved_twice"] == [], report
+
+
+def test_concurrent_expiry_sweeps_void_each_hold_once(ledger: PostgresLedgerStore) -> None:
+    holds = [Posting(posting_id=f"x{n:02}", kind=PostingKind.pending, expires_after_seconds=1,
+                     legs=(Leg(f"c{n % CUSTOMERS:02}", Direction.debit, 10 + n),
+                           Leg("settle", Direction.credit, 10 + n))) for n in range(60)]
+    assert ledger.post_batch(holds) == [R.ok] * len(holds)
+    time.sleep(1.1)  # START_DELAY_S more pass before the sweeps start; all holds are due by then
+    per_process = run_processes(sweep_expired, ledger.database_url, [() for _ in range(PROCESSES)])
+    voided = [pending_id for swept in per_process for pending_id in swept]
+    assert sorted(voided) == sorted(hold.posting_id for hold in holds)  # each exactly once, across processes
+    assert balances(ledger) == expected_balances([])
+    report = ledger.check()
+    assert report["ok"] and report["postings"] == 2 * len(holds), report
