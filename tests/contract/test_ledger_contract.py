@@ -232,6 +232,14 @@ def test_pending_already_posted_and_already_voided(ledger: LedgerStore) -> None:
     assert_refused(ledger, void("v2-again", "h2"), R.pending_already_voided)
 
 
+def test_one_hold_resolved_twice_in_one_batch(ledger: LedgerStore) -> None:
+    assert ledger.post_batch([hold("h1", "alice", "settle", 100)]) == [R.ok]
+    results = ledger.post_batch([capture("c1", "h1", 30), void("v1", "h1"), capture("c2", "h1")])
+    assert results == [R.ok, R.pending_already_posted, R.pending_already_posted]
+    assert counters(ledger, "alice") == (0, 30, 0, ALICE_FUNDS_MINOR)
+    assert ledger.check()["ok"]
+
+
 def test_post_amount_exceeds_pending(ledger: LedgerStore) -> None:
     assert ledger.post_batch([hold("h1", "alice", "settle", 100)]) == [R.ok]
     assert_refused(ledger, capture("c1", "h1", 101), R.post_amount_exceeds_pending)
@@ -277,6 +285,15 @@ def test_linked_chain_succeeds_as_a_whole(ledger: LedgerStore) -> None:
     assert ledger.post_batch(chain) == [R.ok, R.ok, R.ok]
     assert counters(ledger, "settle") == (0, 0, 0, 100)
     assert ledger.check()["ok"]
+
+
+def test_a_replay_inside_a_chain_keeps_its_answer(ledger: LedgerStore) -> None:
+    assert ledger.post_batch([transfer("done", "alice", "bob", 10)]) == [R.ok]
+    chain = [transfer("done", "alice", "bob", 10, linked=True), transfer("new", "bob", "carol", 10)]
+    assert ledger.post_batch(chain) == [R.exists, R.ok]
+    failing = [transfer("done", "alice", "bob", 10, linked=True), transfer("new2", "bob", "nobody", 10)]
+    assert ledger.post_batch(failing) == [R.exists, R.account_not_found]
+    assert counters(ledger, "bob") == (0, 10, 0, 10)
 
 
 def test_a_batch_ending_inside_a_chain_fails_the_chain(ledger: LedgerStore) -> None:
@@ -391,6 +408,10 @@ def test_expiry_sweep_by_database_time(ledger: LedgerStore) -> None:
     assert ledger.expire_pending() == []
     assert counters(ledger, "alice") == (1_100, 0, 0, ALICE_FUNDS_MINOR)
     assert counters(ledger, "settle") == (0, 0, 1_100, 0)
+    sweep = ledger.posting("expire:short")
+    assert sweep is not None and (sweep.kind, sweep.result, sweep.pending_id) == ("void_pending", "ok", "short")
+    assert [(e.account_id, e.pending_delta, e.posted_delta) for e in sweep.entries] == [
+        ("alice", -400, 0), ("settle", -400, 0)]
     assert_refused(ledger, capture("c-short", "short"), R.pending_expired)
     assert_refused(ledger, void("v-short", "short"), R.pending_expired)
     assert ledger.post_batch([capture("c-long", "long"), void("v-forever", "forever")]) == [R.ok, R.ok]
