@@ -214,3 +214,41 @@ def test_sigterm_finishes_the_batch_in_flight_and_exits_zero(
     run_cli("run", "--until-idle", *data, env=_env())
     with read_only(data_dir) as connection:
         assert_exactly_once(connection)
+
+
+def test_a_killed_ingest_keeps_whole_chunks_and_a_rerun_completes_it(tmp_path: Path, processes: list) -> None:
+    """`ingest` commits chunk by chunk: killed at a random moment it leaves whole chunks (with their `accepted`
+    count), and running it again accepts the rest without accepting anything twice."""
+    from ledgerflow.pipeline.ingest_service import INGEST_CHUNK_EVENTS
+
+    rows = generate_accounts(100, random.Random(SEED))
+    traffic = tmp_path / "big.jsonl"
+    _write_traffic(traffic, 3 * INGEST_CHUNK_EVENTS + 500, SEED + 3, rows)
+    data_dir = tmp_path / "data"
+    data = data_dir_args(data_dir)
+    run_cli("status", *data, env=_env())  # creates the database, so the poll below can read it
+    ingest = start_cli("ingest", traffic, *data, env=_env())
+    processes.append(ingest)
+    deadline = time.monotonic() + PROGRESS_WAIT_SECONDS_MAX
+    while _inbound_count(data_dir) == 0 and ingest.poll() is None:
+        assert time.monotonic() < deadline, "ingest committed nothing"
+        time.sleep(0.01)
+    time.sleep(random.Random(SEED).uniform(0.0, 0.3))
+    ingest.send_signal(signal.SIGKILL)
+    ingest.wait(timeout=30)
+    with read_only(data_dir) as connection:
+        committed = len(inbound_ids(connection))
+        assert counters(connection).get("accepted", 0) == committed
+    assert committed > 0
+    report = run_cli_json("ingest", traffic, *data, env=_env())
+    with read_only(data_dir) as connection:
+        ids = inbound_ids(connection)
+        assert counters(connection)["accepted"] == len(ids) == len(set(ids)) == report["accepted"]
+    assert report["already_accepted"] == committed
+    assert committed % INGEST_CHUNK_EVENTS == 0 or committed == report["accepted"], "a partial chunk survived"
+    assert report["accepted"] + report["rejected"] == 3 * INGEST_CHUNK_EVENTS + 500
+
+
+def _inbound_count(data_dir: Path) -> int:
+    with read_only(data_dir) as connection:
+        return connection.execute("SELECT COUNT(*) FROM bus_messages WHERE stream = 'inbound'").fetchone()[0]
