@@ -329,3 +329,21 @@ def test_status_is_one_consistent_snapshot_while_run_works(tmp_path: Path, proce
             + snapshot["dead_lettered"]
         )
         assert snapshot["accepted"] == settled + snapshot["pending_work"], snapshot
+
+
+def test_every_command_honours_the_data_dir_environment_variable(tmp_path: Path) -> None:
+    traffic, accounts = generate(tmp_path / "in", count=200, seed=51, duplicates=5, malformed=0)
+    env = clean_env(LEDGERFLOW_DATA_DIR=str(tmp_path / "from-env"))
+    run_cli("accounts", "import", accounts, env=env)
+    accepted = run_cli_json("ingest", traffic, env=env)["accepted"]
+    run_cli("run", "--until-idle", env=env)
+    status = run_cli_json("status", env=env)
+    assert status["accepted"] == accepted and status["posted"] > 0
+    assert_books_add_up(status)
+    assert run_cli_json("ledger", "check", env=env)["ok"] is True
+    with read_only(tmp_path / "from-env") as connection:
+        account_id = next(a for a in customer_balances(connection) if a.startswith("ACC"))
+    assert run_cli_json("ledger", "balance", account_id, env=env)["account_id"] == account_id
+    # --data-dir wins over the variable.
+    elsewhere = run_cli_json("status", *data_dir_args(tmp_path / "elsewhere"), env=env)
+    assert elsewhere["accepted"] == 0
