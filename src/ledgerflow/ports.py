@@ -18,7 +18,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from ledgerflow.domain.engine import (
-    AccountState, BatchEffects, HoldState, LoadedState, apply_batch, expire_holds, referenced_ids,
+    EXPIRY_POSTING_PREFIX, AccountState, BatchEffects, HoldState, LoadedState, apply_batch, expire_holds,
+    referenced_ids,
 )
 from ledgerflow.domain.ledger import (
     LEGS_MAX, Account, AccountStatus, Balance, LedgerValidationError, Posting, PostingKind,
@@ -109,6 +110,11 @@ class LedgerStore(abc.ABC):
         for posting in postings:
             if not isinstance(posting, Posting):
                 raise LedgerValidationError("post_batch takes Posting values")
+            if posting.posting_id.startswith(EXPIRY_POSTING_PREFIX):
+                # Reserved for the sweep's own postings: a caller's id there would block that hold's expiry.
+                raise LedgerValidationError(
+                    f"posting {posting.posting_id!r}: ids starting with {EXPIRY_POSTING_PREFIX!r} are reserved"
+                )
         if not postings:
             return BatchEffects()
         account_ids, pending_ids, posting_ids = referenced_ids(postings)

@@ -83,6 +83,7 @@ INVALID_REQUESTS: list[tuple[str, Callable[[], Any], str]] = [
     ("expiry on a posted posting", lambda: two_legs(expires_after_seconds=60), "only on pending postings"),
     ("pending id on a posted posting", lambda: two_legs(pending_id="h1"), "pending_id is only for post/void"),
     ("not a Posting", lambda: {"posting_id": "p1", "legs": []}, "takes Posting values"),
+    ("id in the expiry sweep's namespace", lambda: two_legs(posting_id="expire:h1"), "are reserved"),
 ]
 
 

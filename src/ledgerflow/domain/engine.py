@@ -23,6 +23,8 @@ RESOLUTION_VOIDED = 2
 RESOLUTION_EXPIRED = 3
 
 STATUS_OPEN, STATUS_FROZEN, STATUS_CLOSED = "open", "frozen", "closed"
+# Ids of the postings the expiry sweep writes; callers may not use the prefix (the store refuses it).
+EXPIRY_POSTING_PREFIX = "expire:"
 
 
 @dataclass(slots=True, kw_only=True)
@@ -371,7 +373,7 @@ def expire_holds(state: LoadedState, now_ms: int) -> BatchEffects:
     for hold in state.holds.values():
         if hold.resolution is not None or hold.expires_at_ms is None or now_ms < hold.expires_at_ms:
             continue
-        posting_id = f"expire:{hold.pending_id}"
+        posting_id = f"{EXPIRY_POSTING_PREFIX}{hold.pending_id}"
         for leg_index, (account_id, direction, held_amount) in enumerate(hold.legs):
             applier._move(posting_id, leg_index, account_id, Direction(direction), held_amount, -held_amount, 0)
         applier._resolve(hold, posting_id, RESOLUTION_EXPIRED)
