@@ -61,17 +61,10 @@ def libpq_url(database_url: str) -> str:
 
 
 def connect(database_url: str) -> psycopg.Connection:
-    """An autocommit connection (write transactions are explicit) whose search_path is the URL's schema.
-
-    `plan_cache_mode = force_generic_plan`: psycopg prepares a statement after a few executions, but for the
-    ledger's `unnest($1)` lookups PostgreSQL's default keeps re-planning every execution (the generic plan's row
-    estimate looks costlier than a custom plan for two ids), which tripled the server time of a small batch. The
-    generic plans are index probes per id, right for any batch size.
-    """
+    """An autocommit connection (write transactions are explicit) whose search_path is the URL's schema."""
     schema = schema_from_url(database_url)
     with mapped_errors("cannot connect to PostgreSQL"):
         connection = psycopg.connect(libpq_url(database_url), autocommit=True, connect_timeout=CONNECT_TIMEOUT_S)
-        connection.execute("SET plan_cache_mode = force_generic_plan")
         if schema is not None:
             connection.execute(sql.SQL("SET search_path TO {}").format(sql.Identifier(schema)))
     return connection
