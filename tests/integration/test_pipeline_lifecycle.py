@@ -583,15 +583,6 @@ def test_funds_credited_back_by_a_reversal_are_available_to_the_next_event(
     }
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "a resent authorization outside the duplicate window maps to the same hold id, but the hold's payload "
-        "digest includes the event id (correlation_id, metadata_json), so the ledger answers "
-        "exists_with_different_payload and the pipeline rejects it; outcomes.PostedDetail documents `exists` "
-        "for a resend"
-    ),
-)
 def test_an_authorization_resent_after_the_window_is_an_idempotent_replay(post: Post, data_dir: Path) -> None:
     original = event(authCode="H00001", systemTraceAuditNumber="900001")
     resend = dict(original, id=original["id"] + "-resend", time="2026-11-27T10:30:00Z")

@@ -63,13 +63,15 @@ def plan_posting(enriched: EnrichedTransaction) -> Posting:
     token = canonical.debtor.pan_token
     correlation_id = canonical.correlation_id
     if kind == KIND_AUTHORIZATION:
+        # Keyed and described by the card transaction only (no event id), so that the same authorization resent
+        # outside the duplicate window is an idempotent replay (`exists`), not a different payload.
+        pending_id = hold_id(token, card.auth_code, card.system_trace_audit_number)
         return Posting(
-            posting_id=hold_id(token, card.auth_code, card.system_trace_audit_number),
+            posting_id=pending_id,
             kind=PostingKind.pending,
             legs=(Leg(customer, DEBIT, amount), Leg(settlement, CREDIT, amount)),
             expires_after_seconds=HOLD_EXPIRES_AFTER_SECONDS,
-            correlation_id=correlation_id,
-            metadata_json=_metadata(canonical.transaction_id),
+            correlation_id=pending_id,
         )
     if kind == KIND_FINANCIAL:
         return Posting(
@@ -89,13 +91,14 @@ def plan_posting(enriched: EnrichedTransaction) -> Posting:
     if original is None or not original.auth_code or not original.system_trace_audit_number:
         raise MissingReferenceError(f"{kind} without the original authCode and systemTraceAuditNumber")
     pending_id = hold_id(token, original.auth_code, original.system_trace_audit_number)
+    # Completions and reversals carry the hold's correlation id: the legs of one card transaction.
     if kind == KIND_COMPLETION:
         return Posting(
             posting_id=canonical.transaction_id,
             kind=PostingKind.post_pending,
             pending_id=pending_id,
             amount_minor=amount,
-            correlation_id=correlation_id,
+            correlation_id=pending_id,
             metadata_json=_metadata(canonical.transaction_id),
         )
     if kind == KIND_REVERSAL:
@@ -103,7 +106,7 @@ def plan_posting(enriched: EnrichedTransaction) -> Posting:
             posting_id=canonical.transaction_id,
             kind=PostingKind.void_pending,
             pending_id=pending_id,
-            correlation_id=correlation_id,
+            correlation_id=pending_id,
             metadata_json=_metadata(canonical.transaction_id),
         )
     raise ValueError(f"unknown card transaction kind {kind!r}")
@@ -124,8 +127,7 @@ def reversal_of_capture(enriched: EnrichedTransaction) -> Posting:
     return Posting(
         posting_id=f"{pending_id}:reversal",
         legs=(Leg(settlement, DEBIT, amount), Leg(account.account_id, CREDIT, amount)),
-        correlation_id=canonical.correlation_id,
-        metadata_json=_metadata(canonical.transaction_id),
+        correlation_id=pending_id,
     )
 
 
