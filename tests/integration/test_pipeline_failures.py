@@ -18,6 +18,7 @@ from pipeline_support import (
     import_accounts,
     ingest,
     open_pipeline,
+    outcomes_by_event,
     read_only,
     write_accounts_csv,
     write_jsonl,
@@ -250,14 +251,18 @@ def test_a_batch_that_fails_as_a_whole_is_isolated_to_the_bad_event(
         assert_exactly_once(connection)
 
 
-def test_a_reference_less_reversal_is_dead_lettered_without_retries(data_dir: Path, tmp_path: Path) -> None:
+def test_a_reference_less_reversal_is_rejected_with_its_reason(data_dir: Path, tmp_path: Path) -> None:
+    """A reversal that names no original cannot be matched to a hold: a business refusal, not a dead letter."""
     reversal = sample_envelope(sample_detail(messageType="0400", authCode="R00001"), id="lonely-reversal")
     ingest(data_dir, write_jsonl(tmp_path / "reversal.jsonl", [reversal]))
     with open_pipeline(data_dir) as pipeline:
         drain(pipeline)
-    [(message_id, deliveries, cause, _r)] = dead_letters(data_dir)
-    assert (message_id, deliveries) == ("lonely-reversal", 1)
-    assert cause.startswith("MissingReferenceError")
+    assert dead_letters(data_dir) == []
+    with read_only(data_dir) as connection:
+        [answer] = outcomes_by_event(connection)["lonely-reversal"]
+        assert_exactly_once(connection)
+    assert answer.detail_type == "TransactionPostingRejected"
+    assert answer.detail["reason"] == "original_reference_missing"
     assert posted_ids(data_dir) == GOOD_IDS
 
 

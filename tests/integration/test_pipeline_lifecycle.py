@@ -297,7 +297,7 @@ def test_financial_without_reference_posts_immediately(post: Post, data_dir: Pat
     purchase = event(messageType="0200", authCode="A40001", transactionAmount="1234", billingAmount="1234")
     posted = outcome(post(purchase), purchase)
     assert posted.detail_type == "TransactionPosted" and posted.detail["postingKind"] == "posted"
-    assert posted.detail["postingId"] == purchase["id"]
+    assert posted.detail["postingId"].startswith("purchase:") and ":A40001:" in posted.detail["postingId"]
     assert balance(data_dir) == {
         "debits_pending": 0,
         "debits_posted": 1234,
@@ -581,6 +581,15 @@ def test_funds_credited_back_by_a_reversal_are_available_to_the_next_event(
         "credits_pending": 0,
         "credits_posted": 2000,
     }
+
+
+def test_a_purchase_resent_after_the_window_is_an_idempotent_replay(post: Post, data_dir: Path) -> None:
+    original = event(messageType="0200", authCode="P00001", systemTraceAuditNumber="900002")
+    resend = dict(original, id=original["id"] + "-resend", time="2026-11-27T10:30:00Z")
+    post(original)
+    answer = outcome(post(resend), resend)
+    assert balance(data_dir)["debits_posted"] == 2000
+    assert answer.detail_type == "TransactionPosted" and answer.detail["result"] == "exists", answer.detail
 
 
 def test_an_authorization_resent_after_the_window_is_an_idempotent_replay(post: Post, data_dir: Path) -> None:

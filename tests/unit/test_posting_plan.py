@@ -84,7 +84,9 @@ def test_financial_without_reference_posts_at_once() -> None:
     posting = plan_posting(
         enriched("evt-3", messageType="0200", transactionAmount="999", billingAmount="999")
     )
-    assert posting.kind is PostingKind.posted and posting.posting_id == "evt-3"
+    assert posting.kind is PostingKind.posted and posting.posting_id.startswith(f"purchase:{TOKEN}:")
+    resent = plan_posting(enriched("evt-3-resent", messageType="0200", transactionAmount="999", billingAmount="999"))
+    assert resent == posting and resent.payload_digest() == posting.payload_digest()
     assert legs(posting) == [("ACC-1", DEBIT, 999), ("settlement:GBP", CREDIT, 999)]
 
 
@@ -95,7 +97,7 @@ def test_refund_credits_the_customer(mti: str) -> None:
             "evt-4", messageType=mti, processingCode="200000", transactionAmount="800", billingAmount="800"
         )
     )
-    assert posting.kind is PostingKind.posted and posting.posting_id == "evt-4"
+    assert posting.kind is PostingKind.posted and posting.posting_id.startswith(f"refund:{TOKEN}:")
     assert legs(posting) == [("settlement:GBP", DEBIT, 800), ("ACC-1", CREDIT, 800)]
 
 
@@ -166,13 +168,15 @@ def test_plans_balance_and_are_deterministic(
     first = plan_posting(enriched(event_id, **detail))
     again = plan_posting(enriched(event_id, **detail))
     assert first == again and first.payload_digest() == again.payload_digest()
-    if kind != "authorization":
+    if kind in ("completion", "reversal"):
         assert json.loads(first.metadata_json) == {"event_id": event_id}
     debits = sum(leg.amount_minor for leg in first.legs if leg.direction is DEBIT)
     credits = sum(leg.amount_minor for leg in first.legs if leg.direction is CREDIT)
     assert debits == credits == (amount if first.legs else 0)
     if kind == "authorization":
         assert first.posting_id == hold_id(TOKEN, auth_code, stan)
+    elif kind in ("financial", "refund"):
+        assert first.posting_id.startswith(("purchase:", "refund:")) and f":{auth_code}:{stan}:" in first.posting_id
     else:
         assert first.posting_id == event_id
     if kind == "completion":

@@ -10,13 +10,15 @@
 | processing code 20xxxx (refund)           | `posted` credit to the customer, debit to settlement             |
 
 Posting ids are the idempotency keys, derived from content so that replays and resends map to the same posting:
-a hold is keyed by card token + auth code + STAN (so that completions and reversals can name it), every other
-posting by the inbound event id.
+a hold is keyed by card token + auth code + STAN (so that completions and reversals can name it), a single-message
+purchase or refund by card token + auth code + STAN + transmission time, the credit for a reversal of a captured
+hold by the hold, and a completion or reversal by its event id (a second one is refused by the hold's state).
 """
 
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from typing import Final
 
 from ledgerflow.domain.canonical import (
@@ -50,6 +52,12 @@ def hold_id(pan_token: str, auth_code: str, stan: str) -> str:
     return f"hold:{pan_token}:{auth_code}:{stan}"
 
 
+def single_message_id(kind: str, pan_token: str, auth_code: str, stan: str, transmitted_at: datetime) -> str:
+    """Posting id of a single-message purchase or refund: the card transaction's identity."""
+    prefix = "purchase" if kind == KIND_FINANCIAL else "refund"
+    return f"{prefix}:{pan_token}:{auth_code}:{stan}:{transmitted_at.strftime('%Y%m%d%H%M%S')}"
+
+
 def plan_posting(enriched: EnrichedTransaction) -> Posting:
     """The ledger posting for an approved transaction (account known, amount in the account's currency)."""
     canonical = enriched.transaction
@@ -73,20 +81,14 @@ def plan_posting(enriched: EnrichedTransaction) -> Posting:
             expires_after_seconds=HOLD_EXPIRES_AFTER_SECONDS,
             correlation_id=pending_id,
         )
-    if kind == KIND_FINANCIAL:
-        return Posting(
-            posting_id=canonical.transaction_id,
-            legs=(Leg(customer, DEBIT, amount), Leg(settlement, CREDIT, amount)),
-            correlation_id=correlation_id,
-            metadata_json=_metadata(canonical.transaction_id),
-        )
-    if kind == KIND_REFUND:
-        return Posting(
-            posting_id=canonical.transaction_id,
-            legs=(Leg(settlement, DEBIT, amount), Leg(customer, CREDIT, amount)),
-            correlation_id=correlation_id,
-            metadata_json=_metadata(canonical.transaction_id),
-        )
+    if kind == KIND_FINANCIAL or kind == KIND_REFUND:
+        # Keyed by the card transaction's content, like holds: a resend after the duplicate window (new event id,
+        # same card, auth code, STAN and transmission time) is an idempotent replay, never a second posting.
+        posting_id = single_message_id(kind, token, card.auth_code, card.system_trace_audit_number,
+                                       card.transmission_date_time)
+        legs = (Leg(customer, DEBIT, amount), Leg(settlement, CREDIT, amount)) if kind == KIND_FINANCIAL else (
+            Leg(settlement, DEBIT, amount), Leg(customer, CREDIT, amount))
+        return Posting(posting_id=posting_id, legs=legs, correlation_id=posting_id)
     original = card.original
     if original is None or not original.auth_code or not original.system_trace_audit_number:
         raise MissingReferenceError(f"{kind} without the original authCode and systemTraceAuditNumber")

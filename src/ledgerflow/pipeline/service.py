@@ -34,10 +34,11 @@ from ledgerflow.domain.results import PostingResult
 from ledgerflow.pipeline.dedup import DuplicateKeyConfig, duplicate_key, event_time_epoch_seconds
 from ledgerflow.pipeline.directory import CardDirectory
 from ledgerflow.pipeline.outcomes import PostedBalances, PostedDetail, RejectedDetail
-from ledgerflow.pipeline.posting import plan_posting, reversal_of_capture
+from ledgerflow.pipeline.posting import MissingReferenceError, plan_posting, reversal_of_capture
 from ledgerflow.pipeline.rules import REASON_CONVERSION_RATE_MISSING, RulesEngine, RulesOutcome
 from ledgerflow.pipeline.standardize import standardize
 
+REASON_ORIGINAL_REFERENCE_MISSING = "original_reference_missing"
 INBOUND_STREAM = "inbound"
 EVENTS_STREAM = "events"
 PIPELINE_CONSUMER = "posting-pipeline"
@@ -238,24 +239,34 @@ class PostingPipeline:
         for side_event in outcome.side_events:
             outbox.append(_message(envelope.id, side_event, envelope, _side_detail(envelope, correlation)))
         if not outcome.approved:
-            report.rejected += 1
-            outbox.append(
-                _message(
-                    envelope.id,
-                    ev.TRANSACTION_POSTING_REJECTED,
-                    envelope,
-                    RejectedDetail(
-                        correlationId=correlation,
-                        traceContext=trace,
-                        transactionId=canonical.transaction_id,
-                        reason=outcome.reason or "rejected",
-                        stage="rules",
-                        accountId=enriched.account.account_id if enriched.account else None,
-                    ),
-                )
-            )
+            self._reject(envelope, enriched, outcome.reason or "rejected", outbox, report)
             return enriched, None
-        return enriched, plan_posting(enriched)
+        try:
+            return enriched, plan_posting(enriched)
+        except MissingReferenceError:
+            # A completion or reversal that names no original cannot be matched to a hold: a business refusal.
+            self._reject(envelope, enriched, REASON_ORIGINAL_REFERENCE_MISSING, outbox, report)
+            return enriched, None
+
+    def _reject(self, envelope: Any, enriched: EnrichedTransaction, reason: str, outbox: list[OutboundMessage],
+                report: StepReport) -> None:
+        canonical = enriched.transaction
+        report.rejected += 1
+        outbox.append(
+            _message(
+                envelope.id,
+                ev.TRANSACTION_POSTING_REJECTED,
+                envelope,
+                RejectedDetail(
+                    correlationId=canonical.correlation_id,
+                    traceContext=canonical.trace_context,
+                    transactionId=canonical.transaction_id,
+                    reason=reason,
+                    stage="rules",
+                    accountId=enriched.account.account_id if enriched.account else None,
+                ),
+            )
+        )
 
     def _publish_intermediate(
         self,
