@@ -50,6 +50,13 @@ def run_cli_json(*args: Any, env: dict[str, str] | None = None) -> dict[str, Any
     return value
 
 
+def run_cli_json_and_stderr(*args: Any, env: dict[str, str] | None = None) -> tuple[dict[str, Any], str]:
+    done = run_cli(*args, "--json", env=env)
+    value = json.loads(done.stdout)
+    assert isinstance(value, dict)
+    return value, done.stderr
+
+
 def start_cli(*args: Any, env: dict[str, str] | None = None) -> subprocess.Popen:
     return subprocess.Popen(
         _command(args), env=env or clean_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True

@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 import pytest
-from cli_support import clean_env, data_dir_args, run_cli, run_cli_json, start_cli
+from cli_support import clean_env, data_dir_args, run_cli, run_cli_json, run_cli_json_and_stderr, start_cli
 from pipeline_support import (
     OUTCOME_TYPES,
     assert_exactly_once,
@@ -240,11 +240,12 @@ def test_a_killed_ingest_keeps_whole_chunks_and_a_rerun_completes_it(tmp_path: P
         committed = len(inbound_ids(connection))
         assert counters(connection).get("accepted", 0) == committed
     assert committed > 0
-    report = run_cli_json("ingest", traffic, *data, env=_env())
+    report, note = run_cli_json_and_stderr("ingest", traffic, *data, env=_env())
     with read_only(data_dir) as connection:
         ids = inbound_ids(connection)
         assert counters(connection)["accepted"] == len(ids) == len(set(ids)) == report["accepted"]
-    assert report["already_accepted"] == committed
+    assert set(report) == {"accepted", "rejected", "errors"}
+    assert f"note: {committed} of the accepted events were already accepted" in note
     assert committed % INGEST_CHUNK_EVENTS == 0 or committed == report["accepted"], "a partial chunk survived"
     assert report["accepted"] + report["rejected"] == 3 * INGEST_CHUNK_EVENTS + 500
 

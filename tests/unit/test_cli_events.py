@@ -57,10 +57,23 @@ def test_invalid_pattern_exits_2_with_aws_reason() -> None:
     )
 
 
-def test_event_without_envelope_is_refused() -> None:
-    code, _, err = _run({"source": ["payments"]}, {"source": "payments"})
+def test_event_without_envelope_is_matched_with_a_warning() -> None:
+    code, out, err = _run({"source": ["payments"]}, {"source": "payments"})
+    assert code == 0
+    assert json.loads(out) == {"Result": True}
+    assert "lacks account, detail-type, id, region, time" in err
+
+
+def test_an_event_that_is_not_an_object_is_refused() -> None:
+    code, _, err = _run({"source": ["payments"]}, ["payments"])
     assert code == 2
     assert err.strip() == "ValidationException: Parameter Event is not valid."
+
+
+def test_an_invalid_pattern_is_reported_before_an_invalid_event() -> None:
+    code, _, err = _run({"int": 42}, ["not", "an", "event"])
+    assert code == 2
+    assert err.strip().startswith("InvalidEventPatternException:")
 
 
 def test_data_dir_option_is_accepted(tmp_path: object) -> None:

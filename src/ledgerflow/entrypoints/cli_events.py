@@ -75,9 +75,16 @@ def test_pattern_command(
     from ledgerflow.bus.patterns import InvalidEventPatternException, test_event_pattern
     from ledgerflow.bus.patterns.errors import InvalidEventException
 
+    from ledgerflow.bus.patterns.compile import ENVELOPE_FIELDS
+
     del json_output, data_dir  # same output either way; no stored data involved
     try:
-        result = test_event_pattern(event_pattern, event)
+        # Lenient about the envelope (a local tool is often fed a bare event); say so where AWS would refuse.
+        result = test_event_pattern(event_pattern, event, require_envelope=False)
+        missing = sorted(ENVELOPE_FIELDS - set(json.loads(event)))
+        if missing:
+            typer.echo(f"warning: the event lacks {', '.join(missing)}; EventBridge's TestEventPattern would "
+                       "refuse it", err=True)
     except InvalidEventPatternException as exc:
         typer.echo(f"InvalidEventPatternException: {exc}", err=True)
         raise typer.Exit(EXIT_INVALID_INPUT) from None

@@ -84,6 +84,9 @@ def ingest_command(file: FileArgument, data_dir: DataDirOption = None, json_outp
     with _ledger(data_dir) as (ledger, settings):
         report = ingest_file(ledger.connection, tokenizer_for(settings.data_dir), file)
     _emit(report.as_dict(), json_output)
+    if report.already_accepted:
+        typer.echo(f"note: {report.already_accepted} of the accepted events were already accepted by an earlier "
+                   "ingest (same event ids); nothing was added for them", err=True)
 
 
 def run_command(

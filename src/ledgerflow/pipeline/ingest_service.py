@@ -32,8 +32,8 @@ class IngestReport:
     errors: list[dict] = field(default_factory=list)
 
     def as_dict(self) -> dict:
-        return {"accepted": self.accepted, "rejected": self.rejected, "already_accepted": self.already_accepted,
-                "errors": self.errors}
+        """Exactly the keys of the CLI contract (`already_accepted` is reported separately)."""
+        return {"accepted": self.accepted, "rejected": self.rejected, "errors": self.errors}
 
 
 def ingest_file(connection, tokenizer: PanTokenizer, path: Path) -> IngestReport:  # type: ignore[no-untyped-def]

@@ -187,25 +187,26 @@ def compile_pattern(pattern: str | dict[str, Any]) -> EventPredicate:
     return compile_rule(parse_rule(pattern))
 
 
-def parse_event(event_json: str) -> dict[str, Any]:
-    """Parse event JSON keeping number literals; refuse what TestEventPattern refuses."""
+def parse_event(event_json: str, *, require_envelope: bool = True) -> dict[str, Any]:
+    """Parse event JSON keeping number literals; refuse what TestEventPattern refuses (an object without the
+    envelope fields too, unless `require_envelope` is False)."""
     try:
         event = json.loads(event_json, parse_float=EventFloat)
     except ValueError:
         raise InvalidEventException() from None
-    if not isinstance(event, dict) or not ENVELOPE_FIELDS.issubset(event):
+    if not isinstance(event, dict) or (require_envelope and not ENVELOPE_FIELDS.issubset(event)):
         raise InvalidEventException()
     return event
 
 
-def test_event_pattern(pattern_json: str, event_json: str) -> bool:
+def test_event_pattern(pattern_json: str, event_json: str, *, require_envelope: bool = True) -> bool:
     """TestEventPattern: does the event match the pattern?
 
-    Raises InvalidEventException for an event that is not an object with the envelope fields, and
-    InvalidEventPatternException for an invalid pattern.
+    Raises InvalidEventPatternException for an invalid pattern (checked first), and InvalidEventException for
+    an event that is not an object with the envelope fields.
     """
-    event = parse_event(event_json)
-    return compile_pattern(pattern_json)(event)
+    predicate = compile_pattern(pattern_json)
+    return predicate(parse_event(event_json, require_envelope=require_envelope))
 
 
 test_event_pattern.__test__ = False  # type: ignore[attr-defined]  # not a pytest test despite its name
