@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ledgerflow.domain.ledger import Direction, Posting, PostingKind
+from ledgerflow.domain.ledger import Direction, Leg, Posting, PostingKind
 from ledgerflow.domain.results import PostingResult
 
 R = PostingResult
@@ -177,6 +177,62 @@ class _Applier:
                 self.undo.append(("hold", posting.posting_id))
 
     def _apply_legs(self, posting: Posting) -> PostingResult:
+        legs = posting.legs
+        if len(legs) == 2 and self.undo is None:
+            result = self._apply_two_legs(posting, legs[0], legs[1])
+            if result is not None:
+                return result
+        return self._apply_any_legs(posting)
+
+    def _apply_two_legs(self, posting: Posting, first: Leg, second: Leg) -> PostingResult | None:
+        """The common shape (one debit, one credit, same amount, open accounts in one currency) without the
+        general bookkeeping; None sends anything else to `_apply_any_legs`, which decides the precise code.
+        Must agree with `_apply_any_legs` wherever it answers (the stateful test compares both to a model)."""
+        amount = first.amount_minor
+        if first.direction is second.direction or second.amount_minor != amount or amount <= 0:
+            return None
+        debit_leg, credit_leg = (first, second) if first.direction is DEBIT else (second, first)
+        debit_account = self.accounts.get(debit_leg.account_id)
+        credit_account = self.accounts.get(credit_leg.account_id)
+        if (debit_account is None or credit_account is None or debit_account is credit_account
+                or debit_account.status != STATUS_OPEN or credit_account.status != STATUS_OPEN
+                or debit_account.currency != credit_account.currency
+                or first.currency is not None or second.currency is not None):
+            return None
+        pending = posting.kind is PENDING
+        if debit_account.debits_must_not_exceed_credits and (
+                debit_account.debits_pending + debit_account.debits_posted + amount
+                > debit_account.credits_posted + debit_account.overdraft_limit_minor):
+            return R.exceeds_available_balance
+        if credit_account.credits_must_not_exceed_debits and (
+                credit_account.credits_pending + credit_account.credits_posted + amount > credit_account.debits_posted):
+            return R.exceeds_debit_balance
+        balance_deltas = self.effects.balance_deltas
+        debit_deltas = balance_deltas.get(debit_account.account_id)
+        if debit_deltas is None:
+            debit_deltas = balance_deltas[debit_account.account_id] = [0, 0, 0, 0]
+        credit_deltas = balance_deltas.get(credit_account.account_id)
+        if credit_deltas is None:
+            credit_deltas = balance_deltas[credit_account.account_id] = [0, 0, 0, 0]
+        if pending:
+            debit_account.debits_pending += amount
+            debit_deltas[0] += amount
+            credit_account.credits_pending += amount
+            credit_deltas[2] += amount
+            moved = (amount, 0)
+        else:
+            debit_account.debits_posted += amount
+            debit_deltas[1] += amount
+            credit_account.credits_posted += amount
+            credit_deltas[3] += amount
+            moved = (0, amount)
+        posting_id = posting.posting_id
+        append = self.effects.entry_rows.append
+        append((posting_id, 0, first.account_id, int(first.direction), amount, *moved))
+        append((posting_id, 1, second.account_id, int(second.direction), amount, *moved))
+        return R.ok
+
+    def _apply_any_legs(self, posting: Posting) -> PostingResult:
         accounts = self.accounts
         legs = posting.legs
         worst = R.ok

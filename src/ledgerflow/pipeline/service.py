@@ -249,7 +249,8 @@ class PostingPipeline:
             return enriched, None
 
     def _reject(self, envelope: Any, enriched: EnrichedTransaction, reason: str, outbox: list[OutboundMessage],
-                report: StepReport) -> None:
+                report: StepReport, *, stage: str = "rules", posting_id: str | None = None) -> None:
+        """Emit TransactionPostingRejected with the rule's reason or the ledger's result code."""
         canonical = enriched.transaction
         report.rejected += 1
         outbox.append(
@@ -262,8 +263,9 @@ class PostingPipeline:
                     traceContext=canonical.trace_context,
                     transactionId=canonical.transaction_id,
                     reason=reason,
-                    stage="rules",
+                    stage=stage,
                     accountId=enriched.account.account_id if enriched.account else None,
+                    postingId=posting_id,
                 ),
             )
         )
@@ -415,23 +417,8 @@ class PostingPipeline:
                 )
             )
         else:
-            report.rejected += 1
-            outbox.append(
-                _message(
-                    envelope.id,
-                    ev.TRANSACTION_POSTING_REJECTED,
-                    envelope,
-                    RejectedDetail(
-                        correlationId=canonical.correlation_id,
-                        traceContext=canonical.trace_context,
-                        transactionId=canonical.transaction_id,
-                        reason=result.name,
-                        stage="ledger",
-                        accountId=account.account_id,
-                        postingId=posting.posting_id,
-                    ),
-                )
-            )
+            self._reject(envelope, enriched, result.name, outbox, report, stage="ledger",
+                         posting_id=posting.posting_id)
 
     def _fail(
         self, tx: sqlite3.Connection, delivery: Delivery, now_ms: int, exc: BaseException, report: StepReport

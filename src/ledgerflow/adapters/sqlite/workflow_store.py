@@ -14,6 +14,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from ledgerflow.adapters.sqlite.ledger_store import write_transaction
+from ledgerflow.ports import StoreConflictError
 from ledgerflow.workflow.errors import WorkflowError
 from ledgerflow.workflow.store import ExecutionRecord, ExecutionStore, Transition, TransitionConflict
 
@@ -94,22 +96,12 @@ class SqliteExecutionStore(ExecutionStore):
 
     @contextlib.contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
-        connection = self._connection
+        """The ledger's SQLite write transaction, its failures reported as this store's errors."""
         try:
-            connection.execute("BEGIN IMMEDIATE")
-        except sqlite3.Error as exc:
-            raise WorkflowStoreError(f"could not take the SQLite write lock: {exc}") from exc
-        try:
-            yield connection
-        except BaseException:
-            connection.execute("ROLLBACK")
-            raise
-        try:
-            connection.execute("COMMIT")
-        except sqlite3.Error as exc:
-            with contextlib.suppress(sqlite3.Error):
-                connection.execute("ROLLBACK")
-            raise WorkflowStoreError(f"SQLite commit failed: {exc}") from exc
+            with write_transaction(self._connection) as connection:
+                yield connection
+        except StoreConflictError as exc:
+            raise WorkflowStoreError(str(exc)) from exc
 
     def _insert(self, record: ExecutionRecord, events: list[dict[str, Any]]) -> ExecutionRecord | None:
         with self._transaction() as connection:
