@@ -140,7 +140,18 @@ class LedgerStore(abc.ABC):
             return [row[4] for row in effects.posting_rows]
 
     def create_accounts(self, accounts: Sequence[Account]) -> list[AccountResult]:
-        """Create accounts; the same account again is `exists`, with other fields `exists_with_different_fields`."""
+        """Create accounts; the same account again is `exists`, with other fields `exists_with_different_fields`.
+
+        A race with another process creating the same account is retried whole (it then answers `exists`)."""
+        for attempt in range(TRANSACTION_ATTEMPTS_MAX):
+            try:
+                return self._create_accounts_once(accounts)
+            except StoreConflictError:
+                if attempt == TRANSACTION_ATTEMPTS_MAX - 1:
+                    raise
+        raise AssertionError("unreachable")
+
+    def _create_accounts_once(self, accounts: Sequence[Account]) -> list[AccountResult]:
         results: list[AccountResult] = []
         with self._transaction() as tx:
             now_ms = self._now_ms(tx)

@@ -166,10 +166,16 @@ def test_account_fields_are_validated(store: LedgerStore) -> None:
 
 def test_unknown_posting_kind_is_refused(store: LedgerStore) -> None:
     before = ledger_state(store)
-    # A plain ValueError from the enum (LedgerValidationError is a ValueError too): still readable, still nothing.
-    with pytest.raises(ValueError, match="9 is not a valid PostingKind"):
+    with pytest.raises(LedgerValidationError, match="unknown kind 9"):
         store.post_batch([two_legs(kind=9)])
     assert ledger_state(store) == before
+
+
+def test_unknown_account_kind_or_status_is_a_validation_error() -> None:
+    with pytest.raises(LedgerValidationError, match="'wallet' is not a valid AccountKind"):
+        Account(account_id="dora", currency="EUR", kind="wallet")
+    with pytest.raises(LedgerValidationError, match="'paused' is not a valid AccountStatus"):
+        Account(account_id="dora", currency="EUR", status="paused")
 
 
 def test_numeric_currency_codes_are_normalised(store: LedgerStore) -> None:

@@ -80,8 +80,11 @@ class Account:
             object.__setattr__(self, "currency", currency_alpha(self.currency))
         except UnknownCurrencyError as exc:
             raise LedgerValidationError(f"account {self.account_id!r}: {exc}") from None
-        object.__setattr__(self, "kind", AccountKind(self.kind))
-        object.__setattr__(self, "status", AccountStatus(self.status))
+        try:
+            object.__setattr__(self, "kind", AccountKind(self.kind))
+            object.__setattr__(self, "status", AccountStatus(self.status))
+        except ValueError as exc:
+            raise LedgerValidationError(f"account {self.account_id!r}: {exc}") from None
         if not _is_int(self.overdraft_limit_minor) or self.overdraft_limit_minor < 0:
             raise LedgerValidationError(
                 f"account {self.account_id!r}: overdraft_limit_minor must be a non-negative integer"
@@ -140,7 +143,10 @@ def validate_posting(posting: Posting) -> None:
     _check_identifier("posting_id", posting.posting_id, POSTING_ID_LENGTH_MAX)
     kind = posting.kind
     if not isinstance(kind, PostingKind):
-        object.__setattr__(posting, "kind", kind := PostingKind(kind))
+        try:
+            object.__setattr__(posting, "kind", kind := PostingKind(kind))
+        except ValueError:
+            raise LedgerValidationError(f"posting {posting.posting_id!r}: unknown kind {kind!r}") from None
     if kind in (PostingKind.posted, PostingKind.pending):
         if posting.pending_id is not None:
             raise LedgerValidationError(f"posting {posting.posting_id!r}: pending_id is only for post/void")

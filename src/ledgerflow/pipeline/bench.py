@@ -100,6 +100,8 @@ def _throughput(data_dir: Path, events: int, config: PipelineBenchConfig, batch_
         runner.run(until_idle=True)
         time.sleep(0.002)
     ingesting.join()
+    if ingesting.exitcode != 0:
+        raise RuntimeError(f"the ingest process failed (exit code {ingesting.exitcode}); no figure to report")
     runner.run(until_idle=True)
     finished = time.perf_counter()
     totals = runner.totals
@@ -166,6 +168,8 @@ def _latency(data_dir: Path, config: PipelineBenchConfig) -> dict[str, Any]:
         if runner.totals.events < expected:
             time.sleep(0.005)
     producer.join()
+    if producer.exitcode != 0:
+        raise RuntimeError(f"the producer process failed (exit code {producer.exitcode}); no figure to report")
     runner.run(until_idle=True)
     latencies = sorted(runner.totals.latencies_ms) or [0]
     check = ledger.check()
