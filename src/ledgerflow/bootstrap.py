@@ -13,7 +13,7 @@ def init_database(settings: Settings) -> None:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         upgrade_to_head(settings.url)
     else:
-        from ledgerflow.adapters.postgres.ledger_store import sqlalchemy_url, schema_from_url
+        from ledgerflow.adapters.postgres.ledger_store import schema_from_url, sqlalchemy_url
 
         upgrade_to_head(sqlalchemy_url(settings.database_url), schema=schema_from_url(settings.database_url))
 

@@ -38,7 +38,7 @@ class Settings:
         return self.database_url or f"sqlite:///{self.sqlite_path}"
 
     @classmethod
-    def load(cls, data_dir: str | os.PathLike[str] | None = None) -> "Settings":
+    def load(cls, data_dir: str | os.PathLike[str] | None = None) -> Settings:
         synchronous = os.environ.get("LEDGERFLOW_SQLITE_SYNCHRONOUS", "FULL").upper()
         if synchronous not in ("FULL", "NORMAL"):
             raise ValueError(f"LEDGERFLOW_SQLITE_SYNCHRONOUS must be FULL or NORMAL, not {synchronous!r}")

@@ -18,11 +18,23 @@ from dataclasses import dataclass
 from typing import Any
 
 from ledgerflow.domain.engine import (
-    EXPIRY_POSTING_PREFIX, AccountState, BatchEffects, HoldState, LoadedState, apply_batch, expire_holds,
+    EXPIRY_POSTING_PREFIX,
+    AccountState,
+    BatchEffects,
+    HoldState,
+    LoadedState,
+    apply_batch,
+    expire_holds,
     referenced_ids,
 )
 from ledgerflow.domain.ledger import (
-    LEGS_MAX, Account, AccountStatus, Balance, LedgerValidationError, Posting, PostingKind,
+    LEGS_MAX,
+    Account,
+    AccountStatus,
+    Balance,
+    LedgerValidationError,
+    Posting,
+    PostingKind,
 )
 from ledgerflow.domain.results import AccountResult, PostingResult
 

@@ -8,7 +8,9 @@ from pathlib import Path
 import pytest
 
 from ledgerflow.domain.events import (
-    CURRENCY_CONVERSION_TRANSACTION_FOUND, FOREIGN_TRANSACTION_FOUND, WARNING_MERCHANT_TYPE_TRANSACTION_FOUND,
+    CURRENCY_CONVERSION_TRANSACTION_FOUND,
+    FOREIGN_TRANSACTION_FOUND,
+    WARNING_MERCHANT_TYPE_TRANSACTION_FOUND,
 )
 from ledgerflow.pipeline.enrich import DictAccountDirectory, RatesTable, account_record_from_row, enrich
 from ledgerflow.pipeline.generate import write_traffic

@@ -114,7 +114,7 @@ def apply_batch(postings: list[Posting], state: LoadedState, now_ms: int, *, sna
 
 
 class _Applier:
-    __slots__ = ("accounts", "holds", "recorded", "effects", "now_ms", "undo", "snapshot")
+    __slots__ = ("accounts", "effects", "holds", "now_ms", "recorded", "snapshot", "undo")
 
     def __init__(self, state: LoadedState, effects: BatchEffects, now_ms: int) -> None:
         self.accounts = state.accounts

@@ -162,11 +162,11 @@ def validate_posting(posting: Posting) -> None:
         _check_identifier("pending_id", posting.pending_id, POSTING_ID_LENGTH_MAX)
         if posting.legs:
             raise LedgerValidationError(f"posting {posting.posting_id!r}: post/void take their legs from the hold")
-    if posting.amount_minor is not None:
-        if kind is not PostingKind.post_pending or not _is_int(posting.amount_minor):
-            raise LedgerValidationError(
-                f"posting {posting.posting_id!r}: amount_minor is an integer, only for post_pending"
-            )
+    if posting.amount_minor is not None and (
+            kind is not PostingKind.post_pending or not _is_int(posting.amount_minor)):
+        raise LedgerValidationError(
+            f"posting {posting.posting_id!r}: amount_minor is an integer, only for post_pending"
+        )
     if posting.expires_after_seconds is not None:
         seconds = posting.expires_after_seconds
         if kind is not PostingKind.pending or not _is_int(seconds) or not 0 < seconds <= EXPIRES_AFTER_SECONDS_MAX:

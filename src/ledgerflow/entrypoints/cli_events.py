@@ -73,9 +73,8 @@ def test_pattern_command(
     --data-dir is accepted for uniformity; the command reads and writes no data.
     """
     from ledgerflow.bus.patterns import InvalidEventPatternException, test_event_pattern
-    from ledgerflow.bus.patterns.errors import InvalidEventException
-
     from ledgerflow.bus.patterns.compile import ENVELOPE_FIELDS
+    from ledgerflow.bus.patterns.errors import InvalidEventException
 
     del json_output, data_dir  # same output either way; no stored data involved
     try:

@@ -86,7 +86,6 @@ def _pipeline(ledger: Any, batch_size_max: int, rules: str = "asl") -> Any:
 
 def _throughput(data_dir: Path, events: int, config: PipelineBenchConfig, batch_size_max: int) -> dict[str, Any]:
     from ledgerflow.pipeline.runner import Runner
-
     from ledgerflow.router import EventRouter
 
     ledger, tokenizer, traffic = _prepare(data_dir, events, config)

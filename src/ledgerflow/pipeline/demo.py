@@ -7,7 +7,7 @@ progress bar, then prints per-stage counts, throughput, a few balances and the l
 from __future__ import annotations
 
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from rich.console import Console
@@ -31,7 +31,7 @@ def run_demo(data_dir: Path | None, *, events: int = 20_000) -> bool:
 
     console = Console()
     base = Settings.load(data_dir).data_dir
-    run_dir = base / "demo" / datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%f")
+    run_dir = base / "demo" / datetime.now(UTC).strftime("%Y%m%dT%H%M%S%f")
     run_dir.mkdir(parents=True)
     console.print(f"[bold]ledgerflow demo[/bold]: embedded pipeline, data in {run_dir}")
     traffic, accounts = run_dir / "traffic.jsonl", run_dir / "accounts.csv"

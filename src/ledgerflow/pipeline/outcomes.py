@@ -15,7 +15,7 @@ class PostedBalances(msgspec.Struct, kw_only=True, frozen=True, gc=False):
     balance_available_minor: int
 
     @classmethod
-    def from_counters(cls, counters: tuple[int, int, int, int]) -> "PostedBalances":
+    def from_counters(cls, counters: tuple[int, int, int, int]) -> PostedBalances:
         debits_pending, debits_posted, credits_pending, credits_posted = counters
         return cls(
             debits_pending=debits_pending,

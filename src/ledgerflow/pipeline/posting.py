@@ -69,7 +69,6 @@ def plan_posting(enriched: EnrichedTransaction) -> Posting:
     customer = account.account_id
     settlement = settlement_account_id(account.currency)
     token = canonical.debtor.pan_token
-    correlation_id = canonical.correlation_id
     if kind == KIND_AUTHORIZATION:
         # Keyed and described by the card transaction only (no event id), so that the same authorization resent
         # outside the duplicate window is an idempotent replay (`exists`), not a different payload.

@@ -17,7 +17,9 @@ from typing import Any
 
 from ledgerflow.domain.canonical import EnrichedTransaction
 from ledgerflow.domain.events import (
-    CURRENCY_CONVERSION_TRANSACTION_FOUND, FOREIGN_TRANSACTION_FOUND, WARNING_MERCHANT_TYPE_TRANSACTION_FOUND,
+    CURRENCY_CONVERSION_TRANSACTION_FOUND,
+    FOREIGN_TRANSACTION_FOUND,
+    WARNING_MERCHANT_TYPE_TRANSACTION_FOUND,
 )
 from ledgerflow.pipeline.rules import RulesConfig, RulesOutcome, rules_input
 

@@ -123,7 +123,7 @@ class Runner:
             return 0
         try:
             return int(self.router.step())
-        except Exception:  # noqa: BLE001 - the router's own retries and dead letters handle targets
+        except Exception:
             log.exception("router step failed; retrying")
             time.sleep(IDLE_SLEEP_SECONDS_MAX)
             return 0
@@ -141,4 +141,4 @@ class Runner:
             self.pipeline.ledger.expire_pending()
 
 
-__all__ = ["Runner", "RunTotals", "INBOUND_STREAM"]
+__all__ = ["INBOUND_STREAM", "RunTotals", "Runner"]

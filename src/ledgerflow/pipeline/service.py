@@ -233,7 +233,6 @@ class PostingPipeline:
                 approved=False, reason=REASON_CONVERSION_RATE_MISSING, side_events=outcome.side_events
             )
         correlation = canonical.correlation_id
-        trace = canonical.trace_context
         if self.config.publish_intermediate_events:
             self._publish_intermediate(envelope, canonical, enriched, outcome, outbox)
         for side_event in outcome.side_events:

@@ -8,7 +8,12 @@ from collections.abc import Sequence
 
 from ledgerflow.adapters.sqlite.ledger_store import write_transaction
 from ledgerflow.bus.transport import (
-    DELIVERIES_MAX_DEFAULT, DeadLetter, Delivery, EventTransport, OutboundMessage, redelivery_delay_ms,
+    DELIVERIES_MAX_DEFAULT,
+    DeadLetter,
+    Delivery,
+    EventTransport,
+    OutboundMessage,
+    redelivery_delay_ms,
 )
 
 

@@ -17,7 +17,12 @@ from typing import Any
 from ledgerflow.domain.engine import BatchEffects, LoadedState
 from ledgerflow.domain.ledger import LEGS_MAX, Account
 from ledgerflow.ports import (
-    ACCOUNT_COLUMNS, LedgerStore, StoreConflictError, StoreUnavailableError, account_state, holds_from_rows,
+    ACCOUNT_COLUMNS,
+    LedgerStore,
+    StoreConflictError,
+    StoreUnavailableError,
+    account_state,
+    holds_from_rows,
 )
 
 BUSY_TIMEOUT_MS = 60_000

@@ -7,8 +7,8 @@ Revision ID: 0001_ledger
 Revises:
 """
 
-from alembic import op
 import sqlalchemy as sa
+from alembic import op
 
 revision = "0001_ledger"
 down_revision = None

@@ -7,8 +7,8 @@ Revision ID: 0002_bus_pipeline
 Revises: 0001_ledger
 """
 
-from alembic import op
 import sqlalchemy as sa
+from alembic import op
 
 revision = "0002_bus_pipeline"
 down_revision = "0001_ledger"
