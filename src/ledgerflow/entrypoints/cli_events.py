@@ -22,6 +22,7 @@ Refused requests print `<ErrorName>: <message>` on stderr and exit 2.
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -32,6 +33,37 @@ import typer
 from ledgerflow.entrypoints.options import DataDirOption, JsonOption
 
 EXIT_INVALID_INPUT = 2
+PIPELINE_CONSUMER_NAME = "posting-pipeline"
+PipelineOption = Annotated[bool, typer.Option("--pipeline", help="The posting pipeline's dead letters.")]
+
+
+@contextmanager
+def _pipeline_transport(data_dir: Path | None) -> Iterator[Any]:
+    """The embedded transport of the data directory (the pipeline's dead letters live there)."""
+    from ledgerflow.adapters.sqlite.bus import SqliteEventTransport
+    from ledgerflow.bootstrap import open_ledger
+    from ledgerflow.config import Settings
+
+    ledger = open_ledger(Settings.load(data_dir))
+    try:
+        yield SqliteEventTransport(ledger.connection)
+    finally:
+        ledger.close()
+
+
+def _pipeline_letter(letter: Any, *, with_event: bool = False) -> dict[str, Any]:
+    """A pipeline dead letter in the shape of the router's (the event carries a PAN token, never a PAN)."""
+    shown: dict[str, Any] = {
+        "MessageId": letter.dead_letter_id, "Queue": PIPELINE_CONSUMER_NAME, "EventId": letter.message_id,
+        "DetailType": letter.detail_type, "Cause": letter.cause, "Deliveries": letter.deliveries,
+        "DeadAtMs": letter.dead_at_ms, "RedrivenAtMs": letter.redriven_at_ms,
+    }
+    if with_event:
+        try:
+            shown["Event"] = json.loads(letter.body)
+        except ValueError:
+            shown["Event"] = letter.body.decode("utf-8", errors="replace")
+    return shown
 
 
 def build_events_app() -> typer.Typer:
@@ -54,9 +86,20 @@ def build_events_app() -> typer.Typer:
     return events_app
 
 
+ALIASED_GROUPS = ("rules", "dlq", "archive", "replay")
+
+
 def register(app: typer.Typer) -> None:
-    """Add the `events` group to the top-level app."""
+    """Add the `events` group to the top-level app, and its most used groups also at the top level
+    (`ledgerflow rules list` is `ledgerflow events rules list`)."""
     app.add_typer(build_events_app(), name="events")
+    builders = {"rules": (_rules_app, "Rules of a bus (same as `events rules`)."),
+                "dlq": (_dlq_app, "Dead letters (same as `events dlq`)."),
+                "archive": (_archive_app, "Archives (same as `events archive`)."),
+                "replay": (_replay_app, "Replays of archived events (same as `events replay`).")}
+    for name in ALIASED_GROUPS:
+        build, help_text = builders[name]
+        app.add_typer(build(help_text), name=name)
 
 
 def test_pattern_command(
@@ -290,14 +333,30 @@ def _dlq_app(help_text: str) -> typer.Typer:
     @app.command("list")
     def list_(queue: Annotated[str | None, typer.Option("--queue")] = None,
               limit: Annotated[int, typer.Option("--limit")] = 100,
+              pipeline: PipelineOption = False,
               json_output: JsonOption = False, data_dir: DataDirOption = None) -> None:
-        """Dead letters (of one dead-letter queue, or of all)."""
+        """Dead letters (of one dead-letter queue, or of all; --pipeline: the posting pipeline's)."""
+        if pipeline:
+            with _pipeline_transport(data_dir) as transport:
+                letters = transport.dead_letters(consumer=PIPELINE_CONSUMER_NAME, limit=limit)
+                _emit({"DeadLetters": [_pipeline_letter(letter) for letter in letters]}, json_output)
+            return
         with _router(data_dir) as router:
             _emit({"DeadLetters": router.list_dead_letters(queue=queue, limit=limit)}, json_output)
 
     @app.command("show")
-    def show(message_id: int, json_output: JsonOption = False, data_dir: DataDirOption = None) -> None:
+    def show(message_id: int, pipeline: PipelineOption = False, json_output: JsonOption = False,
+             data_dir: DataDirOption = None) -> None:
         """One dead letter: its event and attributes."""
+        if pipeline:
+            with _pipeline_transport(data_dir) as transport:
+                found = [letter for letter in transport.dead_letters(consumer=PIPELINE_CONSUMER_NAME, limit=10**9)
+                         if letter.dead_letter_id == message_id]
+                if not found:
+                    typer.echo(f"ResourceNotFoundException: no pipeline dead letter {message_id}", err=True)
+                    raise typer.Exit(1)
+                _emit(_pipeline_letter(found[0], with_event=True), json_output)
+            return
         with _router(data_dir) as router:
             _emit(router.dead_letter(message_id), json_output)
 
@@ -305,11 +364,20 @@ def _dlq_app(help_text: str) -> typer.Typer:
     def redrive(ids: Annotated[list[int] | None, typer.Option("--id", help="Message id (repeat).")] = None,
                 queue: Annotated[str | None, typer.Option("--queue", help="Every dead letter of a queue.")] = None,
                 all_: Annotated[bool, typer.Option("--all", help="Every dead letter.")] = False,
+                pipeline: PipelineOption = False,
                 json_output: JsonOption = False, data_dir: DataDirOption = None) -> None:
-        """Send dead letters back to their target (or source queue)."""
+        """Send dead letters back to their target (or source queue; --pipeline: to the posting pipeline)."""
         if not ids and queue is None and not all_:
             typer.echo("ValidationException: give --id, --queue or --all", err=True)
             raise typer.Exit(EXIT_INVALID_INPUT)
+        if pipeline:
+            with _pipeline_transport(data_dir) as transport:
+                chosen = ids or [letter.dead_letter_id for letter in
+                                 transport.dead_letters(consumer=PIPELINE_CONSUMER_NAME, limit=10**9)
+                                 if letter.redriven_at_ms is None]
+                now_ms = int(time.time() * 1000)
+                _emit({"Redriven": transport.redrive(chosen, now_ms=now_ms)}, json_output)
+            return
         with _router(data_dir) as router:
             _emit(router.redrive(message_ids=ids or None, queue=queue), json_output)
 
