@@ -72,7 +72,8 @@ def _prepare(data_dir: Path, events: int, config: PipelineBenchConfig) -> tuple[
     accounts = data_dir / "accounts.csv"
     write_traffic(traffic, accounts, count=events, seed=config.seed, duplicates_pct=config.duplicates_pct,
                   malformed_pct=0.0, fmt="jsonl")
-    ledger = open_ledger(Settings(data_dir=data_dir))
+    # Honours LEDGERFLOW_SQLITE_SYNCHRONOUS (FULL by default) like every other command.
+    ledger = open_ledger(Settings(data_dir=data_dir, sqlite_synchronous=Settings.load(data_dir).sqlite_synchronous))
     tokenizer = tokenizer_for(data_dir)
     import_accounts(ledger, tokenizer, accounts)
     return ledger, tokenizer, traffic
