@@ -139,8 +139,12 @@ def fn_array_partition(array: Any, size: Any) -> list[list[Any]]:
 
 
 def fn_array_contains(array: Any, value: Any) -> bool:
+    items = _array("States.ArrayContains", "array", array)
+    if type(value) is str:
+        # The common case (a code in a list of codes): a string equals only an equal string.
+        return any(type(item) is str and item == value for item in items)
     wanted = json_key(value)
-    return any(json_key(item) == wanted for item in _array("States.ArrayContains", "array", array))
+    return any(json_key(item) == wanted for item in items)
 
 
 def fn_array_range(start: Any, end: Any, step: Any) -> list[int]:
