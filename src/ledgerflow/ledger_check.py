@@ -50,8 +50,25 @@ GROUP BY pending_id HAVING COUNT(*) > 1 ORDER BY pending_id LIMIT {REPORT_ITEMS_
 UNBACKED_RESOLUTIONS_SQL = f"""
 SELECT r.pending_id FROM pending_resolutions r
 LEFT JOIN postings h ON h.posting_id = r.pending_id AND h.kind = 1 AND h.result = 0
-LEFT JOIN postings p ON p.posting_id = r.posting_id AND p.kind IN (2, 3) AND p.result = 0
+LEFT JOIN postings p ON p.posting_id = r.posting_id AND p.result = 0 AND p.pending_id = r.pending_id
+     AND ((p.kind = 2 AND r.resolution = 1) OR (p.kind = 3 AND r.resolution IN (2, 3)))
 WHERE h.posting_id IS NULL OR p.posting_id IS NULL ORDER BY r.pending_id LIMIT {REPORT_ITEMS_MAX}
+"""
+
+# Per posting, the sum of its entries' pending deltas (one pass over the journal, then joins on the result).
+_PENDING_BY_POSTING = "SELECT posting_id, SUM(pending_delta) AS pending FROM entries GROUP BY posting_id"
+
+HOLDS_NOT_RELEASED_SQL = f"""
+SELECT r.pending_id FROM pending_resolutions r
+JOIN ({_PENDING_BY_POSTING}) held ON held.posting_id = r.pending_id
+LEFT JOIN ({_PENDING_BY_POSTING}) released ON released.posting_id = r.posting_id
+WHERE held.pending + COALESCE(released.pending, 0) <> 0 ORDER BY r.pending_id LIMIT {REPORT_ITEMS_MAX}
+"""
+
+POSTINGS_WITHOUT_ENTRIES_SQL = f"""
+SELECT p.posting_id FROM postings p
+LEFT JOIN (SELECT DISTINCT posting_id FROM entries) e ON e.posting_id = p.posting_id
+WHERE p.result = 0 AND e.posting_id IS NULL ORDER BY p.posting_id LIMIT {REPORT_ITEMS_MAX}
 """
 
 LIMIT_VIOLATIONS_SQL = f"""
@@ -84,8 +101,11 @@ def run_check(query: Callable[[str], list[tuple]]) -> dict[str, Any]:
     orphan = [row[0] for row in query(ORPHAN_ENTRIES_SQL)]
     resolved_twice = [row[0] for row in query(HOLDS_RESOLVED_TWICE_SQL)]
     unbacked = [row[0] for row in query(UNBACKED_RESOLUTIONS_SQL)]
+    not_released = [row[0] for row in query(HOLDS_NOT_RELEASED_SQL)]
+    without_entries = [row[0] for row in query(POSTINGS_WITHOUT_ENTRIES_SQL)]
     limits = [row[0] for row in query(LIMIT_VIOLATIONS_SQL)]
-    ok = not (imbalanced or mismatches or orphan or resolved_twice or unbacked or limits)
+    ok = not (imbalanced or mismatches or orphan or resolved_twice or unbacked or not_released or without_entries
+              or limits)
     return {
         "ok": ok,
         "postings": postings,
@@ -96,5 +116,7 @@ def run_check(query: Callable[[str], list[tuple]]) -> dict[str, Any]:
         "entries_without_successful_posting": orphan,
         "holds_resolved_twice": resolved_twice,
         "resolutions_without_hold": unbacked,
+        "resolved_holds_not_released": not_released,
+        "successful_postings_without_entries": without_entries,
         "limit_violations": limits,
     }

@@ -205,6 +205,26 @@ def test_reversal_voids_the_hold(post: Post, data_dir: Path) -> None:
     }
 
 
+def test_reversal_after_a_partial_capture_credits_only_what_was_captured(post: Post, data_dir: Path) -> None:
+    auth = event(
+        authCode="A31001", systemTraceAuditNumber="310001", transactionAmount="4000", billingAmount="4000"
+    )
+    completion = event(
+        messageType="0220", authCode="A31002", systemTraceAuditNumber="310002", transactionAmount="1000",
+        billingAmount="1000", **reference(auth),
+    )
+    reversal = event(
+        messageType="0400", authCode="A31003", systemTraceAuditNumber="310003", transactionAmount="4000",
+        billingAmount="4000", **reference(auth),
+    )
+    post(auth, completion)
+    reversed_ = outcome(post(reversal), reversal)
+    assert reversed_.detail_type == "TransactionPosted" and reversed_.detail["amountMinor"] == 1000
+    after = balance(data_dir)
+    # Charged 1,000, given back 1,000: never more than the customer paid.
+    assert after["credits_posted"] - OPENING_MINOR == after["debits_posted"] == 1000
+
+
 def test_reversal_after_capture_credits_the_customer_back(post: Post, data_dir: Path) -> None:
     auth = event(
         authCode="A30001", systemTraceAuditNumber="300001", transactionAmount="4000", billingAmount="4000"

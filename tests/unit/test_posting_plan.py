@@ -77,7 +77,7 @@ def test_completion_captures_the_referenced_hold(mti: str) -> None:
     assert posting.kind is PostingKind.post_pending
     assert posting.pending_id == hold_id(TOKEN, "503121", "000198")
     assert posting.amount_minor == 1500
-    assert posting.posting_id == "evt-2" and posting.legs == ()
+    assert posting.posting_id == "completion:evt-2" and posting.legs == ()
 
 
 def test_financial_without_reference_posts_at_once() -> None:
@@ -106,18 +106,27 @@ def test_reversal_voids_the_referenced_hold(mti: str) -> None:
     posting = plan_posting(enriched("evt-5", messageType=mti, authCode="888888", **ORIGINAL))
     assert posting.kind is PostingKind.void_pending
     assert posting.pending_id == hold_id(TOKEN, "503121", "000198")
-    assert posting.posting_id == "evt-5"
+    assert posting.posting_id == "reversal:evt-5"
 
 
 def test_reversal_of_a_captured_hold_credits_the_amount_back() -> None:
     transaction = enriched(
         "evt-6", messageType="0400", transactionAmount="1200", billingAmount="1200", **ORIGINAL
     )
-    posting = reversal_of_capture(transaction)
-    assert posting.kind is PostingKind.posted
+    posting = reversal_of_capture(transaction, captured_minor=5_000)
+    assert posting is not None and posting.kind is PostingKind.posted
     # Keyed by the hold, so that a repeated reversal advice of the same hold can never credit twice.
     assert posting.posting_id == hold_id(TOKEN, "503121", "000198") + ":reversal"
     assert legs(posting) == [("settlement:GBP", DEBIT, 1200), ("ACC-1", CREDIT, 1200)]
+
+
+def test_a_reversal_never_credits_more_than_the_hold_captured() -> None:
+    transaction = enriched(
+        "evt-7", messageType="0400", transactionAmount="4000", billingAmount="4000", **ORIGINAL
+    )
+    capped = reversal_of_capture(transaction, captured_minor=1_000)
+    assert capped is not None and legs(capped) == [("settlement:GBP", DEBIT, 1000), ("ACC-1", CREDIT, 1000)]
+    assert reversal_of_capture(transaction, captured_minor=0) is None
 
 
 @pytest.mark.parametrize(
@@ -178,7 +187,7 @@ def test_plans_balance_and_are_deterministic(
     elif kind in ("financial", "refund"):
         assert first.posting_id.startswith(("purchase:", "refund:")) and f":{auth_code}:{stan}:" in first.posting_id
     else:
-        assert first.posting_id == event_id
+        assert first.posting_id in (f"completion:{event_id}", f"reversal:{event_id}")
     if kind == "completion":
         assert first.amount_minor == amount
         assert (

@@ -12,7 +12,8 @@
 Posting ids are the idempotency keys, derived from content so that replays and resends map to the same posting:
 a hold is keyed by card token + auth code + STAN (so that completions and reversals can name it), a single-message
 purchase or refund by card token + auth code + STAN + transmission time, the credit for a reversal of a captured
-hold by the hold, and a completion or reversal by its event id (a second one is refused by the hold's state).
+hold by the hold, and a completion or reversal by `completion:`/`reversal:` + its event id (a second one is refused
+by the hold's state). Every id carries a prefix, so no inbound event id can collide with the ledger's reserved ids.
 """
 
 from __future__ import annotations
@@ -95,7 +96,7 @@ def plan_posting(enriched: EnrichedTransaction) -> Posting:
     # Completions and reversals carry the hold's correlation id: the legs of one card transaction.
     if kind == KIND_COMPLETION:
         return Posting(
-            posting_id=canonical.transaction_id,
+            posting_id=f"completion:{canonical.transaction_id}",
             kind=PostingKind.post_pending,
             pending_id=pending_id,
             amount_minor=amount,
@@ -104,7 +105,7 @@ def plan_posting(enriched: EnrichedTransaction) -> Posting:
         )
     if kind == KIND_REVERSAL:
         return Posting(
-            posting_id=canonical.transaction_id,
+            posting_id=f"reversal:{canonical.transaction_id}",
             kind=PostingKind.void_pending,
             pending_id=pending_id,
             correlation_id=pending_id,
@@ -113,21 +114,30 @@ def plan_posting(enriched: EnrichedTransaction) -> Posting:
     raise ValueError(f"unknown card transaction kind {kind!r}")
 
 
-def reversal_of_capture(enriched: EnrichedTransaction) -> Posting:
-    """A reversal whose hold was already captured: give the reversed amount back to the customer."""
+def captured_hold_id(enriched: EnrichedTransaction) -> str:
+    """The hold a reversal refers to (its original auth code and STAN on the same card)."""
     canonical = enriched.transaction
+    original = canonical.card_transaction.original
+    assert original is not None and original.auth_code and original.system_trace_audit_number
+    return hold_id(canonical.debtor.pan_token, original.auth_code, original.system_trace_audit_number)
+
+
+def reversal_of_capture(enriched: EnrichedTransaction, captured_minor: int) -> Posting | None:
+    """A reversal whose hold was already captured: give back the reversed amount, never more than was captured
+    (None when nothing was captured)."""
     account = enriched.account
     amount = enriched.amount_account_minor
     assert account is not None and amount is not None
+    refund_minor = min(amount, captured_minor)
+    if refund_minor <= 0:
+        return None
     settlement = settlement_account_id(account.currency)
-    original = canonical.card_transaction.original
-    assert original is not None and original.auth_code and original.system_trace_audit_number
     # Keyed by the hold, not by the reversal: a repeated reversal advice of the same captured hold is then
     # `exists` (or refused with a different amount) and never credits the customer twice.
-    pending_id = hold_id(canonical.debtor.pan_token, original.auth_code, original.system_trace_audit_number)
+    pending_id = captured_hold_id(enriched)
     return Posting(
         posting_id=f"{pending_id}:reversal",
-        legs=(Leg(settlement, DEBIT, amount), Leg(account.account_id, CREDIT, amount)),
+        legs=(Leg(settlement, DEBIT, refund_minor), Leg(account.account_id, CREDIT, refund_minor)),
         correlation_id=pending_id,
     )
 

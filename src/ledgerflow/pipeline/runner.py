@@ -94,13 +94,17 @@ class Runner:
         return report
 
     def _nak_head(self, cause: str) -> None:
-        """The event at the head keeps failing the batch: count a delivery against it, outside the batch."""
+        """The one-event batch keeps failing: count a delivery against exactly the event it fetched (not whatever is
+        at the head now: a redelivery may have become due meanwhile), outside the failing batch."""
         pipeline = self.pipeline
+        failing = pipeline.last_fetched
+        if len(failing) != 1:
+            self._failures = 0
+            return
         with write_transaction(pipeline.connection) as tx:
             now_ms = int(tx.execute(NOW_MS_SQL).fetchone()[0])
-            head = pipeline.transport.fetch(tx, PIPELINE_CONSUMER, 1, now_ms)
-            if head and pipeline.transport.nak(tx, PIPELINE_CONSUMER, head[0], now_ms=now_ms, cause=cause,
-                                               deliveries_max=pipeline.config.deliveries_max):
+            if pipeline.transport.nak(tx, PIPELINE_CONSUMER, failing[0], now_ms=now_ms, cause=cause,
+                                      deliveries_max=pipeline.config.deliveries_max):
                 tx.execute("INSERT INTO pipeline_counters (name, value) VALUES ('dead_lettered', 1) "
                            "ON CONFLICT (name) DO UPDATE SET value = value + 1")
         self._failures = 0

@@ -34,7 +34,12 @@ from ledgerflow.domain.results import PostingResult
 from ledgerflow.pipeline.dedup import DuplicateKeyConfig, duplicate_key, event_time_epoch_seconds
 from ledgerflow.pipeline.directory import CardDirectory
 from ledgerflow.pipeline.outcomes import PostedBalances, PostedDetail, RejectedDetail
-from ledgerflow.pipeline.posting import MissingReferenceError, plan_posting, reversal_of_capture
+from ledgerflow.pipeline.posting import (
+    MissingReferenceError,
+    captured_hold_id,
+    plan_posting,
+    reversal_of_capture,
+)
 from ledgerflow.pipeline.rules import REASON_CONVERSION_RATE_MISSING, RulesEngine, RulesOutcome
 from ledgerflow.pipeline.standardize import standardize
 
@@ -91,6 +96,7 @@ class PostingPipeline:
         self.rules = rules
         self.config = config or PipelineConfig()
         self.directory = CardDirectory(self.connection)
+        self.last_fetched: list[Delivery] = []
 
     def step(self, *, batch_size_max: int | None = None) -> StepReport:
         """Process one batch in one transaction; returns what happened (fetched 0 when idle)."""
@@ -102,6 +108,8 @@ class PostingPipeline:
             now_ms = int(tx.execute(NOW_MS_SQL).fetchone()[0])
             self.transport.ensure_consumer(tx, PIPELINE_CONSUMER, INBOUND_STREAM)
             deliveries = self.transport.fetch(tx, PIPELINE_CONSUMER, limit, now_ms)
+            # Kept after a rollback too: the runner blames exactly these when a one-event batch keeps failing.
+            self.last_fetched = deliveries
             report.fetched = len(deliveries)
             if not deliveries:
                 return report
@@ -334,7 +342,9 @@ class PostingPipeline:
                     result is PostingResult.pending_already_posted
                     and enriched.transaction.card_transaction.kind == KIND_REVERSAL
                 ):
-                    follow_ups.append((index, reversal_of_capture(enriched)))
+                    credit = reversal_of_capture(enriched, self._captured_minor(captured_hold_id(enriched)))
+                    if credit is not None:
+                        follow_ups.append((index, credit))
             if follow_ups:
                 second = self.ledger.apply_postings_effects(tx, [p for _i, p in follow_ups], snapshot=True)
                 balances_after.update(second.balances_after)
@@ -380,6 +390,17 @@ class PostingPipeline:
             ends.append(len(approved))
         return ends
 
+    def _captured_minor(self, pending_id: str) -> int:
+        """What the capture of this hold posted to its first leg (0 when it was not captured)."""
+        rows = self.connection.execute(
+            "SELECT p.posting_id FROM pending_resolutions r JOIN postings p ON p.posting_id = r.posting_id "
+            "WHERE r.pending_id = ? AND r.resolution = 1", (pending_id,)).fetchall()
+        if not rows:
+            return 0
+        record = self.ledger.posting(rows[0][0])
+        assert record is not None and record.entries, "a capture has journal entries"
+        return record.entries[0].posted_delta
+
     def _emit_outcome(
         self,
         envelope: Any,
@@ -410,7 +431,7 @@ class PostingPipeline:
                         result=result.name,
                         accountId=account.account_id,
                         currency=account.currency,
-                        amountMinor=enriched.amount_account_minor or 0,
+                        amountMinor=_posted_amount(posting, enriched),
                         balances=PostedBalances.from_counters(counters) if counters else None,
                     ),
                 )
@@ -432,6 +453,13 @@ class PostingPipeline:
             report.dead_lettered += 1
         else:
             report.retried += 1
+
+
+def _posted_amount(posting: Posting, enriched: EnrichedTransaction) -> int:
+    """What the posting moved on the customer's side: its legs' amount, a capture's amount, else the event's."""
+    if posting.legs:
+        return posting.legs[0].amount_minor
+    return posting.amount_minor or enriched.amount_account_minor or 0
 
 
 def _correlation(envelope: Any) -> str:
