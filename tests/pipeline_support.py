@@ -18,24 +18,13 @@ from typing import Any, Final
 
 from ledgerflow.bootstrap import open_ledger
 from ledgerflow.config import SQLITE_FILE_NAME, Settings
+from ledgerflow.pipeline.generate import ACCOUNT_COLUMNS
 
 OUTCOME_TYPES: Final = ("TransactionPosted", "TransactionPostingRejected", "TransactionDuplicateParked")
 SIDE_EVENT_TYPES: Final = (
     "ForeignTransactionFound",
     "CurrencyConversionTransactionFound",
     "WarningMerchantTypeTransactionFound",
-)
-ACCOUNT_COLUMNS: Final = (
-    "account_id",
-    "pan",
-    "currency",
-    "opening_balance_minor",
-    "overdraft_limit_minor",
-    "holder_name",
-    "product_type",
-    "sort_code",
-    "account_number",
-    "status",
 )
 
 
