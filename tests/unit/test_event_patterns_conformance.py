@@ -8,7 +8,6 @@ CI=true where it is a failure.
 from __future__ import annotations
 
 import json
-import os
 import re
 from functools import cache
 from pathlib import Path
@@ -16,21 +15,19 @@ from typing import Any
 
 import json5
 import pytest
+from shared_data import conformance_dir, missing
 
 from ledgerflow.bus.patterns import InvalidEventPatternException, PatternMatcher, test_event_pattern
 from ledgerflow.bus.patterns.compile import parse_event
 from ledgerflow.bus.patterns.reference import reference_match
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 CASE_COUNT = 155
 SNAPSHOT_KEY = "tests/aws/services/events/test_events_patterns.py::TestEventPattern::test_event_pattern[{}]"
 INVALID_JSON_KEY = re.compile(r"test_invalid_json_event_pattern\[(.*)\]$", re.DOTALL)
 
 
 def _corpus_dir() -> Path:
-    root = os.environ.get("LEDGERFLOW_CONFORMANCE_DIR")
-    base = Path(root) if root else REPO_ROOT.parent / "shared" / "conformance"
-    return base / "eventbridge-patterns"
+    return conformance_dir() / "eventbridge-patterns"
 
 
 def _case_names() -> list[str]:
@@ -44,10 +41,7 @@ def _require_corpus() -> Path:
     """The corpus directory; skip when it is missing, but fail under CI=true."""
     directory = _corpus_dir()
     if not (directory / "event_pattern_templates").is_dir():
-        reason = f"EventBridge conformance corpus not found at {directory} (set LEDGERFLOW_CONFORMANCE_DIR)"
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(reason)
-        pytest.skip(reason)
+        missing(f"EventBridge conformance corpus not found at {directory} (set LEDGERFLOW_CONFORMANCE_DIR)")
     return directory
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -11,6 +10,7 @@ import msgspec
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from shared_data import missing, shared_data_dir
 
 from ledgerflow.domain import events
 from ledgerflow.domain.events import (
@@ -26,7 +26,7 @@ from ledgerflow.pipeline.generate import luhn_check_digit, sample_detail, sample
 from ledgerflow.pipeline.schema import SCHEMA_FILE_NAME, schema_text
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-EXAMPLE = REPO_ROOT.parent / "shared" / "data" / "transaction-authorized.example.json"
+EXAMPLE = shared_data_dir() / "transaction-authorized.example.json"
 
 
 def decode_detail(detail: dict) -> InboundAuthorization:
@@ -35,9 +35,7 @@ def decode_detail(detail: dict) -> InboundAuthorization:
 
 def test_shared_example_decodes() -> None:
     if not EXAMPLE.exists():
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"{EXAMPLE} is missing")
-        pytest.skip(f"{EXAMPLE} is not present on this machine")
+        missing(f"{EXAMPLE} is not present on this machine")
     envelope = msgspec.json.decode(EXAMPLE.read_bytes(), type=Envelope[InboundAuthorization])
     assert envelope.detail_type == "TransactionAuthorized"
     assert envelope.detail.transactionAmount == 2000

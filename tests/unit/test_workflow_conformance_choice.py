@@ -7,12 +7,12 @@ value is substituted for non-Path operators, and the output must equal the recor
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
 import json5
 import pytest
+from shared_data import conformance_dir, missing
 
 from ledgerflow.workflow import compile_machine
 
@@ -37,15 +37,8 @@ TIMESTAMP_PAIRS: dict[str, list[tuple[str, str]]] = {
 }
 
 
-def corpus_dir() -> Path:
-    configured = os.environ.get("LEDGERFLOW_CONFORMANCE_DIR")
-    if configured:
-        return Path(configured)
-    return Path(__file__).resolve().parents[2].parent / "shared" / "conformance"
-
-
 def choice_dir() -> Path:
-    return corpus_dir() / "stepfunctions-asl" / "choice_operators"
+    return conformance_dir() / "stepfunctions-asl" / "choice_operators"
 
 
 def operator_name(test_name: str) -> str:
@@ -81,10 +74,7 @@ def load_cases() -> list[tuple[str, int, dict[str, Any], dict[str, Any]]]:
 
 
 def missing_corpus() -> None:
-    message = f"conformance corpus not found at {choice_dir()} (set LEDGERFLOW_CONFORMANCE_DIR)"
-    if os.environ.get("CI", "").lower() == "true":
-        pytest.fail(message)
-    pytest.skip(message)
+    missing(f"conformance corpus not found at {choice_dir()} (set LEDGERFLOW_CONFORMANCE_DIR)")
 
 
 CASES = load_cases()
