@@ -306,6 +306,13 @@ def _entry(row: tuple) -> JournalEntry:
     )
 
 
+def account_row(account: Account, now_ms: int) -> tuple:
+    """The values of an `accounts` row, in ACCOUNT_COLUMNS order then `created_at_ms` (both adapters insert it)."""
+    return (account.account_id, account.currency, account.kind.value, account.status.value,
+            account.debits_must_not_exceed_credits, account.credits_must_not_exceed_debits,
+            account.overdraft_limit_minor, now_ms)
+
+
 def account_state(row: tuple) -> AccountState:
     """Build engine state from a row of ACCOUNT_COLUMNS followed by the four counters."""
     return AccountState(

@@ -10,7 +10,6 @@ import typer
 
 from ledgerflow.entrypoints import cli_events, cli_ledger, cli_pipeline, cli_workflow
 
-
 APP_HELP = (
     "ledgerflow: card authorization events posted to customer accounts on a double-entry ledger in near real "
     "time. Every command takes --data-dir (default ./.ledgerflow, env LEDGERFLOW_DATA_DIR) and, where it prints a "

@@ -45,7 +45,7 @@ from ledgerflow.adapters.postgres.connection import (
 from ledgerflow.adapters.postgres.ledger_writes import write_effects
 from ledgerflow.domain.engine import BatchEffects, LoadedState
 from ledgerflow.domain.ledger import Account
-from ledgerflow.ports import ACCOUNT_COLUMNS, LedgerStore, account_state, holds_from_rows
+from ledgerflow.ports import ACCOUNT_COLUMNS, LedgerStore, account_row, account_state, holds_from_rows
 
 __all__ = ["PostgresLedgerStore", "libpq_url", "schema_from_url", "sqlalchemy_url"]
 
@@ -195,9 +195,7 @@ class PostgresLedgerStore(LedgerStore):
         with mapped_errors("creating an account"):
             tx.execute(
                 f"INSERT INTO accounts ({ACCOUNT_COLUMNS}, created_at_ms) VALUES (%s,%s,%s,%s,%s,%s,%s,%s)",
-                (account.account_id, account.currency, account.kind.value, account.status.value,
-                 account.debits_must_not_exceed_credits, account.credits_must_not_exceed_debits,
-                 account.overdraft_limit_minor, now_ms),
+                account_row(account, now_ms),
             )
             tx.execute("INSERT INTO balances VALUES (%s, 0, 0, 0, 0)", (account.account_id,))
 

@@ -21,6 +21,7 @@ from ledgerflow.ports import (
     LedgerStore,
     StoreConflictError,
     StoreUnavailableError,
+    account_row,
     account_state,
     holds_from_rows,
 )
@@ -208,9 +209,7 @@ class SqliteLedgerStore(LedgerStore):
     def _insert_account(self, tx: sqlite3.Connection, account: Account, now_ms: int) -> None:
         tx.execute(
             f"INSERT INTO accounts ({ACCOUNT_COLUMNS}, created_at_ms) VALUES (?,?,?,?,?,?,?,?)",
-            (account.account_id, account.currency, account.kind.value, account.status.value,
-             account.debits_must_not_exceed_credits, account.credits_must_not_exceed_debits,
-             account.overdraft_limit_minor, now_ms),
+            account_row(account, now_ms),
         )
         tx.execute("INSERT INTO balances VALUES (?, 0, 0, 0, 0)", (account.account_id,))
 
