@@ -33,6 +33,7 @@ from ledgerflow.domain.ledger import Posting
 from ledgerflow.domain.results import PostingResult
 from ledgerflow.pipeline.dedup import DuplicateKeyConfig, duplicate_key, event_time_epoch_seconds
 from ledgerflow.pipeline.directory import CardDirectory
+from ledgerflow.pipeline.gc_pause import collector_paused
 from ledgerflow.pipeline.outcomes import PostedBalances, PostedDetail, RejectedDetail
 from ledgerflow.pipeline.posting import (
     MissingReferenceError,
@@ -100,8 +101,11 @@ class PostingPipeline:
 
     def step(self, *, batch_size_max: int | None = None) -> StepReport:
         """Process one batch in one transaction; returns what happened (fetched 0 when idle)."""
+        with collector_paused():
+            return self._step(batch_size_max or self.config.batch_size_max)
+
+    def _step(self, limit: int) -> StepReport:
         report = StepReport()
-        limit = batch_size_max or self.config.batch_size_max
         from ledgerflow.adapters.sqlite.ledger_store import write_transaction
 
         with write_transaction(self.connection) as tx:
