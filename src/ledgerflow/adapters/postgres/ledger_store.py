@@ -42,9 +42,9 @@ from ledgerflow.adapters.postgres.connection import (
     schema_from_url,
     sqlalchemy_url,
 )
-from ledgerflow.adapters.postgres.ledger_writes import write_effects
+from ledgerflow.adapters.postgres.ledger_writes import NEXT_ENTRY_SEQ_BLOCK_SQL, write_effects
 from ledgerflow.domain.engine import BatchEffects, LoadedState
-from ledgerflow.domain.ledger import Account
+from ledgerflow.domain.ledger import LEGS_MAX, Account
 from ledgerflow.ports import ACCOUNT_COLUMNS, LedgerStore, account_row, account_state, holds_from_rows
 
 __all__ = ["PostgresLedgerStore", "libpq_url", "schema_from_url", "sqlalchemy_url"]
@@ -67,11 +67,21 @@ NOW_MS_SQL = "SELECT (extract(epoch FROM clock_timestamp()) * 1000)::bigint"
 # prepares a statement, PostgreSQL may switch to a generic plan in which `= ANY($1)` becomes a sequential scan
 # comparing every row against every element (quadratic in batch size x table size). The join stays an index probe
 # per id under any plan.
+# A hold's entries: the range of entry numbers from `entry_seq_first` (see ledger_writes.py), a primary key probe.
 HOLD_LEGS_SQL = (
+    "SELECT p.posting_id, p.expires_at_ms, e.leg_index, e.account_id, e.direction, e.amount_minor "
+    "FROM unnest(%s::text[]) AS ids(posting_id) JOIN postings p ON p.posting_id = ids.posting_id "
+    "JOIN entries e ON e.entry_seq >= p.entry_seq_first AND e.entry_seq < p.entry_seq_first + "
+    f"{LEGS_MAX} AND e.posting_id = p.posting_id WHERE p.kind = 1 AND p.result = 0"
+)
+# A ledger that held entries before migration 0004 keeps the (posting_id, leg_index) index, and its older holds have
+# no entry_seq_first: they are found through that index.
+LEGACY_HOLD_LEGS_SQL = (
     "SELECT p.posting_id, p.expires_at_ms, e.leg_index, e.account_id, e.direction, e.amount_minor "
     "FROM unnest(%s::text[]) AS ids(posting_id) JOIN postings p ON p.posting_id = ids.posting_id "
     "JOIN entries e ON e.posting_id = p.posting_id WHERE p.kind = 1 AND p.result = 0"
 )
+LEGACY_INDEX_SQL = "SELECT to_regclass('entries_posting_leg_unique') IS NOT NULL"
 # Locks the balance rows in account order (the inner ORDER BY feeds the row locks), then joins the account rows
 # outside the locking query: a join under FOR UPDATE costs the server about twice as much. FOR NO KEY UPDATE is the
 # lock an UPDATE of non-key columns takes anyway.
@@ -115,6 +125,10 @@ class PostgresLedgerStore(LedgerStore):
         self._connection: psycopg.Connection | None = connect(database_url)
         # The clock as read by _load right after taking the row locks, handed to the next _now_ms call.
         self._clock_under_locks_ms: int | None = None
+        # The entry numbers drawn by _load under the row locks, for the _write that follows it.
+        self._entry_seq_block: int | None = None
+        # Whether holds recorded before migration 0004 must be looked up through the old index (read once).
+        self._legacy_hold_lookup: bool | None = None
 
     def close(self) -> None:
         if self._connection is not None:
@@ -135,6 +149,7 @@ class PostgresLedgerStore(LedgerStore):
     def _transaction(self) -> Iterator[psycopg.Connection]:
         connection = self.connection()
         self._clock_under_locks_ms = None
+        self._entry_seq_block = None
         with mapped_errors("ledger transaction"):
             connection.execute(BEGIN_SQL)
             try:
@@ -162,7 +177,7 @@ class PostgresLedgerStore(LedgerStore):
         with mapped_errors("loading ledger state"):
             leg_rows: list[tuple] = []
             if pending_ids:
-                leg_rows = tx.execute(HOLD_LEGS_SQL, (text_array(pending_ids),)).fetchall()
+                leg_rows = tx.execute(self._hold_legs_sql(tx), (text_array(pending_ids),)).fetchall()
                 account_ids = account_ids | {row[3] for row in leg_rows}
             hold_ids = {row[0] for row in leg_rows}
             # One round trip. The statements run in order, so everything after the lock sees what the writers we
@@ -172,11 +187,14 @@ class PostgresLedgerStore(LedgerStore):
                 resolved = tx.execute(RESOLUTIONS_SQL, (text_array(hold_ids),)) if hold_ids else None
                 recorded = tx.execute(RECORDED_SQL, (text_array(posting_ids),)) if posting_ids else None
                 clock = tx.execute(NOW_MS_SQL)
+                # Drawn after the locks were granted: per account, entry numbers follow commit order.
+                block = tx.execute(NEXT_ENTRY_SEQ_BLOCK_SQL)
             accounts = {row[0]: account_state(row) for row in locked.fetchall()} if locked else {}
             resolutions = dict(resolved.fetchall()) if resolved else {}
             records = {posting_id: (bytes(digest), int(result))
                        for posting_id, digest, result in (recorded.fetchall() if recorded else ())}
             self._clock_under_locks_ms = int(clock.fetchone()[0])  # type: ignore[index]
+            self._entry_seq_block = int(block.fetchone()[0])  # type: ignore[index]
         expiries = {row[0]: row[1] for row in leg_rows}
         hold_rows = [(pending_id, expires_at_ms, resolutions.get(pending_id))
                      for pending_id, expires_at_ms in expiries.items()]
@@ -185,7 +203,15 @@ class PostgresLedgerStore(LedgerStore):
 
     def _write(self, tx: psycopg.Connection, effects: BatchEffects, now_ms: int) -> None:
         with mapped_errors("writing ledger batch"):
-            write_effects(tx, effects, now_ms)
+            block, self._entry_seq_block = self._entry_seq_block, None
+            if block is None:  # not after a _load (each block numbers one write)
+                block = int(tx.execute(NEXT_ENTRY_SEQ_BLOCK_SQL).fetchone()[0])  # type: ignore[index]
+            write_effects(tx, effects, now_ms, block)
+
+    def _hold_legs_sql(self, tx: psycopg.Connection) -> str:
+        if self._legacy_hold_lookup is None:
+            self._legacy_hold_lookup = bool(tx.execute(LEGACY_INDEX_SQL).fetchone()[0])  # type: ignore[index]
+        return LEGACY_HOLD_LEGS_SQL if self._legacy_hold_lookup else HOLD_LEGS_SQL
 
     def _expired_hold_ids(self, tx: psycopg.Connection, now_ms: int, limit: int) -> list[str]:
         with mapped_errors("finding expired holds"):
