@@ -14,6 +14,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+from ledgerflow.adapters.sqlite.account_chains import AS_OF_SQL, chain_problems, journal_rows, link_entries
 from ledgerflow.domain.engine import BatchEffects, LoadedState
 from ledgerflow.domain.ledger import LEGS_MAX, Account
 from ledgerflow.ports import (
@@ -33,6 +34,12 @@ BUSY_TIMEOUT_MS = 60_000
 # its largest size on disk (reused, not grown further).
 WAL_AUTOCHECKPOINT_PAGES = 10_000
 NOW_MS_SQL = "SELECT CAST((julianday('now') - 2440587.5) * 86400000.0 AS INTEGER)"
+# The ledger's clock never runs backwards along the journal (a wall clock may step back): as-of balances walk an
+# account's chain from its newest entry and stop at the first one stamped at or before the time asked for.
+LEDGER_NOW_MS_SQL = (
+    "SELECT MAX(CAST((julianday('now') - 2440587.5) * 86400000.0 AS INTEGER), "
+    "COALESCE((SELECT created_at_ms FROM entries ORDER BY entry_seq DESC LIMIT 1), 0))"
+)
 
 
 def connect(path: Path | str, *, synchronous: str = "FULL") -> sqlite3.Connection:
@@ -83,6 +90,8 @@ class SqliteLedgerStore(LedgerStore):
                  connection: sqlite3.Connection | None = None) -> None:
         self.path = Path(path)
         self.connection = connection or connect(self.path, synchronous=synchronous)
+        # account_id -> [last_entry_seq, entry_count] of the accounts the current write loaded (see _write).
+        self._heads: dict[str, list[int]] = {}
 
     def close(self) -> None:
         self.connection.close()
@@ -91,7 +100,7 @@ class SqliteLedgerStore(LedgerStore):
         return write_transaction(self.connection)
 
     def _now_ms(self, tx: sqlite3.Connection) -> int:
-        return int(tx.execute(NOW_MS_SQL).fetchone()[0])
+        return int(tx.execute(LEDGER_NOW_MS_SQL).fetchone()[0])
 
     def _rows(self, tx: sqlite3.Connection | None, sql: str, params: Sequence[Any]) -> list[tuple]:
         try:
@@ -113,13 +122,17 @@ class SqliteLedgerStore(LedgerStore):
             holds = holds_from_rows([row[:3] for row in hold_rows], leg_rows)
             account_ids = account_ids | {leg[2] for leg in leg_rows}
         accounts = {}
+        heads: dict[str, list[int]] = {}
         if account_ids:
             for row in tx.execute(
                 f"SELECT a.{ACCOUNT_COLUMNS.replace(', ', ', a.')}, b.debits_pending, b.debits_posted, "
-                "b.credits_pending, b.credits_posted FROM accounts a JOIN balances b ON b.account_id = a.account_id "
+                "b.credits_pending, b.credits_posted, b.last_entry_seq, b.entry_count "
+                "FROM accounts a JOIN balances b ON b.account_id = a.account_id "
                 "WHERE a.account_id IN (SELECT value FROM json_each(?))", (_ids_param(account_ids),),
             ):
                 accounts[row[0]] = account_state(row)
+                heads[row[0]] = [row[11], row[12]]
+        self._heads = heads
         recorded = {}
         if posting_ids:
             for posting_id, digest, result in tx.execute(
@@ -147,7 +160,7 @@ class SqliteLedgerStore(LedgerStore):
 
     def _write(self, tx: sqlite3.Connection, effects: BatchEffects, now_ms: int) -> None:
         try:
-            entry_rows, first_seq = self._number_entries(tx, effects.entry_rows)
+            entry_rows, first_seq, marks = self._number_entries(tx, effects.entry_rows)
             if effects.posting_rows:
                 tx.executemany(
                     "INSERT INTO postings (posting_id, kind, result, payload_digest, pending_id, amount_minor, "
@@ -158,9 +171,11 @@ class SqliteLedgerStore(LedgerStore):
             if entry_rows:
                 tx.executemany(
                     "INSERT INTO entries (entry_seq, posting_id, leg_index, account_id, direction, amount_minor, "
-                    f"pending_delta, posted_delta, created_at_ms) VALUES (?,?,?,?,?,?,?,?,{now_ms})",
+                    f"pending_delta, posted_delta, account_prev_seq, created_at_ms) VALUES (?,?,?,?,?,?,?,?,?,{now_ms})",
                     entry_rows,
                 )
+            if marks:
+                tx.executemany("INSERT INTO account_journal_marks (account_id, entry_seq) VALUES (?,?)", marks)
             if effects.resolution_rows:
                 tx.executemany(
                     "INSERT INTO pending_resolutions (pending_id, posting_id, resolution, created_at_ms) "
@@ -168,35 +183,26 @@ class SqliteLedgerStore(LedgerStore):
                     effects.resolution_rows,
                 )
             if effects.balance_deltas:
+                # Every account with new entries has a delta row (even when its deltas cancel out), and moves its
+                # chain head along with its counters.
+                heads = self._heads
                 tx.executemany(
                     "UPDATE balances SET debits_pending = debits_pending + ?, debits_posted = debits_posted + ?, "
-                    "credits_pending = credits_pending + ?, credits_posted = credits_posted + ? WHERE account_id = ?",
-                    [(*deltas, account_id) for account_id, deltas in effects.balance_deltas.items() if any(deltas)],
+                    "credits_pending = credits_pending + ?, credits_posted = credits_posted + ?, "
+                    "last_entry_seq = ?, entry_count = ? WHERE account_id = ?",
+                    [(*deltas, *heads[account_id], account_id) for account_id, deltas in effects.balance_deltas.items()],
                 )
         except sqlite3.IntegrityError as exc:
             raise StoreConflictError(f"ledger write conflicted: {exc}") from exc
 
-    @staticmethod
-    def _number_entries(tx: sqlite3.Connection, rows: list[tuple]) -> tuple[list[tuple], dict[str, int]]:
-        """Give entries explicit, contiguous sequence numbers (we hold the write lock) and note each posting's
-        first one."""
+    def _number_entries(self, tx: sqlite3.Connection,
+                        rows: list[tuple]) -> tuple[list[tuple], dict[str, int], list[tuple[str, int]]]:
+        """Give entries explicit, contiguous sequence numbers (we hold the write lock), each posting's first one,
+        and link every entry into its account's chain."""
         if not rows:
-            return [], {}
-        seq = int(tx.execute("SELECT COALESCE(MAX(entry_seq), 0) FROM entries").fetchone()[0])
-        numbered = []
-        first_seq: dict[str, int] = {}
-        previous = None
-        for row in rows:
-            seq += 1
-            posting_id, leg_index = row[0], row[1]
-            if leg_index == 0:
-                assert posting_id not in first_seq, f"entries of {posting_id} appear twice in one batch"
-                first_seq[posting_id] = seq
-            else:
-                assert previous == (posting_id, leg_index - 1), "a posting's entries must be contiguous"
-            previous = (posting_id, leg_index)
-            numbered.append((seq, *row))
-        return numbered, first_seq
+            return [], {}, []
+        last_seq = int(tx.execute("SELECT COALESCE(MAX(entry_seq), 0) FROM entries").fetchone()[0])
+        return link_entries(rows, last_seq + 1, self._heads)
 
     def _expired_hold_ids(self, tx: sqlite3.Connection, now_ms: int, limit: int) -> list[str]:
         rows = tx.execute(
@@ -211,8 +217,29 @@ class SqliteLedgerStore(LedgerStore):
             f"INSERT INTO accounts ({ACCOUNT_COLUMNS}, created_at_ms) VALUES (?,?,?,?,?,?,?,?)",
             account_row(account, now_ms),
         )
-        tx.execute("INSERT INTO balances VALUES (?, 0, 0, 0, 0)", (account.account_id,))
+        tx.execute("INSERT INTO balances (account_id, debits_pending, debits_posted, credits_pending, credits_posted, "
+                   "last_entry_seq, entry_count) VALUES (?, 0, 0, 0, 0, 0, 0)", (account.account_id,))
 
     def _update_status(self, tx: sqlite3.Connection, account_id: str, status: str) -> bool:
         cursor = tx.execute("UPDATE accounts SET status = ? WHERE account_id = ?", (status, account_id))
         return cursor.rowcount == 1
+
+    # -- reads over the account chains (migration 0005) ------------------------------------------------------------
+    def _journal_rows(self, account_id: str, after_entry_seq: int, limit: int) -> list[tuple]:
+        heads = self._rows(None, "SELECT last_entry_seq FROM balances WHERE account_id = ?", (account_id,))
+        if not heads:
+            return []
+        try:
+            return journal_rows(self.connection, account_id, after_entry_seq, limit, int(heads[0][0]))
+        except sqlite3.OperationalError as exc:
+            raise StoreUnavailableError(str(exc)) from exc
+
+    def _counters_as_of(self, account_id: str, as_of_ms: int) -> tuple:
+        return self._rows(None, AS_OF_SQL, (account_id, as_of_ms))[0]
+
+    def check(self) -> dict[str, Any]:
+        report = super().check()
+        problems = chain_problems(lambda sql: self._rows(None, sql, ()))
+        report.update(problems)
+        report["ok"] = bool(report["ok"]) and not any(problems.values())
+        return report
