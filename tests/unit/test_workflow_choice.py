@@ -177,3 +177,25 @@ def test_string_rules_never_match_non_strings(variable: Any, literal: str) -> No
     expected = isinstance(variable, str) and variable == literal
     assert holds({"Variable": "$.v", "StringEquals": literal}, data) is expected
     assert holds({"Variable": "$.v", "StringMatches": literal}, data) is expected  # no wildcard: equality
+
+
+@given(left=json_values, right=json_values)
+def test_top_level_fields_and_nested_paths_give_the_same_answers(left: Any, right: Any) -> None:
+    """`$.field` rules take an inlined path; a nested path takes the general one: the results must agree."""
+    flat, nested = {"l": left, "r": right}, {"n": {"l": left, "r": right}}
+    for operator, operand in (("StringEquals", "a"), ("NumericLessThan", 1), ("NumericEquals", 0),
+                              ("BooleanEquals", True), ("StringGreaterThanEquals", "")):
+        assert holds({"Variable": "$.l", operator: operand}, flat) is holds(
+            {"Variable": "$.n.l", operator: operand}, nested)
+    for operator in ("StringEqualsPath", "NumericEqualsPath", "NumericLessThanPath", "BooleanEqualsPath"):
+        assert holds({"Variable": "$.l", operator: "$.r"}, flat) is holds(
+            {"Variable": "$.n.l", operator: "$.n.r"}, nested)
+
+
+@pytest.mark.parametrize("data", [{"other": 1}, [1, 2], "text", None])
+def test_a_top_level_variable_missing_from_the_input_is_a_runtime_error(data: Any) -> None:
+    for rule in ({"Variable": "$.v", "StringEquals": "a"}, {"Variable": "$.v", "NumericEqualsPath": "$.other"},
+                 {"Variable": "$.other", "NumericEqualsPath": "$.v"}):
+        with pytest.raises(StatesError) as caught:
+            holds(rule, data)
+        assert caught.value.error == "States.Runtime"

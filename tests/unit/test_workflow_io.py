@@ -89,3 +89,23 @@ def test_result_path_through_a_scalar_is_result_path_match_failure() -> None:
 def test_indefinite_paths_in_parameters_give_lists() -> None:
     machine = one_state({"Type": "Pass", "Parameters": {"ids.$": "$.items[*].id"}})
     assert machine.run({"items": [{"id": 1}, {"id": 2}]}) == {"ids": [1, 2]}
+
+
+def test_parameters_keep_the_template_order_with_constants_and_paths_mixed() -> None:
+    machine = one_state({"Type": "Pass", "Parameters": {
+        "approved": True, "reason.$": "$.r", "nested": {"k": 1}, "none": None, "list": [1], "count.$": "$.n"}})
+    output = machine.run({"r": "why", "n": 3})
+    assert list(output) == ["approved", "reason", "nested", "none", "list", "count"]
+    assert output == {"approved": True, "reason": "why", "nested": {"k": 1}, "none": None, "list": [1], "count": 3}
+    output["nested"]["k"] = 2  # constants inside an output are copies, never the compiled template
+    output["list"].append(2)
+    assert machine.run({"r": "why", "n": 3})["nested"] == {"k": 1}
+    assert machine.run({"r": "why", "n": 3})["list"] == [1]
+
+
+@pytest.mark.parametrize(("template", "expected"), [
+    ({"a": 1, "a.$": "$.b"}, {"a": 2}),
+    ({"a.$": "$.b", "a": 1}, {"a": 1}),
+])
+def test_a_key_given_both_as_constant_and_as_path_takes_the_later_one(template: dict, expected: dict) -> None:
+    assert one_state({"Type": "Pass", "Parameters": template}).run({"b": 2}) == expected

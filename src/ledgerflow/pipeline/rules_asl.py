@@ -9,6 +9,7 @@ Input: `rules_input(enriched)` plus `accountAmountKnown`, `warningMerchantTypes`
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 from importlib import resources
@@ -30,6 +31,12 @@ _SIDE_EVENTS = (
     ("conversion", CURRENCY_CONVERSION_TRANSACTION_FOUND),
     ("warning", WARNING_MERCHANT_TYPE_TRANSACTION_FOUND),
 )
+
+# (foreign, conversion, warning) -> the side events in `_SIDE_EVENTS` order, built once rather than per event.
+_SIDE_EVENTS_BY_FLAGS = {
+    flags: tuple(name for set_, (_flag, name) in zip(flags, _SIDE_EVENTS, strict=True) if set_)
+    for flags in itertools.product((False, True), repeat=len(_SIDE_EVENTS))
+}
 
 
 def shipped_definition_text() -> str:
@@ -58,5 +65,6 @@ class StateMachineRulesEngine:
         data["foreign"] = False
         data["conversion"] = False
         output = self._machine.run(data)
-        side_events = tuple(name for flag, name in _SIDE_EVENTS if output.get(flag))
-        return RulesOutcome(approved=bool(output["approved"]), reason=output.get("reason"), side_events=side_events)
+        get = output.get
+        side_events = _SIDE_EVENTS_BY_FLAGS[(bool(get("foreign")), bool(get("conversion")), bool(get("warning")))]
+        return RulesOutcome(approved=bool(output["approved"]), reason=get("reason"), side_events=side_events)

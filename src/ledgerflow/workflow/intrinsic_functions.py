@@ -141,8 +141,9 @@ def fn_array_partition(array: Any, size: Any) -> list[list[Any]]:
 def fn_array_contains(array: Any, value: Any) -> bool:
     items = _array("States.ArrayContains", "array", array)
     if type(value) is str:
-        # The common case (a code in a list of codes): a string equals only an equal string.
-        return any(type(item) is str and item == value for item in items)
+        # The common case (a code in a list of codes): a string equals only an equal string, and no other JSON
+        # value (number, boolean, null, array, object) compares equal to one, so the C-level search is exact.
+        return value in items
     wanted = json_key(value)
     return any(json_key(item) == wanted for item in items)
 

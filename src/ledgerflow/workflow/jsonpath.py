@@ -46,6 +46,14 @@ class CompiledPath:
     def keys(self) -> tuple[Any, ...]:
         return tuple(s.value for s in self.steps)
 
+    @property
+    def input_field(self) -> str | None:
+        """The field name when the path is ``$.name`` on the input (the hot case callers inline), else None."""
+        steps = self.steps
+        if self.context or len(steps) != 1 or steps[0].kind != "key":
+            return None
+        return steps[0].value
+
 
 def is_path(text: object) -> bool:
     return isinstance(text, str) and text.startswith("$")

@@ -76,12 +76,17 @@ def _compile_call(call: Call, field: str) -> tuple[Evaluator, bool]:
             arg_evaluators.append(lambda doc, ctx, value=value: value)
         elif isinstance(arg, PathArg):
             needs_context = needs_context or arg.path.context
-            arg_evaluators.append(_intrinsic_path(arg.path.text, arg.path.get, arg.path.context))
+            arg_evaluators.append(
+                _intrinsic_path(arg.path.text, arg.path.get, arg.path.context, arg.path.input_field)
+            )
         else:
             nested, nested_ctx = _compile_call(arg, field)
             needs_context = needs_context or nested_ctx
             arg_evaluators.append(nested)
     evaluators = tuple(arg_evaluators)
+    if len(evaluators) == 2:  # the usual arity (ArrayContains, Format, ...), without the argument list
+        first, second = evaluators
+        return (lambda doc, ctx: function(first(doc, ctx), second(doc, ctx))), needs_context
 
     def evaluate(doc: Any, ctx: Any) -> Any:
         return function(*[ev(doc, ctx) for ev in evaluators])
@@ -89,7 +94,18 @@ def _compile_call(call: Call, field: str) -> tuple[Evaluator, bool]:
     return evaluate, needs_context
 
 
-def _intrinsic_path(text: str, get: Callable[[Any], Any], context: bool) -> Evaluator:
+def _intrinsic_path(text: str, get: Callable[[Any], Any], context: bool, field: str | None) -> Evaluator:
+    if field is not None:
+
+        def evaluate_field(doc: Any, ctx: Any) -> Any:
+            if type(doc) is dict and field in doc:
+                return doc[field]
+            raise StatesError(
+                INTRINSIC_FAILURE, f"The JsonPath argument '{text}' could not be found in the input"
+            )
+
+        return evaluate_field
+
     def evaluate(doc: Any, ctx: Any) -> Any:
         try:
             return get(ctx if context else doc)
@@ -115,7 +131,20 @@ def compile_dynamic_value(expression: Any, field: str) -> tuple[Evaluator, bool]
         path = compile_path(expression)
     except PathSyntaxError as exc:
         raise TemplateError(field, str(exc)) from None
-    get, context = path.get, path.context
+    get, context, field_name = path.get, path.context, path.input_field
+    if field_name is not None:
+
+        def evaluate_field(doc: Any, ctx: Any) -> Any:
+            # `$.name`: one dict lookup inline (the same result and error as the general getter below).
+            if type(doc) is dict and field_name in doc:
+                return doc[field_name]
+            raise StatesError(
+                PARAMETER_PATH_FAILURE,
+                f"The JSONPath '{expression}' specified for the field '{field}' could not be found in the "
+                f"input '{_brief(doc)}'",
+            )
+
+        return evaluate_field, False
 
     def evaluate(doc: Any, ctx: Any) -> Any:
         try:
@@ -150,8 +179,7 @@ def _compile_node(node: Any, field: str) -> tuple[Evaluator | None, bool]:
             needs_context = needs_context or ctx
         if not dynamic:
             return None, False
-        frozen_entries = tuple(entries)
-        return (lambda doc, ctx: {key: ev(doc, ctx) for key, ev in frozen_entries}), needs_context
+        return _object_evaluator(node, entries), needs_context
     if isinstance(node, list):
         compiled = [_compile_node(item, field) for item in node]
         if all(ev is None for ev, _ in compiled):
@@ -160,6 +188,32 @@ def _compile_node(node: Any, field: str) -> tuple[Evaluator | None, bool]:
                       for (ev, _), item in zip(compiled, node))
         return (lambda doc, ctx: [ev(doc, ctx) for ev in items]), any(c for _, c in compiled)
     return None, False
+
+
+def _object_evaluator(node: dict[str, Any], entries: list[tuple[str, Evaluator]]) -> Evaluator:
+    """Evaluate an object template: scalar constants come from a prepared dict (copied, in template order);
+    only the other entries are called. Assigning an existing key keeps its place, so the order is the template's."""
+    if len({key for key, _evaluator in entries}) != len(entries):
+        # "a" and "a.$" both given: the later one wins, which only evaluating in template order keeps.
+        frozen_entries = tuple(entries)
+        return lambda doc, ctx: {key: ev(doc, ctx) for key, ev in frozen_entries}
+    prepared: dict[str, Any] = {}
+    called: list[tuple[str, Evaluator]] = []
+    for (key, evaluator), (template_key, value) in zip(entries, node.items(), strict=True):
+        if key == template_key and type(value) not in (dict, list):
+            prepared[key] = value  # an immutable JSON scalar: shared, never copied
+        else:
+            prepared[key] = None
+            called.append((key, evaluator))
+    frozen_called = tuple(called)
+
+    def evaluate(doc: Any, ctx: Any) -> Any:
+        out = prepared.copy()
+        for key, evaluator in frozen_called:
+            out[key] = evaluator(doc, ctx)
+        return out
+
+    return evaluate
 
 
 def compile_template(template: Any, field: str = "Parameters") -> CompiledTemplate:

@@ -149,6 +149,7 @@ def _compile_pass(name: str, spec: dict[str, Any]) -> StateFn:
     io = compile_state_io(spec)
     next_state = spec.get("Next")
     has_result, constant = "Result" in spec, spec.get("Result")
+    copy_result = type(constant) in (dict, list)  # scalars are immutable: shared, not copied
     input_path, parameters, merge, output_path = io.input_path, io.parameters, io.result_path, io.output_path
     needs_context = io.needs_context
     identity = not (has_result or parameters or input_path or output_path or "ResultPath" in spec)
@@ -161,7 +162,7 @@ def _compile_pass(name: str, spec: dict[str, Any]) -> StateFn:
             history.state_entered("Pass", name, raw)
         effective = input_path(raw) if input_path is not None else raw
         if has_result:
-            result = deep_copy_json(constant)
+            result = deep_copy_json(constant) if copy_result else constant
         elif parameters is not None:
             result = parameters.evaluate(effective, run.context_object(name) if needs_context else None)
         else:
