@@ -70,14 +70,17 @@ def write_effects(tx: psycopg.Connection, effects: BatchEffects, now_ms: int, en
     `entry_seq_block`: the first of the ENTRY_SEQ_BLOCK entry numbers this transaction drew under its locks."""
     # A block spare of LEGS_MAX numbers: a posting without entries points just past the batch's last entry.
     assert len(effects.entry_rows) + LEGS_MAX <= ENTRY_SEQ_BLOCK, "more entries than one block numbers"
-    changed = [(account_id, deltas) for account_id, deltas in effects.balance_deltas.items() if any(deltas)]
-    seq_first = first_entry_seqs(effects, entry_seq_block)
     if len(effects.posting_rows) <= ONE_STATEMENT_POSTINGS_MAX:
-        updated = _write_in_one_statement(tx, effects, changed, now_ms, seq_first, entry_seq_block)
+        changed = _changed_deltas(effects)
+        updated = _write_in_one_statement(tx, effects, changed, now_ms, entry_seq_block)
     else:
-        updated = _write_with_copy(tx, effects, changed, now_ms, seq_first, entry_seq_block)
+        changed, updated = _write_with_copy(tx, effects, now_ms, entry_seq_block)
     # _load locked every account the batch moves, so each delta must have found its balance row.
     assert updated == len(changed), (updated, len(changed))
+
+
+def _changed_deltas(effects: BatchEffects) -> list[tuple[str, list[int]]]:
+    return [(account_id, deltas) for account_id, deltas in effects.balance_deltas.items() if any(deltas)]
 
 
 def first_entry_seqs(effects: BatchEffects, entry_seq_block: int) -> list[int]:
@@ -111,7 +114,7 @@ def _columns(rows: list[tuple], width: int) -> list[tuple]:
 
 
 def _write_in_one_statement(tx: psycopg.Connection, effects: BatchEffects, changed: list[tuple[str, list[int]]],
-                            now_ms: int, seq_first: list[int], entry_seq_block: int) -> int:
+                            now_ms: int, entry_seq_block: int) -> int:
     p = _columns(effects.posting_rows, 9)
     e = _columns(effects.entry_rows, 7)
     r = _columns(effects.resolution_rows, 3)
@@ -120,7 +123,7 @@ def _write_in_one_statement(tx: psycopg.Connection, effects: BatchEffects, chang
         "p_id": text_array(p[0]), "p_kind": int_array(p[1]), "p_result": int_array(p[2]),
         "p_digest": bytea_array(p[3]), "p_pending": text_array(p[4]), "p_amount": int_array(p[5]),
         "p_expires": int_array(p[6]), "p_correlation": text_array(p[7]), "p_metadata": text_array(p[8]),
-        "p_seq_first": int_array(seq_first),
+        "p_seq_first": int_array(first_entry_seqs(effects, entry_seq_block)),
         "e_seq_block": entry_seq_block,
         "e_posting": text_array(e[0]), "e_leg": int_array(e[1]), "e_account": text_array(e[2]),
         "e_direction": int_array(e[3]), "e_amount": int_array(e[4]), "e_pending": int_array(e[5]),
@@ -133,27 +136,32 @@ def _write_in_one_statement(tx: psycopg.Connection, effects: BatchEffects, chang
     return int(row[0])
 
 
-def _write_with_copy(tx: psycopg.Connection, effects: BatchEffects, changed: list[tuple[str, list[int]]],
-                     now_ms: int, seq_first: list[int], entry_seq_block: int) -> int:
+def _write_with_copy(tx: psycopg.Connection, effects: BatchEffects, now_ms: int,
+                     entry_seq_block: int) -> tuple[list[tuple[str, list[int]]], int]:
+    """COPY entries, postings, resolutions, then the deltas' UPDATE; returns (changed deltas, rows updated).
+
+    Entries go first, the largest stream: the client prepares everything else (entry_seq_first, the deltas'
+    arrays) before closing that COPY, while the server is still inserting the rows already sent."""
     with tx.cursor() as cursor:
-        if effects.posting_rows:
-            with cursor.copy(f"COPY postings ({POSTING_COLUMNS}) FROM STDIN (FORMAT BINARY)") as copy:
-                copy.set_types(list(POSTING_TYPES))
-                write_row = copy.write_row
-                for row, first in zip(effects.posting_rows, seq_first):
-                    write_row((*row, first, now_ms))
-        if effects.entry_rows:
-            with cursor.copy(f"COPY entries ({ENTRY_COLUMNS}) FROM STDIN (FORMAT BINARY)") as copy:
-                copy.set_types(list(ENTRY_TYPES))
-                write_row = copy.write_row
-                for seq, row in enumerate(effects.entry_rows, entry_seq_block):
-                    write_row((seq, *row, now_ms))
+        with cursor.copy(f"COPY entries ({ENTRY_COLUMNS}) FROM STDIN (FORMAT BINARY)") as copy:
+            copy.set_types(list(ENTRY_TYPES))
+            write_row = copy.write_row
+            for seq, row in enumerate(effects.entry_rows, entry_seq_block):
+                write_row((seq, *row, now_ms))
+            seq_first = first_entry_seqs(effects, entry_seq_block)
+            changed = _changed_deltas(effects)
+            delta_params = _delta_params(changed)
+        with cursor.copy(f"COPY postings ({POSTING_COLUMNS}) FROM STDIN (FORMAT BINARY)") as copy:
+            copy.set_types(list(POSTING_TYPES))
+            write_row = copy.write_row
+            for row, first in zip(effects.posting_rows, seq_first):
+                write_row((*row, first, now_ms))
         if effects.resolution_rows:
             with cursor.copy(f"COPY pending_resolutions ({RESOLUTION_COLUMNS}) FROM STDIN (FORMAT BINARY)") as copy:
                 copy.set_types(list(RESOLUTION_TYPES))
                 for row in effects.resolution_rows:
                     copy.write_row((*row, now_ms))
         if not changed:
-            return 0
-        cursor.execute(ADD_DELTAS_SQL, _delta_params(changed))
-        return cursor.rowcount
+            return changed, 0
+        cursor.execute(ADD_DELTAS_SQL, delta_params)
+        return changed, cursor.rowcount
