@@ -144,19 +144,18 @@ class SqliteLedgerStore(LedgerStore):
 
     @staticmethod
     def _legs_by_first_seq(tx: sqlite3.Connection, hold_rows: list[tuple]) -> list[tuple]:
-        """The legs of holds, read from each hold's contiguous entry range (no posting-id index needed)."""
-        firsts = [row[3] for row in hold_rows if row[3] is not None]
-        if not firsts:
+        """The legs of holds, read from each hold's contiguous entry range (no posting-id index needed):
+        (pending_id, leg_index, account_id, direction, amount_minor)."""
+        ranges = [[row[0], row[3]] for row in hold_rows if row[3] is not None]
+        if not ranges:
             return []
-        first_by_hold = {row[0]: row[3] for row in hold_rows}
-        rows = tx.execute(
-            "SELECT DISTINCT e.entry_seq, e.posting_id, e.leg_index, e.account_id, e.direction, e.amount_minor "
-            f"FROM json_each(?) j JOIN entries e ON e.entry_seq >= j.value AND e.entry_seq < j.value + {LEGS_MAX}",
-            (json.dumps(firsts),),
+        return tx.execute(
+            "SELECT e.posting_id, e.leg_index, e.account_id, e.direction, e.amount_minor FROM json_each(?) j "
+            "JOIN entries e ON e.entry_seq >= json_extract(j.value, '$[1]') "
+            f"AND e.entry_seq < json_extract(j.value, '$[1]') + {LEGS_MAX} "
+            "AND e.posting_id = json_extract(j.value, '$[0]')",
+            (json.dumps(ranges),),
         ).fetchall()
-        # Ranges of neighbouring holds overlap: keep each hold's own entries, from its first one on.
-        return [row[1:] for row in rows
-                if row[1] in first_by_hold and first_by_hold[row[1]] is not None and row[0] >= first_by_hold[row[1]]]
 
     def _write(self, tx: sqlite3.Connection, effects: BatchEffects, now_ms: int) -> None:
         try:
