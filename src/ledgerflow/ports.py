@@ -321,13 +321,9 @@ def account_row(account: Account, now_ms: int) -> tuple:
 
 
 def account_state(row: tuple) -> AccountState:
-    """Build engine state from a row of ACCOUNT_COLUMNS followed by the four counters."""
-    return AccountState(
-        account_id=row[0], currency=row[1], status=row[3],
-        debits_must_not_exceed_credits=bool(row[4]), credits_must_not_exceed_debits=bool(row[5]),
-        overdraft_limit_minor=int(row[6]), debits_pending=int(row[7]), debits_posted=int(row[8]),
-        credits_pending=int(row[9]), credits_posted=int(row[10]),
-    )
+    """Build engine state from a row of ACCOUNT_COLUMNS followed by the four counters (integers from either driver;
+    the flags may arrive as 0/1 from SQLite)."""
+    return AccountState(row[0], row[1], row[3], bool(row[4]), bool(row[5]), row[6], row[7], row[8], row[9], row[10])
 
 
 def holds_from_rows(hold_rows: list[tuple], leg_rows: list[tuple]) -> dict[str, HoldState]:

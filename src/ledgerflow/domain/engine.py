@@ -27,8 +27,10 @@ STATUS_OPEN, STATUS_FROZEN, STATUS_CLOSED = "open", "frozen", "closed"
 EXPIRY_POSTING_PREFIX = "expire:"
 
 
-@dataclass(slots=True, kw_only=True)
+@dataclass(slots=True)
 class AccountState:
+    """An account's limits and counters, as loaded for one batch (built positionally: one per account per batch)."""
+
     account_id: str
     currency: str
     status: str
