@@ -11,7 +11,13 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from ledgerflow.domain.events import Envelope, TransactionDetail
-from ledgerflow.pipeline.dedup import DuplicateKeyConfig, duplicate_key, event_time_epoch_seconds
+from ledgerflow.pipeline.dedup import (
+    TIME_LED_MARK,
+    DuplicateKeyConfig,
+    duplicate_key,
+    event_time_epoch_seconds,
+    stored_key,
+)
 from ledgerflow.pipeline.generate import sample_detail, sample_envelope
 from ledgerflow.pipeline.ingest import parse_jsonl
 from ledgerflow.pipeline.tokenize import PanTokenizer
@@ -95,3 +101,36 @@ def test_event_time_epoch_seconds() -> None:
         detail=None,
     )
     assert event_time_epoch_seconds(envelope) == int(datetime(2026, 11, 27, 9, 30, tzinfo=UTC).timestamp())
+
+
+def stored(value: TransactionDetail, config: DuplicateKeyConfig = CONFIG) -> str:
+    return stored_key(value, duplicate_key(value, config), config)
+
+
+def test_stored_key_leads_with_the_transmission_time_and_keeps_the_digest() -> None:
+    value = detail(transmissionDateTime=datetime(2026, 11, 27, 9, 30, 0, 500000, tzinfo=UTC))
+    seconds = int(datetime(2026, 11, 27, 9, 30, tzinfo=UTC).timestamp())
+    assert stored(value) == f"{TIME_LED_MARK}{seconds:011d}/{duplicate_key(value, CONFIG)}"
+
+
+def test_stored_keys_sort_by_transmission_time_and_after_every_bare_digest() -> None:
+    times = [datetime(2026, 11, 27, 9, 30, s, tzinfo=UTC) for s in (0, 1, 59)] + [
+        datetime(2026, 11, 28, tzinfo=UTC), datetime(2031, 1, 1, tzinfo=UTC)]
+    keys = [stored(detail(transmissionDateTime=moment, authCode=f"A{i}")) for i, moment in enumerate(times)]
+    assert keys == sorted(keys)
+    assert all(key > "f" * 32 for key in keys)
+
+
+@given(stan=st.sampled_from(["000001", "000002"]), amount=st.sampled_from([100, 101]),
+       second=st.sampled_from([0, 1]), micros=st.sampled_from([0, 999_999]))
+def test_equal_stored_keys_exactly_when_equal_digests(stan: str, amount: int, second: int, micros: int) -> None:
+    base = detail()
+    other = detail(systemTraceAuditNumber=stan, transactionAmount=amount,
+                   transmissionDateTime=datetime(2026, 11, 27, 9, 30, second, micros, tzinfo=UTC))
+    assert (stored(base) == stored(other)) is (duplicate_key(base, CONFIG) == duplicate_key(other, CONFIG))
+
+
+def test_without_the_transmission_time_the_stored_key_is_the_digest() -> None:
+    config = DuplicateKeyConfig(fields=("panToken", "systemTraceAuditNumber"))
+    value = detail()
+    assert stored(value, config) == duplicate_key(value, config)

@@ -34,6 +34,8 @@ class DuplicateKeyConfig:
     fields: tuple[str, ...] = DEFAULT_KEY_FIELDS
     window_seconds: int = DEFAULT_WINDOW_SECONDS
     _getter: Any = field(init=False, repr=False, compare=False)
+    # Whether `stored_key` leads with the transmission time (it is one of the fields).
+    time_led: bool = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if not self.fields:
@@ -47,6 +49,7 @@ class DuplicateKeyConfig:
         # One C-level getter for all fields, built once; attrgetter of one name returns a bare value.
         names = self.fields if len(self.fields) > 1 else (*self.fields, *self.fields)
         object.__setattr__(self, "_getter", attrgetter(*names))
+        object.__setattr__(self, "time_led", "transmissionDateTime" in self.fields)
 
 
 def duplicate_key(detail: TransactionDetail, config: DuplicateKeyConfig) -> str:
@@ -60,6 +63,25 @@ def duplicate_key(detail: TransactionDetail, config: DuplicateKeyConfig) -> str:
 
 
 _ENCODER: Final = msgspec.json.Encoder()
+
+
+# Stored keys of the duplicate-key table that lead with the transmission time start with this character, which
+# sorts after every hex digit: the keys written before (bare digests) are exactly those below it.
+TIME_LED_MARK: Final = "~"
+
+
+def stored_key(detail: TransactionDetail, key: str, config: DuplicateKeyConfig) -> str:
+    """The row key under which the duplicate-key table keeps `key` (the digest of `detail`).
+
+    When the transmission time is one of the key's fields, the row key leads with it (whole epoch seconds, fixed
+    width): events arrive roughly in transmission-time order, so a batch's new keys land together at the end of the
+    table's B-tree instead of one random page each, and a page rewritten at commit is shared by many of them. The
+    prefix is a function of the key's own fields, so two events get the same row key exactly when they get the same
+    digest: the lookups find what they found before. Without the transmission time the row key is the digest.
+    """
+    if not config.time_led:
+        return key
+    return f"{TIME_LED_MARK}{int(detail.transmissionDateTime.timestamp()):011d}/{key}"
 
 
 def event_time_epoch_seconds(envelope: Envelope[Any]) -> int:

@@ -31,7 +31,8 @@ from ledgerflow.domain.canonical import KIND_COMPLETION, KIND_REVERSAL, Enriched
 from ledgerflow.domain.engine import RESOLUTION_POSTED
 from ledgerflow.domain.ledger import Posting
 from ledgerflow.domain.results import PostingResult
-from ledgerflow.pipeline.dedup import DuplicateKeyConfig, duplicate_key, event_time_epoch_seconds
+from ledgerflow.pipeline import duplicate_store
+from ledgerflow.pipeline.dedup import DuplicateKeyConfig, duplicate_key, event_time_epoch_seconds, stored_key
 from ledgerflow.pipeline.directory import CardDirectory
 from ledgerflow.pipeline.gc_pause import collector_paused
 from ledgerflow.pipeline.outcomes import PostedBalances, PostedDetail, RejectedDetail
@@ -173,12 +174,16 @@ class PostingPipeline:
         settled: list[Delivery],
     ) -> list[tuple[Delivery, Any]]:
         config = self.config.duplicates
-        keyed = [(d, e, duplicate_key(e.detail, config), event_time_epoch_seconds(e)) for d, e in decoded]
-        known = self._known_keys(tx, [k for _d, _e, k, _t in keyed])
+        keyed = []
+        for delivery, envelope in decoded:
+            key = duplicate_key(envelope.detail, config)
+            keyed.append((delivery, envelope, key, stored_key(envelope.detail, key, config),
+                          event_time_epoch_seconds(envelope)))
+        known = duplicate_store.known_keys(tx, [(key, stored) for _d, _e, key, stored, _t in keyed])
         fresh: list[tuple[Delivery, Any]] = []
         upserts: list[tuple[str, str, int]] = []
         parked: list[tuple[str, str, str, bytes, int]] = []
-        for delivery, envelope, key, event_time_s in keyed:
+        for delivery, envelope, key, stored, event_time_s in keyed:
             previous = known.get(key)
             if (
                 previous is not None
@@ -204,15 +209,9 @@ class PostingPipeline:
                 settled.append(delivery)
                 continue
             known[key] = (envelope.id, event_time_s)
-            upserts.append((key, envelope.id, event_time_s))
+            upserts.append((stored, envelope.id, event_time_s))
             fresh.append((delivery, envelope))
-        if upserts:
-            tx.executemany(
-                "INSERT INTO pipeline_duplicate_keys (duplicate_key, event_id, event_time_s) VALUES (?,?,?) "
-                "ON CONFLICT (duplicate_key) DO UPDATE SET event_id = excluded.event_id, "
-                "event_time_s = excluded.event_time_s",
-                upserts,
-            )
+        duplicate_store.record(tx, upserts)
         if parked:
             tx.executemany(
                 "INSERT OR IGNORE INTO pipeline_parked_duplicates (event_id, original_event_id, duplicate_key, body, "
@@ -220,16 +219,6 @@ class PostingPipeline:
                 parked,
             )
         return fresh
-
-    def _known_keys(self, tx: sqlite3.Connection, keys: list[str]) -> dict[str, tuple[str, int]]:
-        if not keys:
-            return {}
-        rows = tx.execute(
-            "SELECT duplicate_key, event_id, event_time_s FROM pipeline_duplicate_keys "
-            "WHERE duplicate_key IN (SELECT value FROM json_each(?))",
-            (msgspec.json.encode(keys).decode(),),
-        )
-        return {key: (event_id, int(event_time_s)) for key, event_id, event_time_s in rows}
 
     def _decide(
         self, envelope: Any, outbox: list[OutboundMessage], report: StepReport
