@@ -14,6 +14,7 @@ from collections.abc import Sequence
 
 import msgspec
 
+from ledgerflow.adapters.sqlite.bus import insert_rows
 from ledgerflow.pipeline.dedup import TIME_LED_MARK
 
 # (event_id, event_time_s) of the latest unparked event of each key.
@@ -38,13 +39,13 @@ def known_keys(tx: sqlite3.Connection, keys: Sequence[tuple[str, str]]) -> Known
 
 def record(tx: sqlite3.Connection, rows: Sequence[tuple[str, str, int]]) -> None:
     """Upsert (stored key, event id, event time s): the latest unparked event of each key."""
-    if rows:
-        tx.executemany(
-            "INSERT INTO pipeline_duplicate_keys (duplicate_key, event_id, event_time_s) VALUES (?,?,?) "
-            "ON CONFLICT (duplicate_key) DO UPDATE SET event_id = excluded.event_id, "
-            "event_time_s = excluded.event_time_s",
-            rows,
-        )
+    insert_rows(
+        tx,
+        "INSERT INTO pipeline_duplicate_keys (duplicate_key, event_id, event_time_s)",
+        "(?,?,?)",
+        rows,
+        " ON CONFLICT (duplicate_key) DO UPDATE SET event_id = excluded.event_id, event_time_s = excluded.event_time_s",
+    )
 
 
 def _rows(tx: sqlite3.Connection, stored_keys: list[str]) -> sqlite3.Cursor:

@@ -23,7 +23,7 @@ from typing import Any
 
 import msgspec
 
-from ledgerflow.adapters.sqlite.bus import SqliteEventTransport
+from ledgerflow.adapters.sqlite.bus import SqliteEventTransport, insert_rows
 from ledgerflow.adapters.sqlite.ledger_store import NOW_MS_SQL, SqliteLedgerStore
 from ledgerflow.bus.transport import Delivery, OutboundMessage
 from ledgerflow.domain import events as ev
@@ -212,12 +212,13 @@ class PostingPipeline:
             upserts.append((stored, envelope.id, event_time_s))
             fresh.append((delivery, envelope))
         duplicate_store.record(tx, upserts)
-        if parked:
-            tx.executemany(
-                "INSERT OR IGNORE INTO pipeline_parked_duplicates (event_id, original_event_id, duplicate_key, body, "
-                "parked_at_ms) VALUES (?,?,?,?,?)",
-                parked,
-            )
+        insert_rows(
+            tx,
+            "INSERT OR IGNORE INTO pipeline_parked_duplicates (event_id, original_event_id, duplicate_key, body, "
+            "parked_at_ms)",
+            "(?,?,?,?,?)",
+            parked,
+        )
         return fresh
 
     def _decide(
