@@ -91,6 +91,14 @@ def test_publish_without_deduplication_appends_every_message(bus: SqliteEventTra
     assert publish(bus, ["d1"]) == 1 and publish(bus, ["d1"]) == 0
 
 
+def test_append_stores_outbox_rows_like_publish_without_deduplication(bus: SqliteEventTransport) -> None:
+    rows = [(f"r{i}", "Kind", b"body %d" % i) for i in range(3)] + [("r0", "Kind", b"again")]
+    with write_transaction(bus.connection) as tx:
+        bus.append(tx, STREAM, rows)
+        bus.append(tx, STREAM, [])
+    assert [(d.message_id, d.detail_type, d.body) for d in fetch(bus)] == rows
+
+
 def test_fetch_is_in_publish_order_and_bounded(bus: SqliteEventTransport) -> None:
     publish(bus, [f"m{i:02d}" for i in range(10)])
     publish(bus, ["other"], OTHER_STREAM)

@@ -23,9 +23,9 @@ from typing import Any
 
 import msgspec
 
-from ledgerflow.adapters.sqlite.bus import SqliteEventTransport, insert_rows
+from ledgerflow.adapters.sqlite.bus import OutboxRow, SqliteEventTransport, insert_rows
 from ledgerflow.adapters.sqlite.ledger_store import NOW_MS_SQL, SqliteLedgerStore
-from ledgerflow.bus.transport import Delivery, OutboundMessage
+from ledgerflow.bus.transport import Delivery
 from ledgerflow.domain import events as ev
 from ledgerflow.domain.canonical import KIND_COMPLETION, KIND_REVERSAL, EnrichedTransaction
 from ledgerflow.domain.engine import RESOLUTION_POSTED
@@ -119,11 +119,11 @@ class PostingPipeline:
             if not deliveries:
                 return report
             self.directory.refresh_if_changed(tx)
-            outbox: list[OutboundMessage] = []
+            outbox: list[OutboxRow] = []
             settled = self._process(tx, deliveries, now_ms, outbox, report)
             # The outbox needs no message-id de-duplication: each inbound event is settled in exactly one
             # committed transaction, and its outcome ids derive from its id.
-            self.transport.publish(tx, EVENTS_STREAM, outbox, deduplicate=False)
+            self.transport.append(tx, EVENTS_STREAM, outbox)
             self.transport.ack(tx, PIPELINE_CONSUMER, settled)
             _add_counters(tx, report)
             report.committed_at_ms = now_ms
@@ -135,7 +135,7 @@ class PostingPipeline:
         tx: sqlite3.Connection,
         deliveries: list[Delivery],
         now_ms: int,
-        outbox: list[OutboundMessage],
+        outbox: list[OutboxRow],
         report: StepReport,
     ) -> list[Delivery]:
         decoded: list[tuple[Delivery, Any]] = []
@@ -169,7 +169,7 @@ class PostingPipeline:
         tx: sqlite3.Connection,
         decoded: list[tuple[Delivery, Any]],
         now_ms: int,
-        outbox: list[OutboundMessage],
+        outbox: list[OutboxRow],
         report: StepReport,
         settled: list[Delivery],
     ) -> list[tuple[Delivery, Any]]:
@@ -222,7 +222,7 @@ class PostingPipeline:
         return fresh
 
     def _decide(
-        self, envelope: Any, outbox: list[OutboundMessage], report: StepReport
+        self, envelope: Any, outbox: list[OutboxRow], report: StepReport
     ) -> tuple[EnrichedTransaction, Posting | None]:
         """Standardize, enrich and apply the rules; returns the posting to make, or None when rejected."""
         canonical = standardize(envelope)
@@ -249,7 +249,7 @@ class PostingPipeline:
             self._reject(envelope, enriched, REASON_ORIGINAL_REFERENCE_MISSING, outbox, report)
             return enriched, None
 
-    def _reject(self, envelope: Any, enriched: EnrichedTransaction, reason: str, outbox: list[OutboundMessage],
+    def _reject(self, envelope: Any, enriched: EnrichedTransaction, reason: str, outbox: list[OutboxRow],
                 report: StepReport, *, stage: str = "rules", posting_id: str | None = None) -> None:
         """Emit TransactionPostingRejected with the rule's reason or the ledger's result code."""
         canonical = enriched.transaction
@@ -277,7 +277,7 @@ class PostingPipeline:
         canonical: Any,
         enriched: EnrichedTransaction,
         outcome: Any,
-        outbox: list[OutboundMessage],
+        outbox: list[OutboxRow],
     ) -> None:
         correlation, trace = canonical.correlation_id, canonical.trace_context
         outbox.append(
@@ -317,7 +317,7 @@ class PostingPipeline:
         self,
         tx: sqlite3.Connection,
         approved: list[tuple[Delivery, Any, EnrichedTransaction, Posting]],
-        outbox: list[OutboundMessage],
+        outbox: list[OutboxRow],
         report: StepReport,
     ) -> None:
         if not approved:
@@ -402,7 +402,7 @@ class PostingPipeline:
         posting: Posting,
         result: PostingResult,
         after: dict[str, tuple[int, int, int, int]] | None,
-        outbox: list[OutboundMessage],
+        outbox: list[OutboxRow],
         report: StepReport,
     ) -> None:
         canonical = enriched.transaction
@@ -476,7 +476,7 @@ def _side_detail(envelope: Any, correlation: str) -> ev.SideEventDetail:
     )
 
 
-def _message(event_id: str, detail_type: str, inbound: Any, detail: Any) -> OutboundMessage:
+def _message(event_id: str, detail_type: str, inbound: Any, detail: Any) -> OutboxRow:
     envelope = ev.Envelope(
         id=f"{event_id}:{detail_type}",
         detail_type=detail_type,
@@ -487,7 +487,7 @@ def _message(event_id: str, detail_type: str, inbound: Any, detail: Any) -> Outb
         region=inbound.region,
         resources=(inbound.id,),
     )
-    return OutboundMessage(envelope.id, detail_type, _encode(envelope))
+    return envelope.id, detail_type, _encode(envelope)
 
 
 COUNTER_NAMES = ("posted", "rejected", "duplicates_parked", "dead_lettered")

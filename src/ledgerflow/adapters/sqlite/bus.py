@@ -17,6 +17,9 @@ from ledgerflow.bus.transport import (
     redelivery_delay_ms,
 )
 
+# (message_id, detail_type, body): an outbound message in the columns it is stored in.
+OutboxRow = tuple[str, str, bytes]
+
 
 class SqliteEventTransport(EventTransport):
     def __init__(self, connection: sqlite3.Connection) -> None:
@@ -36,13 +39,23 @@ class SqliteEventTransport(EventTransport):
                 [(m.message_id, m.detail_type, m.body, m.message_id) for m in messages],
             )
         else:
-            insert_rows(
-                tx,
-                "INSERT INTO bus_messages (stream, message_id, detail_type, body, published_at_ms)",
-                f"('{_literal(stream)}',?,?,?,{now_ms})",
-                [(m.message_id, m.detail_type, m.body) for m in messages],
-            )
+            self._append(tx, stream, [(m.message_id, m.detail_type, m.body) for m in messages], now_ms)
         return tx.total_changes - before
+
+    def append(self, tx: sqlite3.Connection, stream: str, rows: Sequence[OutboxRow]) -> None:
+        """`publish(..., deduplicate=False)` for rows already in column form (no message objects to build): for a
+        transactional outbox, whose transaction guarantees once-only publication."""
+        if rows:
+            self._append(tx, stream, rows, _now_ms(tx))
+
+    @staticmethod
+    def _append(tx: sqlite3.Connection, stream: str, rows: Sequence[OutboxRow], now_ms: int) -> None:
+        insert_rows(
+            tx,
+            "INSERT INTO bus_messages (stream, message_id, detail_type, body, published_at_ms)",
+            f"('{_literal(stream)}',?,?,?,{now_ms})",
+            rows,
+        )
 
     def ensure_consumer(self, tx: sqlite3.Connection, consumer: str, stream: str) -> None:
         tx.execute("INSERT OR IGNORE INTO bus_consumers (consumer, stream, ack_floor_seq) VALUES (?, ?, 0)",
