@@ -34,6 +34,7 @@ from typing import Any
 
 import psycopg
 
+from ledgerflow.adapters.postgres.account_chains import AS_OF_SQL, chain_problems, journal_rows
 from ledgerflow.adapters.postgres.arrays import text_array
 from ledgerflow.adapters.postgres.connection import (
     connect,
@@ -87,7 +88,7 @@ LEGACY_INDEX_SQL = "SELECT to_regclass('entries_posting_leg_unique') IS NOT NULL
 # lock an UPDATE of non-key columns takes anyway.
 LOCK_ACCOUNTS_SQL = (
     f"SELECT a.{ACCOUNT_COLUMNS.replace(', ', ', a.')}, l.debits_pending, l.debits_posted, l.credits_pending, "
-    "l.credits_posted FROM (SELECT b.* FROM unnest(%s::text[]) AS ids(account_id) "
+    "l.credits_posted, l.last_entry_seq, l.entry_count FROM (SELECT b.* FROM unnest(%s::text[]) AS ids(account_id) "
     "JOIN balances b ON b.account_id = ids.account_id ORDER BY b.account_id FOR NO KEY UPDATE OF b) l "
     "JOIN accounts a ON a.account_id = l.account_id"
 )
@@ -127,6 +128,8 @@ class PostgresLedgerStore(LedgerStore):
         self._clock_under_locks_ms: int | None = None
         # The entry numbers drawn by _load under the row locks, for the _write that follows it.
         self._entry_seq_block: int | None = None
+        # account_id -> [last_entry_seq, entry_count] of the accounts _load locked, for the _write that follows.
+        self._chain_heads: dict[str, list[int]] | None = None
         # Whether holds recorded before migration 0004 must be looked up through the old index (read once).
         self._legacy_hold_lookup: bool | None = None
 
@@ -150,6 +153,7 @@ class PostgresLedgerStore(LedgerStore):
         connection = self.connection()
         self._clock_under_locks_ms = None
         self._entry_seq_block = None
+        self._chain_heads = None
         with mapped_errors("ledger transaction"):
             connection.execute(BEGIN_SQL)
             try:
@@ -189,7 +193,9 @@ class PostgresLedgerStore(LedgerStore):
                 clock = tx.execute(NOW_MS_SQL)
                 # Drawn after the locks were granted: per account, entry numbers follow commit order.
                 block = tx.execute(NEXT_ENTRY_SEQ_BLOCK_SQL)
-            accounts = {row[0]: account_state(row) for row in locked.fetchall()} if locked else {}
+            locked_rows = locked.fetchall() if locked else []
+            accounts = {row[0]: account_state(row) for row in locked_rows}
+            self._chain_heads = {row[0]: [row[11], row[12]] for row in locked_rows}
             resolutions = dict(resolved.fetchall()) if resolved else {}
             records = {posting_id: (bytes(digest), int(result))
                        for posting_id, digest, result in (recorded.fetchall() if recorded else ())}
@@ -204,9 +210,9 @@ class PostgresLedgerStore(LedgerStore):
     def _write(self, tx: psycopg.Connection, effects: BatchEffects, now_ms: int) -> None:
         with mapped_errors("writing ledger batch"):
             block, self._entry_seq_block = self._entry_seq_block, None
-            if block is None:  # not after a _load (each block numbers one write)
-                block = int(tx.execute(NEXT_ENTRY_SEQ_BLOCK_SQL).fetchone()[0])  # type: ignore[index]
-            write_effects(tx, effects, now_ms, block)
+            heads, self._chain_heads = self._chain_heads, None
+            assert block is not None and heads is not None, "a write follows the _load that locked its accounts"
+            write_effects(tx, effects, now_ms, block, heads)
 
     def _hold_legs_sql(self, tx: psycopg.Connection) -> str:
         if self._legacy_hold_lookup is None:
@@ -223,7 +229,26 @@ class PostgresLedgerStore(LedgerStore):
                 f"INSERT INTO accounts ({ACCOUNT_COLUMNS}, created_at_ms) VALUES (%s,%s,%s,%s,%s,%s,%s,%s)",
                 account_row(account, now_ms),
             )
-            tx.execute("INSERT INTO balances VALUES (%s, 0, 0, 0, 0)", (account.account_id,))
+            tx.execute("INSERT INTO balances (account_id, debits_pending, debits_posted, credits_pending, "
+                       "credits_posted, last_entry_seq, entry_count) VALUES (%s, 0, 0, 0, 0, 0, 0)",
+                       (account.account_id,))
+
+    def _journal_rows(self, account_id: str, after_entry_seq: int, limit: int) -> list[tuple]:
+        with mapped_errors("reading an account's journal"):
+            return journal_rows(self.connection(), account_id, after_entry_seq, limit)
+
+    def _counters_as_of(self, account_id: str, as_of_ms: int) -> tuple:
+        with mapped_errors("recomputing a past balance"):
+            row = self.connection().execute(AS_OF_SQL, {"account": account_id, "as_of": as_of_ms}).fetchone()
+        assert row is not None
+        return row
+
+    def check(self) -> dict[str, Any]:
+        report = super().check()
+        problems = chain_problems(lambda sql: self._rows(None, sql, ()))
+        report.update(problems)
+        report["ok"] = bool(report["ok"]) and not any(problems.values())
+        return report
 
     def _update_status(self, tx: psycopg.Connection, account_id: str, status: str) -> bool:
         with mapped_errors("updating an account's status"):

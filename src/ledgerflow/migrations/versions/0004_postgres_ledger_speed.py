@@ -1,5 +1,5 @@
 """PostgreSQL ledger write path: entries numbered in per-batch blocks, found by range like on SQLite; room for HOT
-balance updates. No effect on SQLite.
+balance updates; per-account journal chains instead of an index over every entry. No effect on SQLite.
 
 - `entry_seq_blocks`: a sequence that steps by ENTRY_SEQ_BLOCK. A write transaction takes one value (after it
   locked its accounts) and numbers its entries from it, so a posting's entries are contiguous and
@@ -14,6 +14,13 @@ balance updates. No effect on SQLite.
   insert on an account or posting id compared strings through the locale's collation routine, which cost
   ~2.5 us of server CPU per posting (16.4 vs 20.1 us measured). Ids are identifiers, not prose: no locale order is
   lost.
+- An account's journal is a chain of entries, not an index over every entry (as on SQLite, 0005): each entry
+  points at the previous entry of its account (`account_prev_seq`); each balance row holds its account's newest
+  entry (`last_entry_seq`) and its number of entries (`entry_count`), both set by the batch's one aggregated
+  balance UPDATE; every JOURNAL_MARK_EVERY-th entry of an account is listed in `account_journal_marks`, so a
+  journal page starts from a mark instead of walking the whole chain. This replaces the index
+  `entries_account_seq`, whose random-keyed insert was the largest part of an entry's write on the server
+  (server CPU per posting, 10,000-posting batches: uniform 19.5-21.3 -> 14.0-17.0 us).
 - `balances` fillfactor 50: each batch updates every balance row it touches; with free space on the page the
   update stays on the page (HOT) and needs no new index entry. Applies to pages written from now on.
 
@@ -40,6 +47,8 @@ ID_COLUMNS = {
     "pending_resolutions": ("pending_id", "posting_id"),
 }
 BALANCES_FOREIGN_KEY = "balances_account_id_fkey"
+# Must equal ledgerflow.adapters.postgres.account_chains.JOURNAL_MARK_EVERY.
+JOURNAL_MARK_EVERY = 64
 
 
 def upgrade() -> None:
@@ -59,6 +68,41 @@ def upgrade() -> None:
         op.execute("ALTER TABLE entries DROP CONSTRAINT entries_posting_leg_unique")
     op.execute(f"ALTER TABLE balances SET (fillfactor = {BALANCES_FILLFACTOR})")
     _set_id_collation('"C"')
+    _link_account_chains()
+
+
+def _link_account_chains() -> None:
+    op.execute("ALTER TABLE entries ADD COLUMN account_prev_seq bigint")
+    op.execute("ALTER TABLE balances ADD COLUMN last_entry_seq bigint NOT NULL DEFAULT 0, "
+               "ADD COLUMN entry_count bigint NOT NULL DEFAULT 0")
+    op.execute('CREATE TABLE account_journal_marks (account_id text COLLATE "C" NOT NULL, '
+               "entry_seq bigint NOT NULL, PRIMARY KEY (account_id, entry_seq))")
+    # Link the entries written before this revision (the journal is append-only: lift its guard for this once).
+    op.execute("ALTER TABLE entries DISABLE TRIGGER entries_append_only")
+    op.execute(
+        "UPDATE entries SET account_prev_seq = linked.prev FROM (SELECT entry_seq, LAG(entry_seq) OVER "
+        "(PARTITION BY account_id ORDER BY entry_seq) AS prev FROM entries) AS linked "
+        "WHERE entries.entry_seq = linked.entry_seq AND linked.prev IS NOT NULL"
+    )
+    op.execute("ALTER TABLE entries ENABLE TRIGGER entries_append_only")
+    op.execute(
+        "UPDATE balances SET last_entry_seq = heads.last_seq, entry_count = heads.entry_count FROM "
+        "(SELECT account_id, MAX(entry_seq) AS last_seq, COUNT(*) AS entry_count FROM entries GROUP BY account_id) "
+        "AS heads WHERE balances.account_id = heads.account_id"
+    )
+    op.execute(
+        "INSERT INTO account_journal_marks (account_id, entry_seq) SELECT account_id, entry_seq FROM "
+        "(SELECT account_id, entry_seq, ROW_NUMBER() OVER (PARTITION BY account_id ORDER BY entry_seq) AS ordinal "
+        f"FROM entries) AS numbered WHERE ordinal % {JOURNAL_MARK_EVERY} = 0"
+    )
+    op.execute("DROP INDEX entries_account_seq")
+
+
+def _unlink_account_chains() -> None:
+    op.execute("CREATE INDEX entries_account_seq ON entries (account_id, entry_seq)")
+    op.execute("DROP TABLE account_journal_marks")
+    op.execute("ALTER TABLE balances DROP COLUMN entry_count, DROP COLUMN last_entry_seq")
+    op.execute("ALTER TABLE entries DROP COLUMN account_prev_seq")
 
 
 def _set_id_collation(collation: str) -> None:
@@ -73,6 +117,7 @@ def _set_id_collation(collation: str) -> None:
 def downgrade() -> None:
     if op.get_bind().dialect.name != "postgresql":
         return
+    _unlink_account_chains()
     _set_id_collation("pg_catalog.default")
     op.execute("ALTER TABLE balances RESET (fillfactor)")
     op.execute("ALTER TABLE entries DROP CONSTRAINT IF EXISTS entries_posting_leg_unique")
