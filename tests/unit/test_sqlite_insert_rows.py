@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ledgerflow.adapters.sqlite.bus import INSERT_ROWS_PER_STATEMENT, insert_rows
+from ledgerflow.adapters.sqlite.multirow import INSERT_ROWS_PER_STATEMENT, insert_rows
 
 UPSERT_TAIL = " ON CONFLICT (k) DO UPDATE SET v = excluded.v, n = t.n + 1"
 

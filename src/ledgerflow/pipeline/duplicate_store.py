@@ -14,7 +14,7 @@ from collections.abc import Sequence
 
 import msgspec
 
-from ledgerflow.adapters.sqlite.bus import insert_rows
+from ledgerflow.adapters.sqlite.multirow import insert_rows
 from ledgerflow.pipeline.dedup import TIME_LED_MARK
 
 # (event_id, event_time_s) of the latest unparked event of each key.

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from ledgerflow.adapters.sqlite.account_chains import AS_OF_SQL, chain_problems, journal_rows, link_entries
+from ledgerflow.adapters.sqlite.multirow import insert_rows
 from ledgerflow.domain.engine import BatchEffects, LoadedState
 from ledgerflow.domain.ledger import LEGS_MAX, Account
 from ledgerflow.ports import (
@@ -160,27 +161,23 @@ class SqliteLedgerStore(LedgerStore):
     def _write(self, tx: sqlite3.Connection, effects: BatchEffects, now_ms: int) -> None:
         try:
             entry_rows, first_seq, marks = self._number_entries(tx, effects.entry_rows)
-            if effects.posting_rows:
-                tx.executemany(
-                    "INSERT INTO postings (posting_id, kind, result, payload_digest, pending_id, amount_minor, "
-                    "expires_at_ms, correlation_id, metadata_json, entry_seq_first, created_at_ms) "
-                    f"VALUES (?,?,?,?,?,?,?,?,?,?,{now_ms})",
-                    [(*row, first_seq.get(row[0])) for row in effects.posting_rows],
-                )
-            if entry_rows:
-                tx.executemany(
-                    "INSERT INTO entries (entry_seq, posting_id, leg_index, account_id, direction, amount_minor, "
-                    f"pending_delta, posted_delta, account_prev_seq, created_at_ms) VALUES (?,?,?,?,?,?,?,?,?,{now_ms})",
-                    entry_rows,
-                )
-            if marks:
-                tx.executemany("INSERT INTO account_journal_marks (account_id, entry_seq) VALUES (?,?)", marks)
-            if effects.resolution_rows:
-                tx.executemany(
-                    "INSERT INTO pending_resolutions (pending_id, posting_id, resolution, created_at_ms) "
-                    f"VALUES (?,?,?,{now_ms})",
-                    effects.resolution_rows,
-                )
+            insert_rows(
+                tx,
+                "INSERT INTO postings (posting_id, kind, result, payload_digest, pending_id, amount_minor, "
+                "expires_at_ms, correlation_id, metadata_json, entry_seq_first, created_at_ms)",
+                f"(?,?,?,?,?,?,?,?,?,?,{now_ms})",
+                [(*row, first_seq.get(row[0])) for row in effects.posting_rows],
+            )
+            insert_rows(
+                tx,
+                "INSERT INTO entries (entry_seq, posting_id, leg_index, account_id, direction, amount_minor, "
+                "pending_delta, posted_delta, account_prev_seq, created_at_ms)",
+                f"(?,?,?,?,?,?,?,?,?,{now_ms})",
+                entry_rows,
+            )
+            insert_rows(tx, "INSERT INTO account_journal_marks (account_id, entry_seq)", "(?,?)", marks)
+            insert_rows(tx, "INSERT INTO pending_resolutions (pending_id, posting_id, resolution, created_at_ms)",
+                        f"(?,?,?,{now_ms})", effects.resolution_rows)
             if effects.balance_deltas:
                 # Every account with new entries has a delta row (even when its deltas cancel out), and moves its
                 # chain head along with its counters.
