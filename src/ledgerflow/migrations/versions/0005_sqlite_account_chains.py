@@ -6,7 +6,7 @@ account is also recorded in `account_journal_marks`, so a page of the journal st
 the whole chain. This replaces the index `entries_account_seq`: inserting into that random-keyed index cost more
 than the rest of an entry's write (measured: a posting's two entries 6.5 µs with it, 2.3 µs without).
 
-PostgreSQL keeps its index (the server maintains it; nothing changes there).
+PostgreSQL gets the same chains from its own migration, 0004_postgres_ledger_speed.
 
 Revision ID: 0005_sqlite_account_chains
 Revises: 0004_postgres_ledger_speed
