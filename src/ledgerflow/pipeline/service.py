@@ -23,8 +23,9 @@ from typing import Any
 
 import msgspec
 
-from ledgerflow.adapters.sqlite.bus import OutboxRow, SqliteEventTransport, insert_rows
+from ledgerflow.adapters.sqlite.bus import OutboxRow, SqliteEventTransport
 from ledgerflow.adapters.sqlite.ledger_store import NOW_MS_SQL, SqliteLedgerStore
+from ledgerflow.adapters.sqlite.multirow import insert_rows
 from ledgerflow.bus.transport import Delivery
 from ledgerflow.domain import events as ev
 from ledgerflow.domain.canonical import KIND_COMPLETION, KIND_REVERSAL, EnrichedTransaction
