@@ -21,8 +21,10 @@ base class, so the stamps of one account's entries follow the order in which the
 would stamp a batch with the time before it waited for the locks, and a point-in-time balance could then show a
 state that never existed. Expiry decisions use the same value.
 
-Per account, entry_seq follows commit order too (entries are written while the account's balance row is locked),
-so paging an account's journal by entry_seq never skips a late-committing entry.
+Per account, entry_seq follows commit order too: the transaction draws its block of entry numbers (migration 0004)
+in the same round trip, after the row locks were granted, so paging an account's journal by entry_seq never skips
+a late-committing entry. The same lock orders each account's journal chain: the lock query also reads the chain's
+head, and the batch's balance UPDATE moves it (account_chains.py).
 """
 
 from __future__ import annotations
