@@ -109,7 +109,13 @@ def run_command(
 
     with _ledger(data_dir) as (ledger, settings):
         router = EventRouter(ledger.connection, tokenizer=tokenizer_for(settings.data_dir))
-        runner = Runner(build_pipeline(ledger, batch_size_max=batch_size_max, rules=rules), router=router)
+        from ledgerflow.pipeline.posting import PostingIdOrderError
+
+        try:
+            pipeline = build_pipeline(ledger, batch_size_max=batch_size_max, rules=rules)
+        except PostingIdOrderError as exc:
+            raise _fail(str(exc), 2) from None
+        runner = Runner(pipeline, router=router)
         runner.install_signal_handlers()
         totals = runner.run(until_idle=until_idle)
     _emit({"events": totals.events, "posted": totals.posted, "rejected": totals.rejected,

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import json
 from datetime import datetime
-from typing import Final
+from typing import Any, Final
 
 from ledgerflow.domain.canonical import (
     KIND_AUTHORIZATION,
@@ -44,6 +44,26 @@ DEBIT, CREDIT = Direction.debit, Direction.credit
 
 class MissingReferenceError(ValueError):
     """A completion or reversal without the original's auth code and STAN."""
+
+
+# The order of posting-id components this version writes (migration 0006 records the order a ledger holds).
+POSTING_ID_ORDER: Final = 2
+
+
+class PostingIdOrderError(RuntimeError):
+    """The ledger holds pipeline postings whose ids this version would not reproduce."""
+
+
+def check_posting_id_order(connection: Any) -> None:
+    """Refuse a ledger whose pipeline postings were written with the earlier id order (card token first): this
+    version would not find their holds, and a late resend would post again instead of answering `exists`."""
+    row = connection.execute("SELECT posting_id_order FROM pipeline_posting_id_order").fetchone()
+    if row is not None and int(row[0]) != POSTING_ID_ORDER:
+        raise PostingIdOrderError(
+            "this ledger holds pipeline postings whose ids lead with the card token (an earlier version); this "
+            "version's ids lead with the STAN, so completions would not find those holds and late resends would "
+            "post again. Drain and reconcile it with the version that wrote it, then start a new data directory."
+        )
 
 
 def settlement_account_id(currency: str) -> str:

@@ -40,6 +40,7 @@ from ledgerflow.pipeline.outcomes import PostedBalances, PostedDetail, RejectedD
 from ledgerflow.pipeline.posting import (
     MissingReferenceError,
     captured_hold_id,
+    check_posting_id_order,
     plan_posting,
     reversal_of_capture,
 )
@@ -93,6 +94,7 @@ class PostingPipeline:
     def __init__(
         self, ledger: SqliteLedgerStore, rules: RulesEngine, config: PipelineConfig | None = None
     ) -> None:
+        check_posting_id_order(ledger.connection)
         self.ledger = ledger
         self.connection: sqlite3.Connection = ledger.connection
         self.transport = SqliteEventTransport(self.connection)

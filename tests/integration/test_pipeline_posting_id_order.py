@@ -1,0 +1,65 @@
+"""A ledger whose pipeline postings were written with the earlier posting-id order (card token first) is refused by
+the pipeline with a clear reason (migration 0006 marks it); a ledger without such postings is accepted."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from alembic import command
+from alembic.config import Config
+
+from ledgerflow.bootstrap import build_pipeline, open_ledger
+from ledgerflow.config import Settings
+from ledgerflow.domain.ledger import Account, AccountKind, Direction, Leg, Posting, PostingKind
+from ledgerflow.migrations.runner import MIGRATIONS_DIR
+from ledgerflow.pipeline.posting import PostingIdOrderError
+
+
+def _migrate(database: Path, revision: str, *, down: bool) -> None:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    engine = sa.create_engine(f"sqlite:///{database}")
+    with engine.connect() as connection:
+        config.attributes["connection"] = connection
+        (command.downgrade if down else command.upgrade)(config, revision)
+        connection.commit()
+    engine.dispose()
+
+
+def _ledger_before_0006(data_dir: Path, posting_id: str) -> None:
+    ledger = open_ledger(Settings(data_dir=data_dir))
+    ledger.create_accounts([Account(account_id=a, currency="GBP", kind=AccountKind.settlement) for a in ("a", "b")])
+    ledger.close()
+    _migrate(data_dir / "ledgerflow.sqlite3", "0005_sqlite_account_chains", down=True)
+    ledger = open_ledger(Settings(data_dir=data_dir), initialise=False)
+    ledger.post_batch([Posting(posting_id=posting_id, kind=PostingKind.pending,
+                               legs=(Leg("a", Direction.debit, 5), Leg("b", Direction.credit, 5)))])
+    ledger.close()
+    _migrate(data_dir / "ledgerflow.sqlite3", "head", down=False)
+
+
+def test_a_ledger_with_token_first_posting_ids_is_refused(tmp_path: Path) -> None:
+    _ledger_before_0006(tmp_path, "hold:kcb6bbf.YoEx83X-LsQ42wqczlUM6zdk:753070:881610")
+    ledger = open_ledger(Settings(data_dir=tmp_path))
+    try:
+        with pytest.raises(PostingIdOrderError, match="lead with the card token"):
+            build_pipeline(ledger)
+    finally:
+        ledger.close()
+    run = subprocess.run([sys.executable, "-m", "ledgerflow", "run", "--until-idle", "--data-dir", str(tmp_path)],
+                         check=False, capture_output=True, text=True, timeout=120)
+    assert run.returncode == 2
+    assert "error: this ledger holds pipeline postings whose ids lead with the card token" in run.stderr
+
+
+def test_a_ledger_without_pipeline_postings_is_accepted(tmp_path: Path) -> None:
+    _ledger_before_0006(tmp_path, "transfer-1")
+    ledger = open_ledger(Settings(data_dir=tmp_path))
+    try:
+        assert build_pipeline(ledger).step().fetched == 0
+    finally:
+        ledger.close()
