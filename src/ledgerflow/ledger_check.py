@@ -9,6 +9,9 @@ from collections.abc import Callable
 from typing import Any
 
 REPORT_ITEMS_MAX = 100
+# Every JOURNAL_MARK_EVERY-th entry of an account is listed in `account_journal_marks` (both stores' layout: see
+# docs/ledger.md, "How an account's entries are found"). Migrations keep their own frozen copy of the number.
+JOURNAL_MARK_EVERY = 64
 COUNTERS = ("debits_pending", "debits_posted", "credits_pending", "credits_posted")
 
 _SIGNED = "CASE WHEN e.direction = 0 THEN e.{col} ELSE -e.{col} END"
@@ -81,6 +84,41 @@ ORDER BY a.account_id LIMIT {REPORT_ITEMS_MAX}
 """
 
 
+# -- the per-account chains: every link names the account's previous entry, every head and count matches the
+# entries, and the marks are exactly every JOURNAL_MARK_EVERY-th entry of an account. Entry numbers are positive,
+# so COALESCE(.., 0) compares a missing link with a missing predecessor.
+BROKEN_LINKS_SQL = f"""
+SELECT entry_seq FROM (
+  SELECT entry_seq, account_prev_seq,
+         LAG(entry_seq) OVER (PARTITION BY account_id ORDER BY entry_seq) AS expected_prev
+  FROM entries) AS linked
+WHERE COALESCE(account_prev_seq, 0) <> COALESCE(expected_prev, 0) ORDER BY entry_seq LIMIT {REPORT_ITEMS_MAX}
+"""
+
+WRONG_HEADS_SQL = f"""
+SELECT b.account_id FROM balances b
+LEFT JOIN (SELECT account_id, MAX(entry_seq) AS last_seq, COUNT(*) AS entry_count FROM entries GROUP BY account_id) h
+  ON h.account_id = b.account_id
+WHERE b.last_entry_seq <> COALESCE(h.last_seq, 0) OR b.entry_count <> COALESCE(h.entry_count, 0)
+ORDER BY b.account_id LIMIT {REPORT_ITEMS_MAX}
+"""
+
+_EXPECTED_MARKS = (
+    "SELECT account_id, entry_seq FROM (SELECT account_id, entry_seq, "
+    "ROW_NUMBER() OVER (PARTITION BY account_id ORDER BY entry_seq) AS ordinal FROM entries) AS numbered "
+    f"WHERE ordinal % {JOURNAL_MARK_EVERY} = 0"
+)
+WRONG_MARKS_SQL = f"""
+SELECT account_id, entry_seq FROM (
+  SELECT account_id, entry_seq FROM ({_EXPECTED_MARKS} EXCEPT SELECT account_id, entry_seq FROM account_journal_marks)
+    AS missing
+  UNION ALL
+  SELECT account_id, entry_seq FROM (SELECT account_id, entry_seq FROM account_journal_marks EXCEPT {_EXPECTED_MARKS})
+    AS extra
+) AS wrong ORDER BY entry_seq LIMIT {REPORT_ITEMS_MAX}
+"""
+
+
 def run_check(query: Callable[[str], list[tuple]]) -> dict[str, Any]:
     """Run every invariant query; `query(sql)` returns rows."""
     postings = int(query("SELECT COUNT(*) FROM postings")[0][0])
@@ -104,8 +142,11 @@ def run_check(query: Callable[[str], list[tuple]]) -> dict[str, Any]:
     not_released = [row[0] for row in query(HOLDS_NOT_RELEASED_SQL)]
     without_entries = [row[0] for row in query(POSTINGS_WITHOUT_ENTRIES_SQL)]
     limits = [row[0] for row in query(LIMIT_VIOLATIONS_SQL)]
+    broken_links = [int(row[0]) for row in query(BROKEN_LINKS_SQL)]
+    wrong_heads = [row[0] for row in query(WRONG_HEADS_SQL)]
+    wrong_marks = [[row[0], int(row[1])] for row in query(WRONG_MARKS_SQL)]
     ok = not (imbalanced or mismatches or orphan or resolved_twice or unbacked or not_released or without_entries
-              or limits)
+              or limits or broken_links or wrong_heads or wrong_marks)
     return {
         "ok": ok,
         "postings": postings,
@@ -119,4 +160,7 @@ def run_check(query: Callable[[str], list[tuple]]) -> dict[str, Any]:
         "resolved_holds_not_released": not_released,
         "successful_postings_without_entries": without_entries,
         "limit_violations": limits,
+        "broken_account_links": broken_links,
+        "wrong_account_heads": wrong_heads,
+        "wrong_journal_marks": wrong_marks,
     }

@@ -12,10 +12,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ledgerflow.adapters.sqlite.account_chains import JOURNAL_MARK_EVERY
 from ledgerflow.bootstrap import open_ledger
 from ledgerflow.config import Settings
 from ledgerflow.domain.ledger import Account, AccountKind, Direction, Leg, Posting, PostingKind
+from ledgerflow.ledger_check import JOURNAL_MARK_EVERY
 from ledgerflow.ports import ENTRY_COLUMNS, RECOMPUTE_ONE_SQL, LedgerStore
 
 ACCOUNTS = ("acct:a", "acct:b", "acct:c", "acct:d")
@@ -160,8 +160,9 @@ def test_migration_links_a_journal_written_before_it(tmp_path: Path) -> None:
         store.close()
 
 
-def test_migration_and_adapter_agree_on_the_mark_interval() -> None:
+def test_migrations_and_stores_agree_on_the_mark_interval() -> None:
     import importlib
 
-    migration = importlib.import_module("ledgerflow.migrations.versions.0005_sqlite_account_chains")
-    assert migration.JOURNAL_MARK_EVERY == JOURNAL_MARK_EVERY
+    for name in ("0004_postgres_ledger_speed", "0005_sqlite_account_chains"):
+        migration = importlib.import_module(f"ledgerflow.migrations.versions.{name}")
+        assert migration.JOURNAL_MARK_EVERY == JOURNAL_MARK_EVERY

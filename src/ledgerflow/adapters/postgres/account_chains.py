@@ -12,15 +12,13 @@ an insert into a random-keyed index.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from operator import itemgetter, ne
 
 import psycopg
 
-from ledgerflow.ledger_check import REPORT_ITEMS_MAX
+from ledgerflow.ledger_check import JOURNAL_MARK_EVERY
 from ledgerflow.ports import ENTRY_COLUMNS
-
-JOURNAL_MARK_EVERY = 64
 
 _ENTRY_COLUMNS_OF_E = ", ".join("e." + column for column in ENTRY_COLUMNS.split(", "))
 
@@ -116,44 +114,3 @@ def journal_rows(connection: psycopg.Connection, account_id: str, after_entry_se
             rows.extend(cursor.execute(SEGMENT_SQL, {"end": end, "after": after}).fetchall())
             after = end
     return rows[:limit]
-
-
-# -- the check ---------------------------------------------------------------------------------------------------
-BROKEN_LINKS_SQL = f"""
-SELECT entry_seq FROM (
-  SELECT entry_seq, account_prev_seq,
-         LAG(entry_seq) OVER (PARTITION BY account_id ORDER BY entry_seq) AS expected_prev
-  FROM entries) AS linked
-WHERE account_prev_seq IS DISTINCT FROM expected_prev ORDER BY entry_seq LIMIT {REPORT_ITEMS_MAX}
-"""
-
-WRONG_HEADS_SQL = f"""
-SELECT b.account_id FROM balances b
-LEFT JOIN (SELECT account_id, MAX(entry_seq) AS last_seq, COUNT(*) AS entry_count FROM entries GROUP BY account_id) h
-  ON h.account_id = b.account_id
-WHERE b.last_entry_seq <> COALESCE(h.last_seq, 0) OR b.entry_count <> COALESCE(h.entry_count, 0)
-ORDER BY b.account_id LIMIT {REPORT_ITEMS_MAX}
-"""
-
-_EXPECTED_MARKS = (
-    "SELECT account_id, entry_seq FROM (SELECT account_id, entry_seq, "
-    "ROW_NUMBER() OVER (PARTITION BY account_id ORDER BY entry_seq) AS ordinal FROM entries) AS numbered "
-    f"WHERE ordinal % {JOURNAL_MARK_EVERY} = 0"
-)
-WRONG_MARKS_SQL = f"""
-SELECT account_id, entry_seq FROM (
-  ({_EXPECTED_MARKS} EXCEPT SELECT account_id, entry_seq FROM account_journal_marks)
-  UNION ALL
-  (SELECT account_id, entry_seq FROM account_journal_marks EXCEPT {_EXPECTED_MARKS})
-) AS wrong ORDER BY entry_seq LIMIT {REPORT_ITEMS_MAX}
-"""
-
-
-def chain_problems(query: Callable[[str], list[tuple]]) -> dict[str, list]:
-    """The chain invariants: every link names the account's previous entry, every head and count is right, and
-    the marks are exactly every JOURNAL_MARK_EVERY-th entry. `query(sql)` returns rows."""
-    return {
-        "broken_account_links": [int(row[0]) for row in query(BROKEN_LINKS_SQL)],
-        "wrong_account_heads": [row[0] for row in query(WRONG_HEADS_SQL)],
-        "wrong_journal_marks": [[row[0], int(row[1])] for row in query(WRONG_MARKS_SQL)],
-    }

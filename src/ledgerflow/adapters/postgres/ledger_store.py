@@ -36,7 +36,7 @@ from typing import Any
 
 import psycopg
 
-from ledgerflow.adapters.postgres.account_chains import AS_OF_SQL, chain_problems, journal_rows
+from ledgerflow.adapters.postgres.account_chains import AS_OF_SQL, journal_rows
 from ledgerflow.adapters.postgres.arrays import text_array
 from ledgerflow.adapters.postgres.connection import (
     connect,
@@ -244,13 +244,6 @@ class PostgresLedgerStore(LedgerStore):
             row = self.connection().execute(AS_OF_SQL, {"account": account_id, "as_of": as_of_ms}).fetchone()
         assert row is not None
         return row
-
-    def check(self) -> dict[str, Any]:
-        report = super().check()
-        problems = chain_problems(lambda sql: self._rows(None, sql, ()))
-        report.update(problems)
-        report["ok"] = bool(report["ok"]) and not any(problems.values())
-        return report
 
     def _update_status(self, tx: psycopg.Connection, account_id: str, status: str) -> bool:
         with mapped_errors("updating an account's status"):

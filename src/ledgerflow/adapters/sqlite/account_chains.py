@@ -10,11 +10,9 @@ entries it returns. Writing an entry costs one integer more, instead of an inser
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
-from ledgerflow.ledger_check import REPORT_ITEMS_MAX
-
-JOURNAL_MARK_EVERY = 64
+from ledgerflow.ledger_check import JOURNAL_MARK_EVERY
 
 ENTRY_COLUMNS = ("entry_seq, posting_id, leg_index, account_id, direction, amount_minor, pending_delta, "
                  "posted_delta, created_at_ms")
@@ -98,44 +96,3 @@ def journal_rows(connection: sqlite3.Connection, account_id: str, after_entry_se
         rows.extend(connection.execute(_SEGMENT_SQL, (end, end, after, after)).fetchall())
         after = end
     return rows[:limit]
-
-
-# -- the check ---------------------------------------------------------------------------------------------------
-BROKEN_LINKS_SQL = f"""
-SELECT entry_seq FROM (
-  SELECT entry_seq, account_prev_seq,
-         LAG(entry_seq) OVER (PARTITION BY account_id ORDER BY entry_seq) AS expected_prev
-  FROM entries)
-WHERE account_prev_seq IS NOT expected_prev ORDER BY entry_seq LIMIT {REPORT_ITEMS_MAX}
-"""
-
-WRONG_HEADS_SQL = f"""
-SELECT b.account_id FROM balances b
-LEFT JOIN (SELECT account_id, MAX(entry_seq) AS last_seq, COUNT(*) AS entry_count FROM entries GROUP BY account_id) h
-  ON h.account_id = b.account_id
-WHERE b.last_entry_seq <> COALESCE(h.last_seq, 0) OR b.entry_count <> COALESCE(h.entry_count, 0)
-ORDER BY b.account_id LIMIT {REPORT_ITEMS_MAX}
-"""
-
-_EXPECTED_MARKS = (
-    "SELECT account_id, entry_seq FROM (SELECT account_id, entry_seq, "
-    "ROW_NUMBER() OVER (PARTITION BY account_id ORDER BY entry_seq) AS ordinal FROM entries) "
-    f"WHERE ordinal % {JOURNAL_MARK_EVERY} = 0"
-)
-WRONG_MARKS_SQL = f"""
-SELECT account_id, entry_seq FROM (
-  SELECT * FROM ({_EXPECTED_MARKS} EXCEPT SELECT account_id, entry_seq FROM account_journal_marks)
-  UNION ALL
-  SELECT * FROM (SELECT account_id, entry_seq FROM account_journal_marks EXCEPT {_EXPECTED_MARKS})
-) ORDER BY entry_seq LIMIT {REPORT_ITEMS_MAX}
-"""
-
-
-def chain_problems(query: Callable[[str], list[tuple]]) -> dict[str, list]:
-    """The chain invariants: every link names the account's previous entry, every head and count is right, and
-    the marks are exactly every JOURNAL_MARK_EVERY-th entry. `query(sql)` returns rows."""
-    return {
-        "broken_account_links": [row[0] for row in query(BROKEN_LINKS_SQL)],
-        "wrong_account_heads": [row[0] for row in query(WRONG_HEADS_SQL)],
-        "wrong_journal_marks": [[row[0], row[1]] for row in query(WRONG_MARKS_SQL)],
-    }

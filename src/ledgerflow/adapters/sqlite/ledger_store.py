@@ -14,7 +14,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from ledgerflow.adapters.sqlite.account_chains import AS_OF_SQL, chain_problems, journal_rows, link_entries
+from ledgerflow.adapters.sqlite.account_chains import AS_OF_SQL, journal_rows, link_entries
 from ledgerflow.adapters.sqlite.multirow import insert_rows
 from ledgerflow.domain.engine import BatchEffects, LoadedState
 from ledgerflow.domain.ledger import LEGS_MAX, Account
@@ -232,10 +232,3 @@ class SqliteLedgerStore(LedgerStore):
 
     def _counters_as_of(self, account_id: str, as_of_ms: int) -> tuple:
         return self._rows(None, AS_OF_SQL, (account_id, as_of_ms))[0]
-
-    def check(self) -> dict[str, Any]:
-        report = super().check()
-        problems = chain_problems(lambda sql: self._rows(None, sql, ()))
-        report.update(problems)
-        report["ok"] = bool(report["ok"]) and not any(problems.values())
-        return report

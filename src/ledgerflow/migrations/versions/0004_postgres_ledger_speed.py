@@ -47,7 +47,7 @@ ID_COLUMNS = {
     "pending_resolutions": ("pending_id", "posting_id"),
 }
 BALANCES_FOREIGN_KEY = "balances_account_id_fkey"
-# Must equal ledgerflow.adapters.postgres.account_chains.JOURNAL_MARK_EVERY.
+# Must equal ledgerflow.ledger_check.JOURNAL_MARK_EVERY (a test checks it).
 JOURNAL_MARK_EVERY = 64
 
 

@@ -19,7 +19,7 @@ down_revision = "0004_postgres_ledger_speed"
 branch_labels = None
 depends_on = None
 
-# Must equal ledgerflow.adapters.sqlite.account_chains.JOURNAL_MARK_EVERY (a test checks it).
+# Must equal ledgerflow.ledger_check.JOURNAL_MARK_EVERY (a test checks it).
 JOURNAL_MARK_EVERY = 64
 
 
