@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import json
 import sqlite3
+import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -60,13 +61,16 @@ def connect(path: Path | str, *, synchronous: str = "FULL") -> sqlite3.Connectio
     return connection
 
 
+# While another process holds the write lock, BEGIN IMMEDIATE is retried this often. SQLite's own busy handler
+# sleeps 1, 2, 5, ... up to 100 ms between attempts, so a writer that has waited a while wakes too late for the short
+# gaps a busy writer leaves between its transactions (the pipeline's `run` starved a concurrent `ingest` that way).
+WRITE_LOCK_POLL_SECONDS = 0.0005
+
+
 @contextlib.contextmanager
 def write_transaction(connection: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
     """BEGIN IMMEDIATE ... COMMIT: takes the database's write lock up front, so reads inside are stable."""
-    try:
-        connection.execute("BEGIN IMMEDIATE")
-    except sqlite3.OperationalError as exc:
-        raise StoreConflictError(f"could not take the SQLite write lock: {exc}") from exc
+    _begin_immediate(connection)
     try:
         yield connection
     except BaseException:
@@ -78,6 +82,28 @@ def write_transaction(connection: sqlite3.Connection) -> Iterator[sqlite3.Connec
         with contextlib.suppress(sqlite3.Error):
             connection.execute("ROLLBACK")
         raise StoreConflictError(f"SQLite commit failed: {exc}") from exc
+
+
+def _begin_immediate(connection: sqlite3.Connection) -> None:
+    """Take the write lock, polling every WRITE_LOCK_POLL_SECONDS for up to BUSY_TIMEOUT_MS (the busy handler is
+    off for these attempts and restored afterwards)."""
+    deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
+    connection.execute("PRAGMA busy_timeout=0")
+    try:
+        while True:
+            try:
+                connection.execute("BEGIN IMMEDIATE")
+                return
+            except sqlite3.OperationalError as exc:
+                if not _is_busy(exc) or time.monotonic() >= deadline:
+                    raise StoreConflictError(f"could not take the SQLite write lock: {exc}") from exc
+            time.sleep(WRITE_LOCK_POLL_SECONDS)
+    finally:
+        connection.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+
+
+def _is_busy(exc: sqlite3.OperationalError) -> bool:
+    return getattr(exc, "sqlite_errorcode", None) == sqlite3.SQLITE_BUSY or "locked" in str(exc)
 
 
 def _ids_param(ids: set[str] | list[str]) -> str:
