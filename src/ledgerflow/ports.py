@@ -37,6 +37,7 @@ from ledgerflow.domain.ledger import (
     PostingKind,
 )
 from ledgerflow.domain.results import AccountResult, PostingResult
+from ledgerflow.journal_chains import ENTRY_COLUMNS, counters_as_of, journal_rows
 
 BATCH_POSTINGS_MAX = 50_000
 TRANSACTION_ATTEMPTS_MAX = 8
@@ -213,7 +214,7 @@ class LedgerStore(abc.ABC):
                                     "FROM balances WHERE account_id = ?", (account_id,))
             counters = rows[0]
         else:
-            counters = self._counters_as_of(account_id, as_of_ms)
+            counters = counters_as_of(self._query, account_id, as_of_ms)
         return Balance(
             account_id=account_id, currency=account.currency,
             debits_pending=int(counters[0] or 0), debits_posted=int(counters[1] or 0),
@@ -223,16 +224,11 @@ class LedgerStore(abc.ABC):
     def journal(self, account_id: str, *, after_entry_seq: int = 0, limit: int = 100) -> list[JournalEntry]:
         """An account's journal entries in order, paged by `after_entry_seq` (the last seq of the prior page)."""
         limit = max(1, min(limit, JOURNAL_PAGE_LIMIT_MAX))
-        return [_entry(row) for row in self._journal_rows(account_id, after_entry_seq, limit)]
+        return [_entry(row) for row in journal_rows(self._query, account_id, after_entry_seq, limit)]
 
-    def _journal_rows(self, account_id: str, after_entry_seq: int, limit: int) -> list[tuple]:
-        """ENTRY_COLUMNS rows of the account after `after_entry_seq`, oldest first (adapters may override)."""
-        return self._rows(None, f"SELECT {ENTRY_COLUMNS} FROM entries WHERE account_id = ? AND entry_seq > ? "
-                                "ORDER BY entry_seq LIMIT ?", (account_id, after_entry_seq, limit))
-
-    def _counters_as_of(self, account_id: str, as_of_ms: int) -> tuple:
-        """The four counters recomputed from the entries stamped at or before `as_of_ms` (adapters may override)."""
-        return self._rows(None, RECOMPUTE_ONE_SQL, (account_id, as_of_ms))[0]
+    def _query(self, sql: str, params: Sequence[Any]) -> list[tuple]:
+        """A read outside any write transaction (`?` placeholders)."""
+        return self._rows(None, sql, params)
 
     def posting(self, posting_id: str) -> PostingRecord | None:
         rows = self._rows(None, "SELECT posting_id, kind, result, pending_id, amount_minor, expires_at_ms, "
@@ -291,18 +287,6 @@ class LedgerStore(abc.ABC):
 
     def close(self) -> None:  # pragma: no cover - adapters override when they hold resources
         pass
-
-
-ENTRY_COLUMNS = ("entry_seq, posting_id, leg_index, account_id, direction, amount_minor, pending_delta, "
-                 "posted_delta, created_at_ms")
-
-RECOMPUTE_ONE_SQL = (
-    "SELECT SUM(CASE WHEN direction = 0 THEN pending_delta ELSE 0 END), "
-    "SUM(CASE WHEN direction = 0 THEN posted_delta ELSE 0 END), "
-    "SUM(CASE WHEN direction = 1 THEN pending_delta ELSE 0 END), "
-    "SUM(CASE WHEN direction = 1 THEN posted_delta ELSE 0 END) "
-    "FROM entries WHERE account_id = ? AND created_at_ms <= ?"
-)
 
 
 def _entry(row: tuple) -> JournalEntry:

@@ -16,7 +16,16 @@ from ledgerflow.bootstrap import open_ledger
 from ledgerflow.config import Settings
 from ledgerflow.domain.ledger import Account, AccountKind, Direction, Leg, Posting, PostingKind
 from ledgerflow.ledger_check import JOURNAL_MARK_EVERY
-from ledgerflow.ports import ENTRY_COLUMNS, RECOMPUTE_ONE_SQL, LedgerStore
+from ledgerflow.ports import ENTRY_COLUMNS, LedgerStore
+
+# The reference for past balances: a plain sum over every entry of the account, no chain involved.
+RECOMPUTE_ONE_SQL = (
+    "SELECT SUM(CASE WHEN direction = 0 THEN pending_delta ELSE 0 END), "
+    "SUM(CASE WHEN direction = 0 THEN posted_delta ELSE 0 END), "
+    "SUM(CASE WHEN direction = 1 THEN pending_delta ELSE 0 END), "
+    "SUM(CASE WHEN direction = 1 THEN posted_delta ELSE 0 END) "
+    "FROM entries WHERE account_id = ? AND created_at_ms <= ?"
+)
 
 ACCOUNTS = ("acct:a", "acct:b", "acct:c", "acct:d")
 

@@ -24,7 +24,7 @@ state that never existed. Expiry decisions use the same value.
 Per account, entry_seq follows commit order too: the transaction draws its block of entry numbers (migration 0004)
 in the same round trip, after the row locks were granted, so paging an account's journal by entry_seq never skips
 a late-committing entry. The same lock orders each account's journal chain: the lock query also reads the chain's
-head, and the batch's balance UPDATE moves it (account_chains.py).
+head, and the batch's balance UPDATE moves it (ledgerflow.journal_chains).
 """
 
 from __future__ import annotations
@@ -36,7 +36,6 @@ from typing import Any
 
 import psycopg
 
-from ledgerflow.adapters.postgres.account_chains import AS_OF_SQL, journal_rows
 from ledgerflow.adapters.postgres.arrays import text_array
 from ledgerflow.adapters.postgres.connection import (
     connect,
@@ -234,16 +233,6 @@ class PostgresLedgerStore(LedgerStore):
             tx.execute("INSERT INTO balances (account_id, debits_pending, debits_posted, credits_pending, "
                        "credits_posted, last_entry_seq, entry_count) VALUES (%s, 0, 0, 0, 0, 0, 0)",
                        (account.account_id,))
-
-    def _journal_rows(self, account_id: str, after_entry_seq: int, limit: int) -> list[tuple]:
-        with mapped_errors("reading an account's journal"):
-            return journal_rows(self.connection(), account_id, after_entry_seq, limit)
-
-    def _counters_as_of(self, account_id: str, as_of_ms: int) -> tuple:
-        with mapped_errors("recomputing a past balance"):
-            row = self.connection().execute(AS_OF_SQL, {"account": account_id, "as_of": as_of_ms}).fetchone()
-        assert row is not None
-        return row
 
     def _update_status(self, tx: psycopg.Connection, account_id: str, status: str) -> bool:
         with mapped_errors("updating an account's status"):

@@ -10,7 +10,7 @@ violation, which the caller maps to StoreConflictError (the batch is then retrie
 Entries are numbered here, from a block of ENTRY_SEQ_BLOCK numbers the transaction drew from the `entry_seq_blocks`
 sequence while it held its accounts' row locks (migration 0004). A posting's entries are consecutive in the
 engine's output, so they get consecutive numbers, and `postings.entry_seq_first` finds them through the entries
-primary key. Each entry is linked to its account's previous entry (account_chains.py, migration 0004), and the
+primary key. Each entry is linked to its account's previous entry (ledgerflow.journal_chains, migration 0004), and the
 same balance UPDATE moves each account's chain head. No per-entry insert into a random-keyed index.
 """
 
@@ -18,10 +18,10 @@ from __future__ import annotations
 
 import psycopg
 
-from ledgerflow.adapters.postgres.account_chains import link_entries
 from ledgerflow.adapters.postgres.arrays import bytea_array, int_array, text_array
 from ledgerflow.domain.engine import BatchEffects
 from ledgerflow.domain.ledger import LEGS_MAX
+from ledgerflow.journal_chains import link_entries
 
 # Up to this many postings, one statement beats COPY's extra round trips (two per COPY).
 ONE_STATEMENT_POSTINGS_MAX = 100
@@ -93,7 +93,7 @@ class _Linked:
     """The batch's entries numbered and linked, and what the balance UPDATE and the marks insert need."""
 
     def __init__(self, effects: BatchEffects, now_ms: int, entry_seq_block: int, heads: dict[str, list[int]]):
-        self.entries, firsts, marks = link_entries(effects.entry_rows, entry_seq_block, heads, now_ms)
+        self.entries, firsts, marks = link_entries(effects.entry_rows, entry_seq_block, heads, (now_ms,))
         # A posting without entries (a refusal, a replay's record) points just past the batch's last entry: a
         # range that holds none of its entries.
         past_the_end = entry_seq_block + len(effects.entry_rows)

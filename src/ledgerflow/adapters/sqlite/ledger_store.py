@@ -15,10 +15,10 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from ledgerflow.adapters.sqlite.account_chains import AS_OF_SQL, journal_rows, link_entries
 from ledgerflow.adapters.sqlite.multirow import insert_rows
 from ledgerflow.domain.engine import BatchEffects, LoadedState
 from ledgerflow.domain.ledger import LEGS_MAX, Account
+from ledgerflow.journal_chains import link_entries
 from ledgerflow.ports import (
     ACCOUNT_COLUMNS,
     LedgerStore,
@@ -245,16 +245,3 @@ class SqliteLedgerStore(LedgerStore):
     def _update_status(self, tx: sqlite3.Connection, account_id: str, status: str) -> bool:
         cursor = tx.execute("UPDATE accounts SET status = ? WHERE account_id = ?", (status, account_id))
         return cursor.rowcount == 1
-
-    # -- reads over the account chains (migration 0005) ------------------------------------------------------------
-    def _journal_rows(self, account_id: str, after_entry_seq: int, limit: int) -> list[tuple]:
-        heads = self._rows(None, "SELECT last_entry_seq FROM balances WHERE account_id = ?", (account_id,))
-        if not heads:
-            return []
-        try:
-            return journal_rows(self.connection, account_id, after_entry_seq, limit, int(heads[0][0]))
-        except sqlite3.OperationalError as exc:
-            raise StoreUnavailableError(str(exc)) from exc
-
-    def _counters_as_of(self, account_id: str, as_of_ms: int) -> tuple:
-        return self._rows(None, AS_OF_SQL, (account_id, as_of_ms))[0]
