@@ -297,3 +297,63 @@ def test_every_message_is_settled_once_in_order(
             assert settled == expected
     finally:
         ledger.close()
+
+
+# -- a consumer that wants only some detail types ---------------------------------------------------------------
+TYPES = ("TransactionPosted", "TransactionAuthorized", "ForeignTransactionFound")
+
+
+def typed_messages(types: list[int], offset: int) -> list[OutboundMessage]:
+    return [OutboundMessage(f"m{offset + i}", TYPES[t], f'{{"n":{offset + i}}}'.encode()) for i, t in enumerate(types)]
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    rounds=st.lists(st.lists(st.integers(0, 2), max_size=12), min_size=1, max_size=5),
+    wanted=st.frozensets(st.sampled_from(TYPES)),
+    batch_max=st.integers(1, 7),
+    nak_first=st.booleans(),
+)
+def test_fetch_wanted_equals_fetch_then_filter(tmp_path_factory: pytest.TempPathFactory, rounds: list[list[int]],
+                                               wanted: frozenset[str], batch_max: int, nak_first: bool) -> None:
+    """The SQLite override (unwanted bodies left unread) gives what the port's plain version gives: the same
+    wanted deliveries, window and ack floor, round after round, with redeliveries mixed in."""
+    ledger = open_ledger(Settings(data_dir=tmp_path_factory.mktemp("wanted") / "data"))
+    try:
+        fast = SqliteEventTransport(ledger.connection)
+        offset = 0
+        with write_transaction(ledger.connection) as tx:
+            fast.ensure_consumer(tx, "fast", STREAM)
+            fast.ensure_consumer(tx, "plain", STREAM)
+        for types in rounds:
+            with write_transaction(ledger.connection) as tx:
+                fast.publish(tx, STREAM, typed_messages(types, offset))
+                fast.publish(tx, OTHER_STREAM, typed_messages(types, offset + 10_000))
+            offset += len(types)
+            seen = []
+            for consumer, fetch_wanted in (("fast", fast.fetch_wanted),
+                                           ("plain", super(SqliteEventTransport, fast).fetch_wanted)):
+                with write_transaction(ledger.connection) as tx:
+                    got, window, through = fetch_wanted(tx, consumer, batch_max, NOW_MS, wanted)
+                    if nak_first and got and not got[0].scheduled:
+                        fast.nak(tx, consumer, got[0], now_ms=NOW_MS - 10**6, cause="retry it")
+                        fast.ack(tx, consumer, got[1:], through_seq=through)
+                    else:
+                        fast.ack(tx, consumer, got, through_seq=through)
+                floor = ledger.connection.execute(
+                    "SELECT ack_floor_seq FROM bus_consumers WHERE consumer = ?", (consumer,)).fetchone()[0]
+                assert all(d.detail_type in wanted for d in got)
+                seen.append(([(d.seq, d.message_id, d.body, d.scheduled) for d in got], window, floor))
+            assert seen[0] == seen[1]
+        assert fast.pending_count("fast") == fast.pending_count("plain")
+    finally:
+        ledger.close()
+
+
+def test_fetch_wanted_settles_a_window_with_nothing_wanted(bus: SqliteEventTransport) -> None:
+    publish(bus, ["a", "b", "c"])
+    with write_transaction(bus.connection) as tx:
+        got, window, through = bus.fetch_wanted(tx, CONSUMER, 2, NOW_MS, frozenset({"SomethingElse"}))
+        assert (got, window) == ([], 2)
+        bus.ack(tx, CONSUMER, got, through_seq=through)
+    assert [d.message_id for d in fetch(bus)] == ["c"]

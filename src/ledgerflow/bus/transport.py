@@ -75,8 +75,18 @@ class EventTransport(abc.ABC):
     def fetch(self, tx: Any, consumer: str, batch_max: int, now_ms: int) -> list[Delivery]:
         """Due redeliveries first, then messages after the consumer's ack floor, at most `batch_max`."""
 
+    def fetch_wanted(self, tx: Any, consumer: str, batch_max: int, now_ms: int,
+                     detail_types: frozenset[str]) -> tuple[list[Delivery], int, int]:
+        """`fetch` for a consumer that takes only `detail_types`: (wanted deliveries, window size, last seq of
+        the window) where the window is what `fetch` would return; `ack(..., through_seq=)` settles all of it.
+        Adapters that can leave unwanted bodies unread override this."""
+        window = self.fetch(tx, consumer, batch_max, now_ms)
+        through_seq = max((d.seq for d in window if not d.scheduled), default=0)
+        return [d for d in window if d.detail_type in detail_types], len(window), through_seq
+
     @abc.abstractmethod
-    def ack(self, tx: Any, consumer: str, deliveries: Sequence[Delivery]) -> None: ...
+    def ack(self, tx: Any, consumer: str, deliveries: Sequence[Delivery], *, through_seq: int = 0) -> None:
+        """Settle `deliveries`; with `through_seq`, every log message up to it is settled as well."""
 
     @abc.abstractmethod
     def nak(self, tx: Any, consumer: str, delivery: Delivery, *, now_ms: int, cause: str,

@@ -83,8 +83,15 @@ class Router:
         with write_transaction(self.store.connection) as tx:
             now_ms = self.clock.now_ms()
             self.transport.ensure_consumer(tx, consumer, stream_for_bus(table.bus))
-            deliveries = self.transport.fetch(tx, consumer, batch_max, now_ms)
-            if not deliveries:
+            if table.detail_types is None:
+                deliveries = self.transport.fetch(tx, consumer, batch_max, now_ms)
+                window_size, through_seq = len(deliveries), 0
+            else:
+                # Only the detail types a rule or archive can match are read; the rest of the window is
+                # acknowledged by sequence number, unread.
+                deliveries, window_size, through_seq = self.transport.fetch_wanted(
+                    tx, consumer, batch_max, now_ms, table.detail_types)
+            if not window_size:
                 return 0
             queued: list[NewDelivery] = []
             archived: list[tuple[str, str, int, int, bytes]] = []
@@ -103,11 +110,11 @@ class Router:
                     undecodable += 1
             self.store.enqueue(tx, queued)
             self.store.archive_events(tx, archived)
-            self.transport.ack(tx, consumer, deliveries)
-            self.store.add_counter(tx, COUNTER_ROUTED, len(deliveries) - undecodable)
+            self.transport.ack(tx, consumer, deliveries, through_seq=through_seq)
+            self.store.add_counter(tx, COUNTER_ROUTED, window_size - undecodable)
             if undecodable:
                 self.store.add_counter(tx, COUNTER_UNDECODABLE, undecodable)
-        return len(deliveries)
+        return window_size
 
     def _match(self, table: BusTable, delivery: Delivery, event: dict[str, Any], now_ms: int,
                queued: list[NewDelivery], archived: list[tuple[str, str, int, int, bytes]]) -> None:

@@ -3,6 +3,7 @@ SQLite file. Every call that takes `tx` runs inside the caller's open write tran
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from collections.abc import Sequence
 
@@ -87,14 +88,55 @@ class SqliteEventTransport(EventTransport):
         ]
         return redelivered + fresh
 
-    def ack(self, tx: sqlite3.Connection, consumer: str, deliveries: Sequence[Delivery]) -> None:
+    def fetch_wanted(self, tx: sqlite3.Connection, consumer: str, batch_max: int, now_ms: int,
+                     detail_types: frozenset[str]) -> tuple[list[Delivery], int, int]:
+        """As `fetch`, for a consumer that takes only `detail_types`: the next `batch_max` messages of the log
+        (after due redeliveries) are its window, but only the wanted ones are read and returned. Returns
+        (deliveries, window_size, window_last_seq); `ack(..., through_seq=window_last_seq)` then settles the
+        whole window, the unwanted messages included, without their bodies ever leaving the database."""
+        redelivered = [
+            Delivery(seq, message_id, detail_type, bytes(body), deliveries + 1, True, published_at_ms)
+            for seq, message_id, detail_type, body, deliveries, published_at_ms in tx.execute(
+                "SELECT m.seq, m.message_id, m.detail_type, m.body, r.deliveries, m.published_at_ms "
+                "FROM bus_redeliveries r "
+                "JOIN bus_messages m ON m.seq = r.seq WHERE r.consumer = ? AND r.not_before_ms <= ? "
+                "ORDER BY r.not_before_ms LIMIT ?", (consumer, now_ms, batch_max),
+            )
+        ]
+        room = batch_max - len(redelivered)
+        if room <= 0:
+            return redelivered, len(redelivered), 0
+        stream, floor = tx.execute(
+            "SELECT stream, ack_floor_seq FROM bus_consumers WHERE consumer = ?", (consumer,)
+        ).fetchone()
+        window_size, last_seq = tx.execute(
+            "SELECT COUNT(*), MAX(seq) FROM (SELECT seq FROM bus_messages WHERE stream = ? AND seq > ? "
+            "ORDER BY seq LIMIT ?)", (stream, floor, room),
+        ).fetchone()
+        if not window_size:
+            return redelivered, len(redelivered), 0
+        wanted = [
+            Delivery(seq, message_id, detail_type, bytes(body), 1, False, published_at_ms)
+            for seq, message_id, detail_type, body, published_at_ms in tx.execute(
+                "SELECT seq, message_id, detail_type, body, published_at_ms FROM bus_messages "
+                "WHERE stream = ? AND seq > ? AND seq <= ? AND detail_type IN (SELECT value FROM json_each(?)) "
+                "ORDER BY seq", (stream, floor, last_seq, _json_list(detail_types)),
+            )
+        ] if detail_types else []
+        return redelivered + wanted, len(redelivered) + int(window_size), int(last_seq)
+
+    def ack(self, tx: sqlite3.Connection, consumer: str, deliveries: Sequence[Delivery], *,
+            through_seq: int = 0) -> None:
+        """Settle `deliveries`; `through_seq` (from `fetch_wanted`) also moves the ack floor past the unwanted
+        messages of the window."""
         redelivered = [(consumer, d.seq) for d in deliveries if d.scheduled]
         if redelivered:
             tx.executemany("DELETE FROM bus_redeliveries WHERE consumer = ? AND seq = ?", redelivered)
-        self._advance_floor(tx, consumer, deliveries)
+        self._advance_floor(tx, consumer, deliveries, through_seq)
 
-    def _advance_floor(self, tx: sqlite3.Connection, consumer: str, deliveries: Sequence[Delivery]) -> None:
-        fresh_max = max((d.seq for d in deliveries if not d.scheduled), default=0)
+    def _advance_floor(self, tx: sqlite3.Connection, consumer: str, deliveries: Sequence[Delivery],
+                       through_seq: int = 0) -> None:
+        fresh_max = max(max((d.seq for d in deliveries if not d.scheduled), default=0), through_seq)
         if fresh_max:
             tx.execute("UPDATE bus_consumers SET ack_floor_seq = MAX(ack_floor_seq, ?) WHERE consumer = ?",
                        (fresh_max, consumer))
@@ -176,6 +218,10 @@ def _now_ms(tx: sqlite3.Connection) -> int:
     from ledgerflow.adapters.sqlite.ledger_store import NOW_MS_SQL
 
     return int(tx.execute(NOW_MS_SQL).fetchone()[0])
+
+
+def _json_list(texts: frozenset[str]) -> str:
+    return json.dumps(sorted(texts))
 
 
 def _literal(text: str) -> str:
