@@ -28,7 +28,7 @@ from ledgerflow.adapters.sqlite.ledger_store import write_transaction
 from ledgerflow.bootstrap import open_ledger
 from ledgerflow.bus.transport import OutboundMessage, redelivery_delay_ms
 from ledgerflow.config import Settings
-from ledgerflow.pipeline import service
+from ledgerflow.pipeline import prepare, service
 from ledgerflow.pipeline.generate import sample_detail, sample_envelope
 from ledgerflow.pipeline.status import pipeline_status
 
@@ -128,7 +128,7 @@ def test_a_stage_that_raises_is_retried_with_backoff_then_dead_lettered(
     data_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     poison, attempts = "good-2", []
-    real_standardize = service.standardize
+    real_standardize = prepare.standardize
 
     def flaky(envelope: Any) -> Any:
         if envelope.id == poison:
@@ -136,7 +136,7 @@ def test_a_stage_that_raises_is_retried_with_backoff_then_dead_lettered(
             raise RuntimeError("enrichment service is down")
         return real_standardize(envelope)
 
-    monkeypatch.setattr(service, "standardize", flaky)
+    monkeypatch.setattr(prepare, "standardize", flaky)
     with open_pipeline(data_dir, deliveries_max=3) as pipeline:
         drain(pipeline)
     assert posted_ids(data_dir) == [i for i in GOOD_IDS if i != poison]
@@ -158,7 +158,7 @@ def test_a_transient_failure_posts_on_a_later_delivery(
     data_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     failures = {"good-4": 2}
-    real_standardize = service.standardize
+    real_standardize = prepare.standardize
 
     def flaky(envelope: Any) -> Any:
         if failures.get(envelope.id, 0) > 0:
@@ -166,7 +166,7 @@ def test_a_transient_failure_posts_on_a_later_delivery(
             raise ConnectionError("try again")
         return real_standardize(envelope)
 
-    monkeypatch.setattr(service, "standardize", flaky)
+    monkeypatch.setattr(prepare, "standardize", flaky)
     with open_pipeline(data_dir, deliveries_max=3) as pipeline:
         drain(pipeline)
     assert posted_ids(data_dir) == GOOD_IDS
@@ -177,14 +177,14 @@ def test_a_transient_failure_posts_on_a_later_delivery(
 
 def test_redrive_after_the_fix_posts_exactly_once(data_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     broken = {"on": True}
-    real_standardize = service.standardize
+    real_standardize = prepare.standardize
 
     def flaky(envelope: Any) -> Any:
         if broken["on"] and envelope.id == "good-0":
             raise RuntimeError("bug in standardize")
         return real_standardize(envelope)
 
-    monkeypatch.setattr(service, "standardize", flaky)
+    monkeypatch.setattr(prepare, "standardize", flaky)
     with open_pipeline(data_dir, deliveries_max=2) as pipeline:
         drain(pipeline)
         assert "good-0" not in posted_ids(data_dir)
@@ -204,7 +204,7 @@ def test_redrive_after_the_fix_posts_exactly_once(data_dir: Path, monkeypatch: p
 def test_status_adds_up_after_a_redrive(data_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """accepted == posted + rejected + duplicates_parked + dead_lettered holds after a dead letter is redriven
     and posted: dead_lettered counts the letters still dead, not every letter ever written."""
-    real_standardize = service.standardize
+    real_standardize = prepare.standardize
     broken = {"on": True}
 
     def flaky(envelope: Any) -> Any:
@@ -212,7 +212,7 @@ def test_status_adds_up_after_a_redrive(data_dir: Path, monkeypatch: pytest.Monk
             raise RuntimeError("bug")
         return real_standardize(envelope)
 
-    monkeypatch.setattr(service, "standardize", flaky)
+    monkeypatch.setattr(prepare, "standardize", flaky)
     with open_pipeline(data_dir, deliveries_max=1) as pipeline:
         drain(pipeline)
         broken["on"] = False
@@ -234,7 +234,7 @@ def test_a_batch_that_fails_as_a_whole_is_isolated_to_the_bad_event(
     real_post = service.PostingPipeline._post
 
     def post_or_crash(self: Any, tx: Any, approved: list, outbox: Any, report: Any) -> None:
-        if any(envelope.id == "good-3" for _d, envelope, _e, _p in approved):
+        if any(event.context.event_id == "good-3" for _d, event in approved):
             raise OSError("disk on fire")
         real_post(self, tx, approved, outbox, report)
 
@@ -276,14 +276,14 @@ def test_a_failed_attempt_publishes_nothing(
         id="side-effects",
     )
     ingest(data_dir, write_jsonl(tmp_path / "foreign.jsonl", [foreign]))
-    real_plan = service.plan_posting
+    real_plan = prepare.plan_posting
 
     def failing_plan(enriched: Any) -> Any:
         if enriched.transaction.transaction_id == "side-effects":
             raise RuntimeError("planner crashed")
         return real_plan(enriched)
 
-    monkeypatch.setattr(service, "plan_posting", failing_plan)
+    monkeypatch.setattr(prepare, "plan_posting", failing_plan)
     with open_pipeline(data_dir, deliveries_max=3) as pipeline:
         drain(pipeline)
     assert [(m, d) for m, d, _c, _r in dead_letters(data_dir)] == [("side-effects", 3)]

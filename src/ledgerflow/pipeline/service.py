@@ -23,35 +23,34 @@ from typing import Any
 
 import msgspec
 
-from ledgerflow.adapters.sqlite.bus import OutboxRow, SqliteEventTransport
-from ledgerflow.adapters.sqlite.ledger_store import NOW_MS_SQL, SqliteLedgerStore
+from ledgerflow.adapters.sqlite.bus import SqliteEventTransport
+from ledgerflow.adapters.sqlite.ledger_store import NOW_MS_SQL, SqliteLedgerStore, write_transaction
 from ledgerflow.adapters.sqlite.multirow import insert_rows
 from ledgerflow.bus.transport import Delivery
 from ledgerflow.domain import events as ev
-from ledgerflow.domain.canonical import KIND_COMPLETION, KIND_REVERSAL, EnrichedTransaction
+from ledgerflow.domain.canonical import KIND_COMPLETION, KIND_REVERSAL
 from ledgerflow.domain.engine import RESOLUTION_POSTED
 from ledgerflow.domain.ledger import Posting
 from ledgerflow.domain.results import PostingResult
 from ledgerflow.pipeline import duplicate_store
-from ledgerflow.pipeline.dedup import DuplicateKeyConfig, duplicate_key, event_time_epoch_seconds, stored_key
+from ledgerflow.pipeline.dedup import DuplicateKeyConfig
 from ledgerflow.pipeline.directory import CardDirectory
 from ledgerflow.pipeline.gc_pause import collector_paused
 from ledgerflow.pipeline.outcomes import PostedBalances, PostedDetail, RejectedDetail
-from ledgerflow.pipeline.posting import (
-    MissingReferenceError,
-    captured_hold_id,
-    check_posting_id_order,
-    plan_posting,
-    reversal_of_capture,
+from ledgerflow.pipeline.posting import captured_hold_id, check_posting_id_order, reversal_of_capture
+from ledgerflow.pipeline.prepare import (
+    OutboxRow,
+    OutcomeContext,
+    PreparedEvent,
+    PreparedSet,
+    message,
+    outcome_message,
 )
-from ledgerflow.pipeline.rules import REASON_CONVERSION_RATE_MISSING, RulesEngine, RulesOutcome
-from ledgerflow.pipeline.standardize import standardize
+from ledgerflow.pipeline.rules import RulesEngine
 
-REASON_ORIGINAL_REFERENCE_MISSING = "original_reference_missing"
 INBOUND_STREAM = "inbound"
 EVENTS_STREAM = "events"
 PIPELINE_CONSUMER = "posting-pipeline"
-EVENT_SOURCE = "ledgerflow.pipeline"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -80,12 +79,7 @@ class StepReport:
     committed_at_ms: int = 0
 
 
-class PermanentEventError(ValueError):
-    """The event can never be processed as it is: it goes to the dead letters without retries."""
-
-
 _decode_inbound = msgspec.json.Decoder(ev.Envelope[ev.TransactionDetail]).decode
-_encode = msgspec.json.Encoder().encode
 
 
 class PostingPipeline:
@@ -101,6 +95,10 @@ class PostingPipeline:
         self.rules = rules
         self.config = config or PipelineConfig()
         self.directory = CardDirectory(self.connection)
+        self.stages = PreparedSet(self.directory, rules, self.config.duplicates,
+                                  publish_intermediate_events=self.config.publish_intermediate_events)
+        # Runs the pure stages of the next batch in another process while this one commits (see prep_worker).
+        self.prep_worker: Any = None
         self.last_fetched: list[Delivery] = []
 
     def step(self, *, batch_size_max: int | None = None) -> StepReport:
@@ -110,8 +108,6 @@ class PostingPipeline:
 
     def _step(self, limit: int) -> StepReport:
         report = StepReport()
-        from ledgerflow.adapters.sqlite.ledger_store import write_transaction
-
         with write_transaction(self.connection) as tx:
             now_ms = int(tx.execute(NOW_MS_SQL).fetchone()[0])
             self.transport.ensure_consumer(tx, PIPELINE_CONSUMER, INBOUND_STREAM)
@@ -122,6 +118,9 @@ class PostingPipeline:
             if not deliveries:
                 return report
             self.directory.refresh_if_changed(tx)
+            if self.prep_worker is not None:
+                # The worker prepares what follows this batch while this one is processed and committed.
+                self.prep_worker.request_after(deliveries, limit, self.directory.version)
             outbox: list[OutboxRow] = []
             settled = self._process(tx, deliveries, now_ms, outbox, report)
             # The outbox needs no message-id de-duplication: each inbound event is settled in exactly one
@@ -141,62 +140,61 @@ class PostingPipeline:
         outbox: list[OutboxRow],
         report: StepReport,
     ) -> list[Delivery]:
-        decoded: list[tuple[Delivery, Any]] = []
+        prepared = self._prepared(deliveries)
         settled: list[Delivery] = []
-        for delivery in deliveries:
-            try:
-                decoded.append((delivery, _decode_inbound(delivery.body)))
-            except (msgspec.ValidationError, msgspec.DecodeError) as exc:
-                self._fail(tx, delivery, now_ms, PermanentEventError(f"undecodable event: {exc}"), report)
+        decoded: list[tuple[Delivery, PreparedEvent]] = []
+        for delivery, event in zip(deliveries, prepared, strict=True):
+            if event.decode_error is not None:
+                self._fail(tx, delivery, now_ms, event.decode_error, report)
+            else:
+                decoded.append((delivery, event))
         fresh = self._deduplicate(tx, decoded, now_ms, outbox, report, settled)
-        approved: list[tuple[Delivery, Any, EnrichedTransaction, Posting]] = []
-        for delivery, envelope in fresh:
-            outbox_mark = len(outbox)
-            try:
-                enriched, posting = self._decide(envelope, outbox, report)
-            except Exception as exc:  # noqa: BLE001 - one bad event never stops the batch
-                # What the failed attempt emitted (side events) is not published: the retry emits it again.
-                del outbox[outbox_mark:]
-                self._fail(tx, delivery, now_ms, exc, report)
+        approved: list[tuple[Delivery, PreparedEvent]] = []
+        for delivery, event in fresh:
+            if event.error is not None:
+                # What the failed attempt would have emitted (side events) is not published: the retry emits it.
+                self._fail(tx, delivery, now_ms, event.error, report)
                 continue
             settled.append(delivery)
-            if posting is None:
+            outbox.extend(event.emitted)
+            if event.posting is None:
+                assert event.context is not None and event.rejection is not None
+                self._reject(event.context, event.rejection, outbox, report)
                 report.inbound_published_ms.append(delivery.published_at_ms)
             else:
-                approved.append((delivery, envelope, enriched, posting))
+                approved.append((delivery, event))
         self._post(tx, approved, outbox, report)
         return settled
+
+    def _prepared(self, deliveries: list[Delivery]) -> list[PreparedEvent]:
+        """The pure stages' results for each delivery: from the prep worker where it has them, else made here."""
+        ahead = self.prep_worker.take(deliveries, self.directory.version) if self.prep_worker else {}
+        prepare = self.stages.prepare_event
+        return [ahead.pop(delivery.seq, None) or prepare(delivery.body) for delivery in deliveries]
 
     def _deduplicate(
         self,
         tx: sqlite3.Connection,
-        decoded: list[tuple[Delivery, Any]],
+        decoded: list[tuple[Delivery, PreparedEvent]],
         now_ms: int,
         outbox: list[OutboxRow],
         report: StepReport,
         settled: list[Delivery],
-    ) -> list[tuple[Delivery, Any]]:
-        config = self.config.duplicates
-        keyed = []
-        for delivery, envelope in decoded:
-            key = duplicate_key(envelope.detail, config)
-            keyed.append((delivery, envelope, key, stored_key(envelope.detail, key, config),
-                          event_time_epoch_seconds(envelope)))
-        known = duplicate_store.known_keys(tx, [(key, stored) for _d, _e, key, stored, _t in keyed])
-        fresh: list[tuple[Delivery, Any]] = []
+    ) -> list[tuple[Delivery, PreparedEvent]]:
+        window_seconds = self.config.duplicates.window_seconds
+        known = duplicate_store.known_keys(tx, [event.duplicate[:2] for _d, event in decoded])
+        fresh: list[tuple[Delivery, PreparedEvent]] = []
         upserts: list[tuple[str, str, int]] = []
         parked: list[tuple[str, str, str, bytes, int]] = []
-        for delivery, envelope, key, stored, event_time_s in keyed:
+        for delivery, event in decoded:
+            key, stored, event_time_s, event_id = event.duplicate
             previous = known.get(key)
-            if (
-                previous is not None
-                and previous[0] != envelope.id
-                and abs(event_time_s - previous[1]) <= config.window_seconds
-            ):
-                parked.append((envelope.id, previous[0], key, delivery.body, now_ms))
+            if previous is not None and previous[0] != event_id and abs(event_time_s - previous[1]) <= window_seconds:
+                envelope = event.envelope if event.envelope is not None else _decode_inbound(delivery.body)
+                parked.append((event_id, previous[0], key, delivery.body, now_ms))
                 outbox.append(
-                    _message(
-                        envelope.id,
+                    message(
+                        event_id,
                         ev.TRANSACTION_DUPLICATE_PARKED,
                         envelope,
                         ev.TransactionDuplicateParked(
@@ -211,9 +209,9 @@ class PostingPipeline:
                 report.duplicates_parked += 1
                 settled.append(delivery)
                 continue
-            known[key] = (envelope.id, event_time_s)
-            upserts.append((stored, envelope.id, event_time_s))
-            fresh.append((delivery, envelope))
+            known[key] = (event_id, event_time_s)
+            upserts.append((stored, event_id, event_time_s))
+            fresh.append((delivery, event))
         duplicate_store.record(tx, upserts)
         insert_rows(
             tx,
@@ -224,102 +222,31 @@ class PostingPipeline:
         )
         return fresh
 
-    def _decide(
-        self, envelope: Any, outbox: list[OutboxRow], report: StepReport
-    ) -> tuple[EnrichedTransaction, Posting | None]:
-        """Standardize, enrich and apply the rules; returns the posting to make, or None when rejected."""
-        canonical = standardize(envelope)
-        enriched = self.directory.enrich(canonical)
-        outcome = self.rules.evaluate(enriched)
-        if outcome.approved and enriched.amount_account_minor is None:
-            # Backstop for any rules engine: with no amount in the account's currency there is nothing to post,
-            # a business outcome rather than a failure to retry.
-            outcome = RulesOutcome(
-                approved=False, reason=REASON_CONVERSION_RATE_MISSING, side_events=outcome.side_events
-            )
-        correlation = canonical.correlation_id
-        if self.config.publish_intermediate_events:
-            self._publish_intermediate(envelope, canonical, enriched, outcome, outbox)
-        for side_event in outcome.side_events:
-            outbox.append(_message(envelope.id, side_event, envelope, _side_detail(envelope, correlation)))
-        if not outcome.approved:
-            self._reject(envelope, enriched, outcome.reason or "rejected", outbox, report)
-            return enriched, None
-        try:
-            return enriched, plan_posting(enriched)
-        except MissingReferenceError:
-            # A completion or reversal that names no original cannot be matched to a hold: a business refusal.
-            self._reject(envelope, enriched, REASON_ORIGINAL_REFERENCE_MISSING, outbox, report)
-            return enriched, None
-
-    def _reject(self, envelope: Any, enriched: EnrichedTransaction, reason: str, outbox: list[OutboxRow],
-                report: StepReport, *, stage: str = "rules", posting_id: str | None = None) -> None:
+    @staticmethod
+    def _reject(context: OutcomeContext, reason: str, outbox: list[OutboxRow], report: StepReport, *,
+                stage: str = "rules", posting_id: str | None = None) -> None:
         """Emit TransactionPostingRejected with the rule's reason or the ledger's result code."""
-        canonical = enriched.transaction
         report.rejected += 1
         outbox.append(
-            _message(
-                envelope.id,
+            outcome_message(
+                context,
                 ev.TRANSACTION_POSTING_REJECTED,
-                envelope,
                 RejectedDetail(
-                    correlationId=canonical.correlation_id,
-                    traceContext=canonical.trace_context,
-                    transactionId=canonical.transaction_id,
+                    correlationId=context.correlation_id,
+                    traceContext=context.trace_context,
+                    transactionId=context.transaction_id,
                     reason=reason,
                     stage=stage,
-                    accountId=enriched.account.account_id if enriched.account else None,
+                    accountId=context.account_id,
                     postingId=posting_id,
                 ),
             )
         )
 
-    def _publish_intermediate(
-        self,
-        envelope: Any,
-        canonical: Any,
-        enriched: EnrichedTransaction,
-        outcome: Any,
-        outbox: list[OutboxRow],
-    ) -> None:
-        correlation, trace = canonical.correlation_id, canonical.trace_context
-        outbox.append(
-            _message(
-                envelope.id,
-                ev.TRANSACTION_STANDARDIZED,
-                envelope,
-                ev.TransactionStandardized(
-                    correlationId=correlation, traceContext=trace, transaction=canonical
-                ),
-            )
-        )
-        outbox.append(
-            _message(
-                envelope.id,
-                ev.TRANSACTION_ENRICHED,
-                envelope,
-                ev.TransactionEnriched(correlationId=correlation, traceContext=trace, transaction=enriched),
-            )
-        )
-        if outcome.approved:
-            outbox.append(
-                _message(
-                    envelope.id,
-                    ev.TRANSACTION_POSTING_APPROVED,
-                    envelope,
-                    ev.TransactionPostingApproved(
-                        correlationId=correlation,
-                        traceContext=trace,
-                        transaction=enriched,
-                        sideEvents=tuple(outcome.side_events),
-                    ),
-                )
-            )
-
     def _post(
         self,
         tx: sqlite3.Connection,
-        approved: list[tuple[Delivery, Any, EnrichedTransaction, Posting]],
+        approved: list[tuple[Delivery, PreparedEvent]],
         outbox: list[OutboxRow],
         report: StepReport,
     ) -> None:
@@ -330,16 +257,14 @@ class PostingPipeline:
         start = 0
         for end in self._segment_ends(tx, approved):
             segment = approved[start:end]
-            effects = self.ledger.apply_postings_effects(tx, [p for _d, _e, _x, p in segment], snapshot=True)
+            effects = self.ledger.apply_postings_effects(tx, [event.posting for _d, event in segment], snapshot=True)
             balances_after.update(effects.balances_after)
             follow_ups = []
-            for index, ((_d, _e, enriched, posting), result) in enumerate(zip(segment, effects.results), start):
-                final[index] = (posting, result)
-                if (
-                    result is PostingResult.pending_already_posted
-                    and enriched.transaction.card_transaction.kind == KIND_REVERSAL
-                ):
-                    credit = reversal_of_capture(enriched, self._captured_minor(captured_hold_id(enriched)))
+            for index, ((_d, event), result) in enumerate(zip(segment, effects.results), start):
+                final[index] = (event.posting, result)
+                if result is PostingResult.pending_already_posted and event.enriched is not None:
+                    credit = reversal_of_capture(event.enriched,
+                                                 self._captured_minor(captured_hold_id(event.enriched)))
                     if credit is not None:
                         follow_ups.append((index, credit))
             if follow_ups:
@@ -348,24 +273,20 @@ class PostingPipeline:
                 for (index, posting), result in zip(follow_ups, second.results):
                     final[index] = (posting, result)
             start = end
-        for index, (delivery, envelope, enriched, _planned) in enumerate(approved):
+        for index, (delivery, event) in enumerate(approved):
             posting, result = final[index]
             report.inbound_published_ms.append(delivery.published_at_ms)
-            self._emit_outcome(
-                envelope, enriched, posting, result, balances_after.get(posting.posting_id), outbox, report
-            )
+            self._emit_outcome(event.context, posting, result, balances_after.get(posting.posting_id), outbox, report)
 
-    def _segment_ends(
-        self, tx: sqlite3.Connection, approved: list[tuple[Delivery, Any, EnrichedTransaction, Posting]]
-    ) -> list[int]:
+    def _segment_ends(self, tx: sqlite3.Connection, approved: list[tuple[Delivery, PreparedEvent]]) -> list[int]:
         """Where to cut the batch so that events take effect in order whatever the batch boundaries: a reversal
         of a hold captured before it (earlier, or earlier in this batch) credits the customer back through a
         second posting, which must land before the events after the reversal are applied. Rare, so most
         batches stay one ledger call."""
         reversal_holds = {
-            index: posting.pending_id
-            for index, (_d, _e, enriched, posting) in enumerate(approved)
-            if enriched.transaction.card_transaction.kind == KIND_REVERSAL
+            index: event.posting.pending_id
+            for index, (_d, event) in enumerate(approved)
+            if event.context.card_kind == KIND_REVERSAL
         }
         if not reversal_holds:
             return [len(approved)]
@@ -378,9 +299,9 @@ class PostingPipeline:
             )
         }
         ends = []
-        for index, (_d, _e, enriched, posting) in enumerate(approved):
-            if enriched.transaction.card_transaction.kind == KIND_COMPLETION:
-                captured.add(posting.pending_id)
+        for index, (_d, event) in enumerate(approved):
+            if event.context.card_kind == KIND_COMPLETION:
+                captured.add(event.posting.pending_id)
             elif index in reversal_holds and reversal_holds[index] in captured:
                 ends.append(index + 1)
         if not ends or ends[-1] != len(approved):
@@ -400,42 +321,37 @@ class PostingPipeline:
 
     def _emit_outcome(
         self,
-        envelope: Any,
-        enriched: EnrichedTransaction,
+        context: OutcomeContext,
         posting: Posting,
         result: PostingResult,
-        after: dict[str, tuple[int, int, int, int]] | None,
+        after: tuple[int, int, int, int] | None,
         outbox: list[OutboxRow],
         report: StepReport,
     ) -> None:
-        canonical = enriched.transaction
-        account = enriched.account
-        assert account is not None
+        assert context.account_id is not None and context.currency is not None
         if result.succeeded:
             report.posted += 1
-            counters = after.get(account.account_id) if after else None
+            counters = after.get(context.account_id) if after else None
             outbox.append(
-                _message(
-                    envelope.id,
+                outcome_message(
+                    context,
                     ev.TRANSACTION_POSTED,
-                    envelope,
                     PostedDetail(
-                        correlationId=canonical.correlation_id,
-                        traceContext=canonical.trace_context,
-                        transactionId=canonical.transaction_id,
+                        correlationId=context.correlation_id,
+                        traceContext=context.trace_context,
+                        transactionId=context.transaction_id,
                         postingId=posting.posting_id,
                         postingKind=posting.kind.name,
                         result=result.name,
-                        accountId=account.account_id,
-                        currency=account.currency,
-                        amountMinor=_posted_amount(posting, enriched),
+                        accountId=context.account_id,
+                        currency=context.currency,
+                        amountMinor=_posted_amount(posting, context),
                         balances=PostedBalances.from_counters(counters) if counters else None,
                     ),
                 )
             )
         else:
-            self._reject(envelope, enriched, result.name, outbox, report, stage="ledger",
-                         posting_id=posting.posting_id)
+            self._reject(context, result.name, outbox, report, stage="ledger", posting_id=posting.posting_id)
 
     def _fail(
         self, tx: sqlite3.Connection, delivery: Delivery, now_ms: int, exc: BaseException, report: StepReport
@@ -452,45 +368,15 @@ class PostingPipeline:
             report.retried += 1
 
 
-def _posted_amount(posting: Posting, enriched: EnrichedTransaction) -> int:
+def _posted_amount(posting: Posting, context: OutcomeContext) -> int:
     """What the posting moved on the customer's side: its legs' amount, a capture's amount, else the event's."""
     if posting.legs:
         return posting.legs[0].amount_minor
-    return posting.amount_minor or enriched.amount_account_minor or 0
+    return posting.amount_minor or context.amount_account_minor or 0
 
 
 def _correlation(envelope: Any) -> str:
     return envelope.detail.correlationId or envelope.id
-
-
-def _side_detail(envelope: Any, correlation: str) -> ev.SideEventDetail:
-    detail = envelope.detail
-    return ev.SideEventDetail(
-        correlationId=correlation,
-        traceContext=detail.traceContext,
-        transactionId=envelope.id,
-        panToken=detail.panToken,
-        merchantType=detail.merchantType,
-        transactionAmount=detail.transactionAmount,
-        transactionCurrency=detail.transactionCurrency,
-        billingAmount=detail.billingAmount,
-        billingCurrency=detail.billingCurrency,
-        conversionRate=detail.conversionRate,
-    )
-
-
-def _message(event_id: str, detail_type: str, inbound: Any, detail: Any) -> OutboxRow:
-    envelope = ev.Envelope(
-        id=f"{event_id}:{detail_type}",
-        detail_type=detail_type,
-        source=EVENT_SOURCE,
-        time=inbound.time,
-        detail=detail,
-        account=inbound.account,
-        region=inbound.region,
-        resources=(inbound.id,),
-    )
-    return envelope.id, detail_type, _encode(envelope)
 
 
 COUNTER_NAMES = ("posted", "rejected", "duplicates_parked", "dead_lettered")

@@ -1,0 +1,287 @@
+"""The pipeline's pure stages for one inbound event, apart from the database: decode, duplicate key, standardize,
+enrich, rules and the posting plan, plus the encoded events that depend on nothing else (side events and, when
+configured, the intermediate lifecycle events).
+
+`prepare_event` is what the batch step runs for every event it fetched. It needs no transaction, so a helper
+process can run it ahead of the step (`prep_worker`); what crosses the process boundary is `PreparedWire`, and
+`from_wire` turns it back into exactly what `prepare_event` returns for the same event. The step then only does
+what needs the database: the duplicate check, the ledger, the outcome events, the ack.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import msgspec
+
+from ledgerflow.domain import events as ev
+from ledgerflow.domain.canonical import KIND_REVERSAL, EnrichedTransaction
+from ledgerflow.domain.ledger import Direction, Leg, Posting, PostingKind
+from ledgerflow.pipeline.dedup import DuplicateKeyConfig, duplicate_key, event_time_epoch_seconds, stored_key
+from ledgerflow.pipeline.directory import CardDirectory
+from ledgerflow.pipeline.posting import MissingReferenceError, plan_posting
+from ledgerflow.pipeline.rules import REASON_CONVERSION_RATE_MISSING, RulesEngine, RulesOutcome
+from ledgerflow.pipeline.standardize import standardize
+
+EVENT_SOURCE = "ledgerflow.pipeline"
+REASON_ORIGINAL_REFERENCE_MISSING = "original_reference_missing"
+
+# (message_id, detail_type, body): an outbound message in the columns it is stored in.
+OutboxRow = tuple[str, str, bytes]
+
+_decode_inbound = msgspec.json.Decoder(ev.Envelope[ev.TransactionDetail]).decode
+_encode = msgspec.json.Encoder().encode
+_encode_time = msgspec.json.Encoder().encode
+
+
+class PermanentEventError(ValueError):
+    """The event can never be processed as it is: it goes to the dead letters without retries."""
+
+
+class OutcomeContext(msgspec.Struct, array_like=True, frozen=True, gc=False):
+    """What the outcome events (`TransactionPosted`, `TransactionPostingRejected`) say about the transaction."""
+
+    event_id: str
+    # The inbound envelope's `time` as its JSON text (the outcome envelopes repeat it byte for byte).
+    time_json: str
+    account: str
+    region: str
+    correlation_id: str
+    trace_context: str | None
+    transaction_id: str
+    account_id: str | None
+    currency: str | None
+    amount_account_minor: int | None
+    card_kind: str
+
+
+class PreparedEvent:
+    """One fetched event after the pure stages. `error` set: the stages raised (decided after the duplicate check,
+    which runs first: a parked resend is parked whatever its content would have done)."""
+
+    __slots__ = (
+        "context",
+        "decode_error",
+        "duplicate",
+        "emitted",
+        "enriched",
+        "envelope",
+        "error",
+        "posting",
+        "rejection",
+    )
+
+    def __init__(self) -> None:
+        self.decode_error: BaseException | None = None
+        self.envelope: Any = None  # None when prepared in another process (decoded again only if needed)
+        # (digest, stored key, event time s, event id)
+        self.duplicate: tuple[str, str, int, str] = ("", "", 0, "")
+        self.error: BaseException | None = None
+        self.emitted: list[OutboxRow] = []
+        self.rejection: str | None = None
+        self.posting: Posting | None = None
+        self.context: OutcomeContext | None = None
+        self.enriched: EnrichedTransaction | None = None  # kept for reversals (their follow-up needs it)
+
+
+class PreparedSet:
+    """The stages a prepared event runs through, with the state they read (the card directory and rates)."""
+
+    def __init__(self, directory: CardDirectory, rules: RulesEngine, duplicates: DuplicateKeyConfig, *,
+                 publish_intermediate_events: bool = False) -> None:
+        self.directory = directory
+        self.rules = rules
+        self.duplicates = duplicates
+        self.publish_intermediate_events = publish_intermediate_events
+
+    def prepare_event(self, body: bytes) -> PreparedEvent:
+        prepared = PreparedEvent()
+        try:
+            envelope = _decode_inbound(body)
+        except (msgspec.ValidationError, msgspec.DecodeError) as exc:
+            prepared.decode_error = PermanentEventError(f"undecodable event: {exc}")
+            return prepared
+        prepared.envelope = envelope
+        detail = envelope.detail
+        config = self.duplicates
+        key = duplicate_key(detail, config)
+        prepared.duplicate = (key, stored_key(detail, key, config), event_time_epoch_seconds(envelope), envelope.id)
+        try:
+            self._decide(envelope, prepared)
+        except Exception as exc:  # noqa: BLE001 - settled (retried or dead-lettered) by the step
+            prepared.error = exc
+            prepared.emitted = []
+        return prepared
+
+    def _decide(self, envelope: Any, prepared: PreparedEvent) -> None:
+        canonical = standardize(envelope)
+        enriched = self.directory.enrich(canonical)
+        outcome = self.rules.evaluate(enriched)
+        if outcome.approved and enriched.amount_account_minor is None:
+            # Backstop for any rules engine: with no amount in the account's currency there is nothing to post,
+            # a business outcome rather than a failure to retry.
+            outcome = RulesOutcome(
+                approved=False, reason=REASON_CONVERSION_RATE_MISSING, side_events=outcome.side_events
+            )
+        emitted = prepared.emitted
+        if self.publish_intermediate_events:
+            _intermediate(envelope, canonical, enriched, outcome, emitted)
+        if outcome.side_events:
+            side = _side_detail(envelope, canonical.correlation_id)
+            for side_event in outcome.side_events:
+                emitted.append(message(envelope.id, side_event, envelope, side))
+        account = enriched.account
+        prepared.context = OutcomeContext(
+            envelope.id, _encode_time(envelope.time).decode()[1:-1], envelope.account, envelope.region,
+            canonical.correlation_id, canonical.trace_context, canonical.transaction_id,
+            account.account_id if account else None, account.currency if account else None,
+            enriched.amount_account_minor, canonical.card_transaction.kind,
+        )
+        if not outcome.approved:
+            prepared.rejection = outcome.reason or "rejected"
+            return
+        try:
+            prepared.posting = plan_posting(enriched)
+        except MissingReferenceError:
+            # A completion or reversal that names no original cannot be matched to a hold: a business refusal.
+            prepared.rejection = REASON_ORIGINAL_REFERENCE_MISSING
+            return
+        if canonical.card_transaction.kind == KIND_REVERSAL:
+            prepared.enriched = enriched
+
+
+# -- across processes ----------------------------------------------------------------------------------------------
+class PostingPlan(msgspec.Struct, array_like=True, frozen=True, gc=False):
+    posting_id: str
+    kind: int
+    legs: tuple[tuple[str, int, int, str | None], ...]
+    pending_id: str | None
+    amount_minor: int | None
+    expires_after_seconds: int | None
+    correlation_id: str | None
+    metadata_json: str | None
+
+    @classmethod
+    def of(cls, posting: Posting) -> PostingPlan:
+        assert posting.metadata is None and not posting.linked, "pipeline postings carry metadata_json only"
+        return cls(posting.posting_id, int(posting.kind),
+                   tuple((leg.account_id, int(leg.direction), leg.amount_minor, leg.currency) for leg in posting.legs),
+                   posting.pending_id, posting.amount_minor, posting.expires_after_seconds, posting.correlation_id,
+                   posting.metadata_json)
+
+    def posting(self) -> Posting:
+        return Posting(
+            posting_id=self.posting_id, kind=PostingKind(self.kind),
+            legs=tuple(Leg(account_id, Direction(direction), amount, currency)
+                       for account_id, direction, amount, currency in self.legs),
+            pending_id=self.pending_id, amount_minor=self.amount_minor,
+            expires_after_seconds=self.expires_after_seconds, correlation_id=self.correlation_id,
+            metadata_json=self.metadata_json,
+        )
+
+
+class PreparedWire(msgspec.Struct, array_like=True, frozen=True, gc=False):
+    """A `PreparedEvent` as another process sends it. `local`: that process could not (or should not) prepare it
+    (undecodable, the stages raised, or a reversal): the step prepares it itself."""
+
+    seq: int
+    local: bool
+    duplicate: tuple[str, str, int, str] | None = None
+    emitted: list[tuple[str, str, bytes]] = []
+    rejection: str | None = None
+    plan: PostingPlan | None = None
+    context: OutcomeContext | None = None
+
+
+def to_wire(seq: int, prepared: PreparedEvent) -> PreparedWire:
+    if prepared.decode_error is not None or prepared.error is not None or prepared.enriched is not None:
+        return PreparedWire(seq, True)
+    return PreparedWire(seq, False, prepared.duplicate, prepared.emitted, prepared.rejection,
+                        PostingPlan.of(prepared.posting) if prepared.posting is not None else None, prepared.context)
+
+
+def from_wire(wire: PreparedWire) -> PreparedEvent:
+    assert not wire.local and wire.duplicate is not None
+    prepared = PreparedEvent()
+    prepared.duplicate = wire.duplicate
+    prepared.emitted = [(message_id, detail_type, body) for message_id, detail_type, body in wire.emitted]
+    prepared.rejection = wire.rejection
+    prepared.posting = wire.plan.posting() if wire.plan is not None else None
+    prepared.context = wire.context
+    return prepared
+
+
+# -- encoding events -----------------------------------------------------------------------------------------------
+class OutcomeEnvelope(msgspec.Struct, kw_only=True, gc=False):
+    """`events.Envelope` field for field (same JSON), with `time` kept as the inbound event's JSON text."""
+
+    id: str
+    detail_type: str = msgspec.field(name="detail-type")
+    source: str
+    time: msgspec.Raw
+    detail: Any
+    version: str = "0"
+    account: str = ""
+    region: str = ""
+    resources: tuple[str, ...] = ()
+
+
+def outcome_message(context: OutcomeContext, detail_type: str, detail: Any) -> OutboxRow:
+    """An outcome event of the inbound event `context` describes (the same bytes as `message` would give)."""
+    message_id = f"{context.event_id}:{detail_type}"
+    envelope = OutcomeEnvelope(
+        id=message_id, detail_type=detail_type, source=EVENT_SOURCE, time=msgspec.Raw(f'"{context.time_json}"'),
+        detail=detail, account=context.account, region=context.region, resources=(context.event_id,),
+    )
+    return message_id, detail_type, _encode(envelope)
+
+
+def message(event_id: str, detail_type: str, inbound: Any, detail: Any) -> OutboxRow:
+    envelope = ev.Envelope(
+        id=f"{event_id}:{detail_type}",
+        detail_type=detail_type,
+        source=EVENT_SOURCE,
+        time=inbound.time,
+        detail=detail,
+        account=inbound.account,
+        region=inbound.region,
+        resources=(inbound.id,),
+    )
+    return envelope.id, detail_type, _encode(envelope)
+
+
+def _side_detail(envelope: Any, correlation: str) -> ev.SideEventDetail:
+    detail = envelope.detail
+    return ev.SideEventDetail(
+        correlationId=correlation,
+        traceContext=detail.traceContext,
+        transactionId=envelope.id,
+        panToken=detail.panToken,
+        merchantType=detail.merchantType,
+        transactionAmount=detail.transactionAmount,
+        transactionCurrency=detail.transactionCurrency,
+        billingAmount=detail.billingAmount,
+        billingCurrency=detail.billingCurrency,
+        conversionRate=detail.conversionRate,
+    )
+
+
+def _intermediate(envelope: Any, canonical: Any, enriched: EnrichedTransaction, outcome: RulesOutcome,
+                  emitted: list[OutboxRow]) -> None:
+    correlation, trace = canonical.correlation_id, canonical.trace_context
+    emitted.append(message(envelope.id, ev.TRANSACTION_STANDARDIZED, envelope,
+                           ev.TransactionStandardized(correlationId=correlation, traceContext=trace,
+                                                      transaction=canonical)))
+    emitted.append(message(envelope.id, ev.TRANSACTION_ENRICHED, envelope,
+                           ev.TransactionEnriched(correlationId=correlation, traceContext=trace,
+                                                  transaction=enriched)))
+    if outcome.approved:
+        emitted.append(message(envelope.id, ev.TRANSACTION_POSTING_APPROVED, envelope,
+                               ev.TransactionPostingApproved(correlationId=correlation, traceContext=trace,
+                                                             transaction=enriched,
+                                                             sideEvents=tuple(outcome.side_events))))
+
+
+def parse_time_json(time_json: str) -> datetime:
+    return msgspec.json.decode(f'"{time_json}"'.encode(), type=datetime)
