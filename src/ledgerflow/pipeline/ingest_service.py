@@ -12,9 +12,8 @@ from pathlib import Path
 
 import msgspec
 
-from ledgerflow.adapters.sqlite.bus import SqliteEventTransport
+from ledgerflow.adapters.sqlite.bus import OutboxRow, SqliteEventTransport
 from ledgerflow.adapters.sqlite.ledger_store import write_transaction
-from ledgerflow.bus.transport import OutboundMessage
 from ledgerflow.domain.events import TRANSACTION_AUTHORIZED
 from ledgerflow.pipeline.ingest import IngestError, iter_file
 from ledgerflow.pipeline.service import INBOUND_STREAM
@@ -40,14 +39,14 @@ def ingest_file(connection, tokenizer: PanTokenizer, path: Path) -> IngestReport
     transport = SqliteEventTransport(connection)
     encode = msgspec.json.Encoder().encode
     report = IngestReport()
-    chunk: list[OutboundMessage] = []
+    chunk: list[OutboxRow] = []
     for item in iter_file(path, tokenizer):
         if isinstance(item, IngestError):
             report.rejected += 1
             if len(report.errors) < ERRORS_REPORTED_MAX:
                 report.errors.append({"line": item.line, "reason": item.reason})
             continue
-        chunk.append(OutboundMessage(item.id, TRANSACTION_AUTHORIZED, encode(item)))
+        chunk.append((item.id, TRANSACTION_AUTHORIZED, encode(item)))
         if len(chunk) >= INGEST_CHUNK_EVENTS:
             _commit(connection, transport, chunk, report)
             chunk = []
@@ -56,10 +55,10 @@ def ingest_file(connection, tokenizer: PanTokenizer, path: Path) -> IngestReport
     return report
 
 
-def _commit(connection, transport: SqliteEventTransport, chunk: list[OutboundMessage],  # type: ignore[no-untyped-def]
+def _commit(connection, transport: SqliteEventTransport, chunk: list[OutboxRow],  # type: ignore[no-untyped-def]
             report: IngestReport) -> None:
     with write_transaction(connection) as tx:
-        new = transport.publish(tx, INBOUND_STREAM, chunk)
+        new = transport.publish_rows(tx, INBOUND_STREAM, chunk)
         if new:
             tx.execute("INSERT INTO pipeline_counters (name, value) VALUES ('accepted', ?) "
                        "ON CONFLICT (name) DO UPDATE SET value = value + excluded.value", (new,))

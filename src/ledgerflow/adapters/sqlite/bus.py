@@ -30,17 +30,24 @@ class SqliteEventTransport(EventTransport):
                 deduplicate: bool = True) -> int:
         if not messages:
             return 0
-        before = tx.total_changes
-        now_ms = _now_ms(tx)
         if deduplicate:
-            insert_rows(
-                tx,
-                "INSERT OR IGNORE INTO bus_messages (stream, message_id, detail_type, body, published_at_ms, dedup_id)",
-                f"('{_literal(stream)}',?,?,?,{now_ms},?)",
-                [(m.message_id, m.detail_type, m.body, m.message_id) for m in messages],
-            )
-        else:
-            self._append(tx, stream, [(m.message_id, m.detail_type, m.body) for m in messages], now_ms)
+            return self.publish_rows(tx, stream, [(m.message_id, m.detail_type, m.body) for m in messages])
+        before = tx.total_changes
+        self._append(tx, stream, [(m.message_id, m.detail_type, m.body) for m in messages], _now_ms(tx))
+        return tx.total_changes - before
+
+    def publish_rows(self, tx: sqlite3.Connection, stream: str, rows: Sequence[OutboxRow]) -> int:
+        """`publish(...)` with de-duplication for rows already in column form (no message objects to build);
+        returns how many were new."""
+        if not rows:
+            return 0
+        before = tx.total_changes
+        insert_rows(
+            tx,
+            "INSERT OR IGNORE INTO bus_messages (stream, message_id, detail_type, body, published_at_ms, dedup_id)",
+            f"('{_literal(stream)}',?,?,?,{_now_ms(tx)},?)",
+            [(message_id, detail_type, body, message_id) for message_id, detail_type, body in rows],
+        )
         return tx.total_changes - before
 
     def append(self, tx: sqlite3.Connection, stream: str, rows: Sequence[OutboxRow]) -> None:
