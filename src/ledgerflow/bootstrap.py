@@ -34,18 +34,33 @@ def open_ledger(settings: Settings, *, initialise: bool = True) -> LedgerStore:
 RULES_ENGINES = ("asl", "python")
 
 
-def build_pipeline(ledger: LedgerStore, *, batch_size_max: int = 2_000, rules: str = "asl"):  # type: ignore[no-untyped-def]
-    """The embedded posting pipeline on `ledger`, with the posting rules run as the shipped state machine
-    (`asl`, the default) or as the equivalent plain-Python rules (`python`)."""
+def rules_engine(rules: str = "asl"):  # type: ignore[no-untyped-def]
+    """The posting rules as the shipped state machine (`asl`, the default) or the equivalent plain Python."""
     from ledgerflow.pipeline.rules import PythonRulesEngine, RulesConfig
-    from ledgerflow.pipeline.service import PipelineConfig, PostingPipeline
 
     if rules == "asl":
         from ledgerflow.pipeline.rules_asl import StateMachineRulesEngine
 
-        engine = StateMachineRulesEngine(RulesConfig())
-    elif rules == "python":
-        engine = PythonRulesEngine(RulesConfig())
-    else:
-        raise ValueError(f"rules engine must be one of {', '.join(RULES_ENGINES)}")
-    return PostingPipeline(ledger, engine, PipelineConfig(batch_size_max=batch_size_max))  # type: ignore[arg-type]
+        return StateMachineRulesEngine(RulesConfig())
+    if rules == "python":
+        return PythonRulesEngine(RulesConfig())
+    raise ValueError(f"rules engine must be one of {', '.join(RULES_ENGINES)}")
+
+
+def build_pipeline(ledger: LedgerStore, *, batch_size_max: int = 2_000, rules: str = "asl",  # type: ignore[no-untyped-def]
+                   prep_worker: bool | None = None):
+    """The embedded posting pipeline on `ledger`, with the posting rules `rules` (see `rules_engine`).
+
+    `prep_worker`: run the pure stages of the next batch in a second process (`pipeline.prep_worker`); None
+    decides by `LEDGERFLOW_PREP_WORKER` and the number of cores. The caller closes the pipeline to stop it."""
+    from ledgerflow.pipeline.prep_worker import PrepWorker, prep_worker_wanted
+    from ledgerflow.pipeline.service import INBOUND_STREAM, PipelineConfig, PostingPipeline
+
+    config = PipelineConfig(batch_size_max=batch_size_max)
+    pipeline = PostingPipeline(ledger, rules_engine(rules), config)  # type: ignore[arg-type]
+    if prep_worker if prep_worker is not None else prep_worker_wanted():
+        pipeline.prep_worker = PrepWorker(
+            ledger.path, rules=rules, duplicates=config.duplicates,  # type: ignore[attr-defined]
+            publish_intermediate_events=config.publish_intermediate_events, inbound_stream=INBOUND_STREAM,
+        )
+    return pipeline

@@ -96,6 +96,10 @@ def run_command(
                                                 help="Events per transaction at most.")] = 2_000,
     rules: Annotated[str, typer.Option("--rules", help="Posting rules engine: asl (the shipped state machine, "
                                                        "default) or python.")] = "asl",
+    prep_worker: Annotated[bool | None, typer.Option(
+        "--prep-worker/--no-prep-worker",
+        help="Run the pure stages of the next batch in a second process (default: on with 2+ cores; env "
+             "LEDGERFLOW_PREP_WORKER=0/1).")] = None,
     json_output: JsonOption = False,
 ) -> None:
     """Run the pipeline until SIGTERM/SIGINT (graceful drain), or with --until-idle until nothing is left."""
@@ -112,12 +116,15 @@ def run_command(
         from ledgerflow.pipeline.posting import PostingIdOrderError
 
         try:
-            pipeline = build_pipeline(ledger, batch_size_max=batch_size_max, rules=rules)
+            pipeline = build_pipeline(ledger, batch_size_max=batch_size_max, rules=rules, prep_worker=prep_worker)
         except PostingIdOrderError as exc:
             raise _fail(str(exc), 2) from None
-        runner = Runner(pipeline, router=router)
-        runner.install_signal_handlers()
-        totals = runner.run(until_idle=until_idle)
+        try:
+            runner = Runner(pipeline, router=router)
+            runner.install_signal_handlers()
+            totals = runner.run(until_idle=until_idle)
+        finally:
+            pipeline.close()
     _emit({"events": totals.events, "posted": totals.posted, "rejected": totals.rejected,
            "duplicates_parked": totals.duplicates_parked, "dead_lettered": totals.dead_lettered}, json_output)
 

@@ -79,10 +79,10 @@ def _prepare(data_dir: Path, events: int, config: PipelineBenchConfig) -> tuple[
     return ledger, tokenizer, traffic
 
 
-def _pipeline(ledger: Any, batch_size_max: int, rules: str = "asl") -> Any:
+def _pipeline(ledger: Any, batch_size_max: int, rules: str = "asl", *, prep_worker: bool | None = None) -> Any:
     from ledgerflow.bootstrap import build_pipeline
 
-    return build_pipeline(ledger, batch_size_max=batch_size_max, rules=rules)
+    return build_pipeline(ledger, batch_size_max=batch_size_max, rules=rules, prep_worker=prep_worker)
 
 
 def _throughput(data_dir: Path, events: int, config: PipelineBenchConfig, batch_size_max: int) -> dict[str, Any]:
@@ -104,6 +104,7 @@ def _throughput(data_dir: Path, events: int, config: PipelineBenchConfig, batch_
         raise RuntimeError(f"the ingest process failed (exit code {ingesting.exitcode}); no figure to report")
     runner.run(until_idle=True)
     finished = time.perf_counter()
+    runner.pipeline.close()
     totals = runner.totals
     check = ledger.check()
     ledger.close()
@@ -136,7 +137,7 @@ def _baseline(data_dir: Path, events: int, config: PipelineBenchConfig) -> dict[
     from ledgerflow.pipeline.service import INBOUND_STREAM
 
     ledger, tokenizer, traffic = _prepare(data_dir, events, config)
-    pipeline = _pipeline(ledger, 1)
+    pipeline = _pipeline(ledger, 1, prep_worker=False)
     transport = SqliteEventTransport(ledger.connection)
     encode = msgspec.json.Encoder().encode
     processed = 0
@@ -171,6 +172,7 @@ def _latency(data_dir: Path, config: PipelineBenchConfig) -> dict[str, Any]:
     if producer.exitcode != 0:
         raise RuntimeError(f"the producer process failed (exit code {producer.exitcode}); no figure to report")
     runner.run(until_idle=True)
+    runner.pipeline.close()
     latencies = sorted(runner.totals.latencies_ms) or [0]
     check = ledger.check()
     ledger.close()

@@ -46,11 +46,15 @@ def run_demo(data_dir: Path | None, *, events: int = 20_000) -> bool:
                   + (f" (first: line {ingest.errors[0]['line']}: {ingest.errors[0]['reason']})" if ingest.errors else ""))
     from ledgerflow.router import EventRouter
 
-    runner = Runner(build_pipeline(ledger), router=EventRouter(ledger.connection, tokenizer=tokenizer))
+    pipeline = build_pipeline(ledger)
+    runner = Runner(pipeline, router=EventRouter(ledger.connection, tokenizer=tokenizer))
     with Progress(TextColumn("processing"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   console=console) as progress:
         task = progress.add_task("events", total=ingest.accepted)
-        runner.run(until_idle=True, on_batch=lambda totals: progress.update(task, completed=totals.events))
+        try:
+            runner.run(until_idle=True, on_batch=lambda totals: progress.update(task, completed=totals.events))
+        finally:
+            pipeline.close()
         progress.update(task, completed=runner.totals.events)
     elapsed = time.perf_counter() - started
     status = pipeline_status(ledger.connection)

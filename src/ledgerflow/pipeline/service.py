@@ -101,6 +101,12 @@ class PostingPipeline:
         self.prep_worker: Any = None
         self.last_fetched: list[Delivery] = []
 
+    def close(self) -> None:
+        """Stop the prep worker, if any (the ledger stays open: it is the caller's)."""
+        if self.prep_worker is not None:
+            self.prep_worker.close()
+            self.prep_worker = None
+
     def step(self, *, batch_size_max: int | None = None) -> StepReport:
         """Process one batch in one transaction; returns what happened (fetched 0 when idle)."""
         with collector_paused():
@@ -118,11 +124,13 @@ class PostingPipeline:
             if not deliveries:
                 return report
             self.directory.refresh_if_changed(tx)
+            ahead: dict[int, PreparedEvent] = {}
             if self.prep_worker is not None:
+                ahead = self.prep_worker.take(deliveries, self.directory.version)
                 # The worker prepares what follows this batch while this one is processed and committed.
-                self.prep_worker.request_after(deliveries, limit, self.directory.version)
+                self.prep_worker.request_after(deliveries, limit)
             outbox: list[OutboxRow] = []
-            settled = self._process(tx, deliveries, now_ms, outbox, report)
+            settled = self._process(tx, deliveries, now_ms, outbox, report, ahead)
             # The outbox needs no message-id de-duplication: each inbound event is settled in exactly one
             # committed transaction, and its outcome ids derive from its id.
             self.transport.append(tx, EVENTS_STREAM, outbox)
@@ -139,8 +147,11 @@ class PostingPipeline:
         now_ms: int,
         outbox: list[OutboxRow],
         report: StepReport,
+        ahead: dict[int, PreparedEvent],
     ) -> list[Delivery]:
-        prepared = self._prepared(deliveries)
+        # The pure stages' results: from the prep worker where it has them, else made here.
+        prepare = self.stages.prepare_event
+        prepared = [ahead.get(delivery.seq) or prepare(delivery.body) for delivery in deliveries]
         settled: list[Delivery] = []
         decoded: list[tuple[Delivery, PreparedEvent]] = []
         for delivery, event in zip(deliveries, prepared, strict=True):
@@ -165,12 +176,6 @@ class PostingPipeline:
                 approved.append((delivery, event))
         self._post(tx, approved, outbox, report)
         return settled
-
-    def _prepared(self, deliveries: list[Delivery]) -> list[PreparedEvent]:
-        """The pure stages' results for each delivery: from the prep worker where it has them, else made here."""
-        ahead = self.prep_worker.take(deliveries, self.directory.version) if self.prep_worker else {}
-        prepare = self.stages.prepare_event
-        return [ahead.pop(delivery.seq, None) or prepare(delivery.body) for delivery in deliveries]
 
     def _deduplicate(
         self,

@@ -1,0 +1,217 @@
+"""A second process for the pipeline's pure stages: while the batch step works through one batch and commits it,
+the worker reads the inbound events that follow it (a WAL reader: it never waits for the writer) and prepares
+them (`prepare.PreparedSet`). The next step takes those results instead of running the stages itself, so the
+Python work of one batch overlaps the database work of another, on a second core.
+
+The worker holds no state that matters: it writes nothing, and whatever it prepares is only a shortcut for the
+step's own `prepare_event` of the same bytes under the same card directory version. A result is used only for the
+sequence number it was made for and when the worker saw the directory version the step sees; anything else, a late
+answer, or a worker that died is simply prepared by the step itself. So exactly-once holds as before: the step
+still decides duplicates, posts, emits and acknowledges in its one transaction.
+"""
+
+from __future__ import annotations
+
+import os
+import select
+import sqlite3
+import struct
+import subprocess
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import IO, Any
+
+import msgspec
+import structlog
+
+from ledgerflow.bus.transport import Delivery
+from ledgerflow.pipeline.dedup import DuplicateKeyConfig
+from ledgerflow.pipeline.prepare import PreparedEvent, PreparedWire, from_wire, to_wire
+
+log = structlog.get_logger(__name__)
+
+# How long a step waits for the worker's answer before preparing the batch itself (and dropping the worker's
+# answer when it comes). A batch of 2,000 takes the worker ~50 ms.
+ANSWER_WAIT_SECONDS = 2.0
+PREP_WORKER_ENV = "LEDGERFLOW_PREP_WORKER"
+_FRAME_HEADER = struct.Struct("<I")
+
+
+class WorkerOptions(msgspec.Struct, frozen=True):
+    database_path: str
+    rules: str
+    duplicate_fields: tuple[str, ...]
+    duplicate_window_seconds: int
+    publish_intermediate_events: bool
+    inbound_stream: str
+
+
+_encode = msgspec.msgpack.Encoder().encode
+_decode_request = msgspec.msgpack.Decoder(tuple[int, int, int] | None).decode
+_decode_answer = msgspec.msgpack.Decoder(tuple[int, int, list[PreparedWire]]).decode
+
+
+def prep_worker_wanted() -> bool:
+    """On by default where there is a second core; `LEDGERFLOW_PREP_WORKER=0` turns it off, `=1` on."""
+    setting = os.environ.get(PREP_WORKER_ENV, "").strip()
+    if setting:
+        if setting not in ("0", "1"):
+            raise ValueError(f"{PREP_WORKER_ENV} must be 0 or 1, not {setting!r}")
+        return setting == "1"
+    return (os.cpu_count() or 1) > 1
+
+
+class PrepWorker:
+    """The step's side of the worker: ask for the batch after this one, take the answer at the next step."""
+
+    def __init__(self, database_path: Path, *, rules: str, duplicates: DuplicateKeyConfig,
+                 publish_intermediate_events: bool, inbound_stream: str) -> None:
+        options = WorkerOptions(str(database_path), rules, duplicates.fields, duplicates.window_seconds,
+                                publish_intermediate_events, inbound_stream)
+        # A module run, not a fork or multiprocessing spawn: the worker never depends on the caller's main module.
+        self._process = subprocess.Popen(
+            [sys.executable, "-m", "ledgerflow.pipeline.prep_worker", msgspec.json.encode(options).decode()],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, bufsize=0,
+        )
+        assert self._process.stdin is not None and self._process.stdout is not None
+        self._requests: IO[bytes] = self._process.stdin
+        self._answers: IO[bytes] = self._process.stdout
+        self._request_id = 0
+        self._waiting_for: int | None = None
+        self.broken = False
+        self.events_prepared = 0
+
+    def request_after(self, deliveries: Sequence[Delivery], limit: int) -> None:
+        """Ask for the `limit` inbound events after the newest fresh one of `deliveries` (the next batch)."""
+        if self.broken or self._waiting_for is not None:
+            return
+        after_seq = max((d.seq for d in deliveries if not d.scheduled), default=0)
+        if not after_seq:
+            return
+        self._request_id += 1
+        try:
+            _write_frame(self._requests, _encode((self._request_id, after_seq, limit)))
+        except (OSError, ValueError) as exc:
+            self._give_up(exc)
+            return
+        self._waiting_for = self._request_id
+
+    def take(self, deliveries: Sequence[Delivery], directory_version: int | None) -> dict[int, PreparedEvent]:
+        """The worker's results for these deliveries, by sequence number: only those it prepared, under the same
+        directory version (the rest, and everything when it is late or gone, the step prepares itself)."""
+        if self._waiting_for is None or self.broken:
+            return {}
+        try:
+            while True:
+                ready, _w, _x = select.select([self._answers], [], [], ANSWER_WAIT_SECONDS)
+                if not ready:
+                    # Late: go on without it; its answer is dropped when it comes (its request id is old).
+                    log.warning("pipeline.prep_worker_late", waited_s=ANSWER_WAIT_SECONDS)
+                    self._waiting_for = None
+                    return {}
+                request_id, version, prepared = _decode_answer(_read_frame(self._answers))
+                if request_id == self._waiting_for:
+                    self._waiting_for = None
+                    break
+        except (EOFError, OSError, msgspec.DecodeError) as exc:
+            self._give_up(exc)
+            return {}
+        if version != directory_version:
+            return {}
+        wanted = {d.seq for d in deliveries if not d.scheduled}
+        results = {wire.seq: from_wire(wire) for wire in prepared if not wire.local and wire.seq in wanted}
+        self.events_prepared += len(results)
+        return results
+
+    def close(self) -> None:
+        if not self.broken:
+            try:
+                _write_frame(self._requests, _encode(None))
+            except (OSError, ValueError):
+                pass
+        try:
+            self._requests.close()
+        except OSError:
+            pass
+        try:
+            self._process.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            self._process.kill()
+            self._process.wait()
+        self._answers.close()
+
+    def _give_up(self, exc: BaseException) -> None:
+        log.warning("pipeline.prep_worker_gone", error=f"{type(exc).__name__}: {exc}")
+        self.broken = True
+        self._waiting_for = None
+
+
+def _write_frame(stream: IO[bytes], payload: bytes) -> None:
+    stream.write(_FRAME_HEADER.pack(len(payload)) + payload)
+
+
+def _read_frame(stream: IO[bytes]) -> bytes:
+    (size,) = _FRAME_HEADER.unpack(_read_exactly(stream, _FRAME_HEADER.size))
+    return _read_exactly(stream, size)
+
+
+def _read_exactly(stream: IO[bytes], size: int) -> bytes:
+    chunks, left = [], size
+    while left:
+        chunk = stream.read(left)
+        if not chunk:
+            raise EOFError("the other side of the prep worker's pipe closed")
+        chunks.append(chunk)
+        left -= len(chunk)
+    return b"".join(chunks)
+
+
+def serve(options: WorkerOptions, requests: IO[bytes], answers: IO[bytes]) -> None:
+    """The worker process: answer each request until told to stop or the step's process is gone."""
+    from ledgerflow.bootstrap import rules_engine
+    from ledgerflow.pipeline.directory import CardDirectory
+    from ledgerflow.pipeline.gc_pause import collector_paused
+    from ledgerflow.pipeline.prepare import PreparedSet
+
+    connection = sqlite3.connect(f"file:{options.database_path}?mode=ro", uri=True, isolation_level=None)
+    connection.execute("PRAGMA busy_timeout=60000")
+    directory = CardDirectory(connection)
+    duplicates = DuplicateKeyConfig(fields=options.duplicate_fields, window_seconds=options.duplicate_window_seconds)
+    stages = PreparedSet(directory, rules_engine(options.rules), duplicates,
+                         publish_intermediate_events=options.publish_intermediate_events)
+    try:
+        while True:
+            try:
+                request: Any = _decode_request(_read_frame(requests))
+            except EOFError:
+                return
+            if request is None:
+                return
+            request_id, after_seq, limit = request
+            with collector_paused():
+                connection.execute("BEGIN")
+                try:
+                    directory.refresh_if_changed(connection)
+                    rows = connection.execute(
+                        "SELECT seq, body FROM bus_messages WHERE stream = ? AND seq > ? ORDER BY seq LIMIT ?",
+                        (options.inbound_stream, after_seq, limit),
+                    ).fetchall()
+                finally:
+                    connection.execute("COMMIT")
+                answer = [to_wire(seq, stages.prepare_event(bytes(body))) for seq, body in rows]
+                _write_frame(answers, _encode((request_id, directory.version or 0, answer)))
+                answers.flush()
+    finally:
+        connection.close()
+
+
+def main() -> None:
+    # Answers go out on the original stdout; anything else that writes to stdout (a log line) goes to stderr.
+    answers = os.fdopen(os.dup(1), "wb", buffering=0)
+    os.dup2(2, 1)
+    serve(msgspec.json.decode(sys.argv[1].encode(), type=WorkerOptions), sys.stdin.buffer, answers)
+
+
+if __name__ == "__main__":
+    main()

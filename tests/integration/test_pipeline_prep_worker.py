@@ -1,0 +1,186 @@
+"""The prep worker (a second process running the pure stages of the next batch) is only a shortcut: with it, without
+it, with it killed halfway, or with every answer arriving too late, the pipeline records the same bytes: the same
+events in the same order, the same journal, the same balances."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import signal
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pipeline_support import assert_exactly_once, import_accounts, ingest, read_only
+
+from ledgerflow.bootstrap import build_pipeline, open_ledger
+from ledgerflow.config import Settings
+from ledgerflow.pipeline import prep_worker as prep_worker_module
+from ledgerflow.pipeline.dedup import DuplicateKeyConfig
+from ledgerflow.pipeline.enrich import DictAccountDirectory, RatesTable, account_record_from_row, enrich
+from ledgerflow.pipeline.generate import RATES, generate_traffic, write_traffic
+from ledgerflow.pipeline.prepare import PreparedSet, PreparedWire, from_wire, to_wire
+from ledgerflow.pipeline.rules import PythonRulesEngine, RulesConfig
+from ledgerflow.pipeline.tokenize import PanTokenizer
+
+EVENTS = 1_500
+BATCH = 200
+
+
+def fingerprint(data_dir: Path) -> tuple[str, str, str]:
+    """Digests of the events stream (order and bytes), the journal and the balances."""
+    with read_only(data_dir) as connection:
+        digests = []
+        for sql in (
+            "SELECT message_id, detail_type, body FROM bus_messages WHERE stream = 'events' ORDER BY seq",
+            ("SELECT posting_id, leg_index, account_id, direction, amount_minor, pending_delta, posted_delta "
+            "FROM entries ORDER BY entry_seq"),
+            ("SELECT account_id, debits_pending, debits_posted, credits_pending, credits_posted FROM balances "
+            "ORDER BY account_id"),
+        ):
+            digest = hashlib.sha256()
+            for row in connection.execute(sql):
+                digest.update(repr(tuple(bytes(v) if isinstance(v, memoryview | bytes) else v for v in row)).encode())
+            digests.append(digest.hexdigest())
+        assert_exactly_once(connection)
+    return digests[0], digests[1], digests[2]
+
+
+@pytest.fixture(scope="module")
+def traffic(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    folder = tmp_path_factory.mktemp("traffic")
+    traffic_path, accounts_path = folder / "traffic.jsonl", folder / "accounts.csv"
+    write_traffic(traffic_path, accounts_path, count=EVENTS, seed=23, duplicates_pct=8, malformed_pct=1)
+    return traffic_path, accounts_path
+
+
+def drain(data_dir: Path, traffic: tuple[Path, Path], *, worker: bool,
+          between_steps: Callable[[Any, int], None] | None = None) -> Any:
+    traffic_path, accounts_path = traffic
+    import_accounts(data_dir, accounts_path)
+    ingest(data_dir, traffic_path)
+    ledger = open_ledger(Settings(data_dir=data_dir))
+    pipeline = build_pipeline(ledger, batch_size_max=BATCH, rules="python", prep_worker=worker)
+    worker_used = pipeline.prep_worker
+    try:
+        step = 0
+        while pipeline.step().fetched:
+            step += 1
+            if between_steps is not None:
+                between_steps(pipeline, step)
+    finally:
+        pipeline.close()
+        ledger.close()
+    return worker_used
+
+
+@pytest.fixture(scope="module")
+def without_worker(tmp_path_factory: pytest.TempPathFactory, traffic: tuple[Path, Path],
+                   one_tokenization_key: Any) -> tuple[str, str, str]:
+    data_dir = tmp_path_factory.mktemp("local") / "data"
+    assert drain(data_dir, traffic, worker=False) is None
+    return fingerprint(data_dir)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_tokenization_key() -> Any:
+    """Every data dir tokenizes with the same key, so runs in different folders compare byte for byte."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("LEDGERFLOW_PAN_TOKEN_KEY", "11" * 32)
+        yield
+
+
+def test_the_worker_changes_nothing_but_who_runs_the_stages(
+    tmp_path: Path, traffic: tuple[Path, Path], without_worker: tuple[str, str, str]
+) -> None:
+    worker = drain(tmp_path / "data", traffic, worker=True)
+    assert worker is not None and not worker.broken
+    # The first batch, redeliveries and the few events the step must see itself are prepared locally.
+    assert worker.events_prepared > EVENTS // 2
+    assert fingerprint(tmp_path / "data") == without_worker
+
+
+def test_a_killed_worker_leaves_the_step_to_prepare_alone(
+    tmp_path: Path, traffic: tuple[Path, Path], without_worker: tuple[str, str, str]
+) -> None:
+    def kill_after_two_steps(pipeline: Any, step: int) -> None:
+        if step == 2:
+            os.kill(pipeline.prep_worker._process.pid, signal.SIGKILL)
+            pipeline.prep_worker._process.wait()
+
+    worker = drain(tmp_path / "data", traffic, worker=True, between_steps=kill_after_two_steps)
+    assert worker.broken
+    assert fingerprint(tmp_path / "data") == without_worker
+
+
+def test_late_answers_are_dropped(
+    tmp_path: Path, traffic: tuple[Path, Path], without_worker: tuple[str, str, str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(prep_worker_module, "ANSWER_WAIT_SECONDS", 0.0)
+    worker = drain(tmp_path / "data", traffic, worker=True)
+    assert not worker.broken
+    assert fingerprint(tmp_path / "data") == without_worker
+
+
+def test_an_accounts_import_between_batches_is_seen_by_both(
+    tmp_path: Path, traffic: tuple[Path, Path]
+) -> None:
+    """A new directory version makes the step drop the worker's answer prepared under the old one."""
+    results = []
+    for worker in (False, True):
+        data_dir = tmp_path / f"worker-{worker}"
+        accounts = traffic[1].read_text().splitlines()
+        # Half the cards are unknown until an import after the second batch.
+        first_half = traffic[1].parent / f"first-{worker}.csv"
+        first_half.write_text("\n".join(accounts[: len(accounts) // 2]) + "\n")
+
+        def import_the_rest(_pipeline: Any, step: int, data_dir: Path = data_dir) -> None:
+            if step == 2:
+                import_accounts(data_dir, traffic[1])
+
+        drain(data_dir, (traffic[0], first_half), worker=worker, between_steps=import_the_rest)
+        results.append(fingerprint(data_dir))
+    assert results[0] == results[1]
+
+
+def test_prepared_events_survive_the_trip_between_processes() -> None:
+    """`from_wire(to_wire(x))` gives the step what it would have made itself, for every kind of event."""
+    import msgspec
+
+    tokenizer = PanTokenizer(bytes(range(32)))
+    lines, accounts = generate_traffic(3_000, 3, duplicates_pct=5, malformed_pct=2, fmt="jsonl")
+    from ledgerflow.pipeline.ingest import IngestError, iter_jsonl
+
+    encode = msgspec.json.Encoder().encode
+    bodies = [encode(item) for item in iter_jsonl([line.encode() for line in lines], tokenizer)
+              if not isinstance(item, IngestError)]
+    bodies.append(b'{"not": "an event"}')
+
+    class Directory:
+        version = 1
+        accounts_ = DictAccountDirectory(account_record_from_row(row, tokenizer) for row in accounts)
+        rates = RatesTable(RATES)
+
+        def enrich(self, canonical: Any) -> Any:
+            return enrich(canonical, self.accounts_, self.rates)
+
+    stages = PreparedSet(Directory(), PythonRulesEngine(RulesConfig()), DuplicateKeyConfig())  # type: ignore[arg-type]
+    decode = msgspec.msgpack.Decoder(list[PreparedWire]).decode
+    kinds = set()
+    for seq, body in enumerate(bodies, start=1):
+        local = stages.prepare_event(body)
+        [wire] = decode(msgspec.msgpack.encode([to_wire(seq, local)]))
+        assert wire.seq == seq
+        if wire.local:
+            # Only what the step must handle itself stays local: undecodable, failed, reversals.
+            assert local.decode_error is not None or local.error is not None or local.enriched is not None
+            kinds.add("local")
+            continue
+        remote = from_wire(wire)
+        assert (remote.duplicate, remote.emitted, remote.rejection, remote.posting, remote.context) == (
+            local.duplicate, local.emitted, local.rejection, local.posting, local.context)
+        kinds.add("posting" if remote.posting is not None else "rejection")
+        kinds.update(detail_type for _id, detail_type, _body in remote.emitted)
+    assert {"local", "posting", "rejection", "ForeignTransactionFound"} <= kinds
