@@ -184,3 +184,18 @@ def test_prepared_events_survive_the_trip_between_processes() -> None:
         kinds.add("posting" if remote.posting is not None else "rejection")
         kinds.update(detail_type for _id, detail_type, _body in remote.emitted)
     assert {"local", "posting", "rejection", "ForeignTransactionFound"} <= kinds
+
+
+def test_a_rebuilt_posting_sets_every_field_of_a_posting() -> None:
+    """`revalidated_posting_from_fields` names each field of `Posting`; a field added later must be added there."""
+    import dataclasses
+
+    from ledgerflow.domain.ledger import Direction, Leg, Posting
+    from ledgerflow.pipeline.prepare import PostingPlan
+
+    original = Posting(posting_id="hold:1", kind=1, legs=(Leg("a", Direction.debit, 5), Leg("b", Direction.credit, 5)),
+                       expires_after_seconds=60, correlation_id="c")
+    rebuilt = PostingPlan.of(original).posting()
+    for each in dataclasses.fields(Posting):
+        assert getattr(rebuilt, each.name) == getattr(original, each.name), each.name
+    assert rebuilt == original and hash(rebuilt) == hash(original)

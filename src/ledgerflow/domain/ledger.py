@@ -138,6 +138,32 @@ class Posting:
         return hashlib.blake2b(_encode_msgpack(payload), digest_size=16).digest()
 
 
+_DIRECTIONS = tuple(Direction)
+_POSTING_KINDS = tuple(PostingKind)
+
+
+def revalidated_posting_from_fields(
+    posting_id: str, kind: int, legs: tuple[tuple[str, int, int, str | None], ...], pending_id: str | None,
+    amount_minor: int | None, expires_after_seconds: int | None, correlation_id: str | None, metadata_json: str | None,
+) -> Posting:
+    """A `Posting` rebuilt from the fields of one that this code already built and validated (in another process):
+    the same value, without paying for its validation twice. Anything else goes through `Posting(...)`."""
+    posting = object.__new__(Posting)
+    setter = object.__setattr__
+    setter(posting, "posting_id", posting_id)
+    setter(posting, "kind", _POSTING_KINDS[kind])
+    setter(posting, "legs", tuple(Leg(account_id, _DIRECTIONS[direction], amount, currency)
+                                  for account_id, direction, amount, currency in legs))
+    setter(posting, "pending_id", pending_id)
+    setter(posting, "amount_minor", amount_minor)
+    setter(posting, "expires_after_seconds", expires_after_seconds)
+    setter(posting, "correlation_id", correlation_id)
+    setter(posting, "metadata", None)
+    setter(posting, "linked", False)
+    setter(posting, "metadata_json", metadata_json)
+    return posting
+
+
 def validate_posting(posting: Posting) -> None:
     """Raise LedgerValidationError for requests that are malformed rather than refused by the ledger."""
     _check_identifier("posting_id", posting.posting_id, POSTING_ID_LENGTH_MAX)

@@ -17,7 +17,7 @@ import msgspec
 
 from ledgerflow.domain import events as ev
 from ledgerflow.domain.canonical import KIND_REVERSAL, EnrichedTransaction
-from ledgerflow.domain.ledger import Direction, Leg, Posting, PostingKind
+from ledgerflow.domain.ledger import Posting, revalidated_posting_from_fields
 from ledgerflow.pipeline.dedup import DuplicateKeyConfig, duplicate_key, event_time_epoch_seconds, stored_key
 from ledgerflow.pipeline.directory import CardDirectory
 from ledgerflow.pipeline.posting import MissingReferenceError, plan_posting
@@ -171,13 +171,10 @@ class PostingPlan(msgspec.Struct, array_like=True, frozen=True, gc=False):
                    posting.metadata_json)
 
     def posting(self) -> Posting:
-        return Posting(
-            posting_id=self.posting_id, kind=PostingKind(self.kind),
-            legs=tuple(Leg(account_id, Direction(direction), amount, currency)
-                       for account_id, direction, amount, currency in self.legs),
-            pending_id=self.pending_id, amount_minor=self.amount_minor,
-            expires_after_seconds=self.expires_after_seconds, correlation_id=self.correlation_id,
-            metadata_json=self.metadata_json,
+        # Built and validated by `Posting(...)` in the process that sent it (`of` above): not validated again.
+        return revalidated_posting_from_fields(
+            self.posting_id, self.kind, self.legs, self.pending_id, self.amount_minor, self.expires_after_seconds,
+            self.correlation_id, self.metadata_json,
         )
 
 
@@ -205,7 +202,7 @@ def from_wire(wire: PreparedWire) -> PreparedEvent:
     assert not wire.local and wire.duplicate is not None
     prepared = PreparedEvent()
     prepared.duplicate = wire.duplicate
-    prepared.emitted = [(message_id, detail_type, body) for message_id, detail_type, body in wire.emitted]
+    prepared.emitted = wire.emitted
     prepared.rejection = wire.rejection
     prepared.posting = wire.plan.posting() if wire.plan is not None else None
     prepared.context = wire.context
