@@ -111,3 +111,24 @@ def test_events_no_rule_can_match_by_detail_type_are_not_decoded(tmp_path: Path,
         router.put_events([entry(detail_type="Other")])
         router.run_until_idle()
         assert decoded == ["TransactionPosted", "Other"]
+
+
+@pytest.mark.parametrize(("batch_max", "window_max"), [(3, 3), (3, 10), (7, 50), (500, 10_000)])
+def test_unwanted_events_are_settled_in_windows_and_wanted_ones_routed_once_in_order(
+        tmp_path: Path, batch_max: int, window_max: int) -> None:
+    from ledgerflow.router import RouterConfig
+
+    with open_router(tmp_path, config=RouterConfig(route_batch_max=batch_max, route_window_max=window_max)) as router:
+        router.put_rule("posted", '{"detail-type": ["TransactionPosted"]}')
+        router.put_targets("posted", [log_target("t", "posted", InputPath="$.detail.n")])
+        kinds = ["TransactionPosted" if n % 5 == 0 or 40 <= n < 60 else "TransactionPostingRejected"
+                 for n in range(120)]
+        router.put_events([entry({"n": n}, detail_type=kind) for n, kind in enumerate(kinds)])
+        steps = 0
+        while router.step():
+            steps += 1
+        wanted = [n for n, kind in enumerate(kinds) if kind == "TransactionPosted"]
+        assert [int(e["Message"]) for e in router.read_log("posted", limit=1000)] == wanted
+        assert router.pending_work() == 0
+        # A step covers up to window_max messages, and routes at most batch_max of them.
+        assert steps >= max(-(-len(kinds) // window_max), -(-len(wanted) // batch_max))

@@ -85,12 +85,11 @@ class Router:
             self.transport.ensure_consumer(tx, consumer, stream_for_bus(table.bus))
             if table.detail_types is None:
                 deliveries = self.transport.fetch(tx, consumer, batch_max, now_ms)
-                window_size, through_seq = len(deliveries), 0
+                window_size = len(deliveries)
+                settled = False
             else:
-                # Only the detail types a rule or archive can match are read; the rest of the window is
-                # acknowledged by sequence number, unread.
-                deliveries, window_size, through_seq = self.transport.fetch_wanted(
-                    tx, consumer, batch_max, now_ms, table.detail_types)
+                deliveries, window_size = self._fetch_wanted(tx, consumer, table.detail_types, batch_max, now_ms)
+                settled = True
             if not window_size:
                 return 0
             queued: list[NewDelivery] = []
@@ -110,11 +109,29 @@ class Router:
                     undecodable += 1
             self.store.enqueue(tx, queued)
             self.store.archive_events(tx, archived)
-            self.transport.ack(tx, consumer, deliveries, through_seq=through_seq)
+            if not settled:
+                self.transport.ack(tx, consumer, deliveries)
             self.store.add_counter(tx, COUNTER_ROUTED, window_size - undecodable)
             if undecodable:
                 self.store.add_counter(tx, COUNTER_UNDECODABLE, undecodable)
         return window_size
+
+    def _fetch_wanted(self, tx: Any, consumer: str, detail_types: frozenset[str], batch_max: int,
+                      now_ms: int) -> tuple[list[Delivery], int]:
+        """Only the detail types a rule or archive can match are read; the rest is settled by sequence number,
+        unread, up to `route_window_max` messages in this transaction. Each window is acknowledged as it is
+        fetched: the transaction commits it together with the routing of what it held, or none of it."""
+        deliveries: list[Delivery] = []
+        covered = 0
+        while covered < self.config.route_window_max and len(deliveries) < batch_max:
+            wanted, window_size, through_seq = self.transport.fetch_wanted(
+                tx, consumer, min(batch_max, self.config.route_window_max - covered), now_ms, detail_types)
+            if not window_size:
+                break
+            self.transport.ack(tx, consumer, wanted, through_seq=through_seq)
+            deliveries.extend(wanted)
+            covered += window_size
+        return deliveries, covered
 
     def _match(self, table: BusTable, delivery: Delivery, event: dict[str, Any], now_ms: int,
                queued: list[NewDelivery], archived: list[tuple[str, str, int, int, bytes]]) -> None:
