@@ -179,8 +179,11 @@ def test_prepared_events_survive_the_trip_between_processes() -> None:
             kinds.add("local")
             continue
         remote = from_wire(wire)
-        assert (remote.duplicate, remote.emitted, remote.rejection, remote.posting, remote.context) == (
-            local.duplicate, local.emitted, local.rejection, local.posting, local.context)
+        assert (remote.duplicate, remote.emitted, remote.rejection, remote.posting, remote.context,
+                remote.posted_template) == (local.duplicate, local.emitted, local.rejection, local.posting,
+                                            local.context, local.posted_template)
+        if local.posting is not None:
+            assert_template_gives_the_full_encoding(local)
         kinds.add("posting" if remote.posting is not None else "rejection")
         kinds.update(detail_type for _id, detail_type, _body in remote.emitted)
     assert {"local", "posting", "rejection", "ForeignTransactionFound"} <= kinds
@@ -199,3 +202,21 @@ def test_a_rebuilt_posting_sets_every_field_of_a_posting() -> None:
     for each in dataclasses.fields(Posting):
         assert getattr(rebuilt, each.name) == getattr(original, each.name), each.name
     assert rebuilt == original and hash(rebuilt) == hash(original)
+
+
+def assert_template_gives_the_full_encoding(prepared: Any) -> None:
+    """The `TransactionPosted` made from the template is byte for byte the encoding of the whole detail."""
+    import msgspec
+
+    from ledgerflow.domain import events as ev
+    from ledgerflow.pipeline.outcomes import PostedBalances, PostedDetail
+    from ledgerflow.pipeline.prepare import outcome_message, posted_amount, posted_message
+
+    context, posting = prepared.context, prepared.posting
+    for result, balances in (("ok", PostedBalances.from_counters((5, 10, 0, 2_000))), ("exists", None)):
+        full = outcome_message(context, ev.TRANSACTION_POSTED, PostedDetail(
+            correlationId=context.correlation_id, traceContext=context.trace_context,
+            transactionId=context.transaction_id, postingId=posting.posting_id, postingKind=posting.kind.name,
+            result=result, accountId=context.account_id, currency=context.currency,
+            amountMinor=posted_amount(posting, context), balances=balances))
+        assert posted_message(context, prepared.posted_template, result, msgspec.json.encode(balances)) == full

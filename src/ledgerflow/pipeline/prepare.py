@@ -68,6 +68,7 @@ class PreparedEvent:
         "enriched",
         "envelope",
         "error",
+        "posted_template",
         "posting",
         "rejection",
     )
@@ -83,6 +84,8 @@ class PreparedEvent:
         self.posting: Posting | None = None
         self.context: OutcomeContext | None = None
         self.enriched: EnrichedTransaction | None = None  # kept for reversals (their follow-up needs it)
+        # `TransactionPosted` for `posting`, encoded but for its result and balances (see `posted_message`).
+        self.posted_template: tuple[bytes, bytes, bytes] | None = None
 
 
 class PreparedSet:
@@ -142,13 +145,15 @@ class PreparedSet:
             prepared.rejection = outcome.reason or "rejected"
             return
         try:
-            prepared.posting = plan_posting(enriched)
+            prepared.posting = posting = plan_posting(enriched)
         except MissingReferenceError:
             # A completion or reversal that names no original cannot be matched to a hold: a business refusal.
             prepared.rejection = REASON_ORIGINAL_REFERENCE_MISSING
             return
         if canonical.card_transaction.kind == KIND_REVERSAL:
             prepared.enriched = enriched
+        else:
+            prepared.posted_template = posted_template(prepared.context, posting)
 
 
 # -- across processes ----------------------------------------------------------------------------------------------
@@ -189,13 +194,15 @@ class PreparedWire(msgspec.Struct, array_like=True, frozen=True, gc=False):
     rejection: str | None = None
     plan: PostingPlan | None = None
     context: OutcomeContext | None = None
+    posted_template: tuple[bytes, bytes, bytes] | None = None
 
 
 def to_wire(seq: int, prepared: PreparedEvent) -> PreparedWire:
     if prepared.decode_error is not None or prepared.error is not None or prepared.enriched is not None:
         return PreparedWire(seq, True)
     return PreparedWire(seq, False, prepared.duplicate, prepared.emitted, prepared.rejection,
-                        PostingPlan.of(prepared.posting) if prepared.posting is not None else None, prepared.context)
+                        PostingPlan.of(prepared.posting) if prepared.posting is not None else None, prepared.context,
+                        prepared.posted_template)
 
 
 def from_wire(wire: PreparedWire) -> PreparedEvent:
@@ -206,6 +213,7 @@ def from_wire(wire: PreparedWire) -> PreparedEvent:
     prepared.rejection = wire.rejection
     prepared.posting = wire.plan.posting() if wire.plan is not None else None
     prepared.context = wire.context
+    prepared.posted_template = wire.posted_template
     return prepared
 
 
@@ -232,6 +240,55 @@ def outcome_message(context: OutcomeContext, detail_type: str, detail: Any) -> O
         detail=detail, account=context.account, region=context.region, resources=(context.event_id,),
     )
     return message_id, detail_type, _encode(envelope)
+
+
+class _PostedDetailTemplate(msgspec.Struct, kw_only=True, gc=False):
+    """`outcomes.PostedDetail` field for field, with the result and the balances left as markers."""
+
+    correlationId: str
+    transactionId: str
+    postingId: str
+    postingKind: str
+    result: msgspec.Raw
+    accountId: str
+    currency: str
+    amountMinor: int
+    balances: msgspec.Raw
+    traceContext: str | None = None
+
+
+# Raw control bytes: JSON text never holds them unescaped, so each marker occurs exactly once in the encoding.
+_RESULT_MARK, _BALANCES_MARK = b"\x00", b"\x01"
+
+
+def posted_amount(posting: Posting, context: OutcomeContext) -> int:
+    """What the posting moved on the customer's side: its legs' amount, a capture's amount, else the event's."""
+    if posting.legs:
+        return posting.legs[0].amount_minor
+    return posting.amount_minor or context.amount_account_minor or 0
+
+
+def posted_template(context: OutcomeContext, posting: Posting) -> tuple[bytes, bytes, bytes]:
+    """`TransactionPosted` for `posting` as the three pieces around its result and its balances."""
+    assert context.account_id is not None and context.currency is not None
+    detail = _PostedDetailTemplate(
+        correlationId=context.correlation_id, transactionId=context.transaction_id, postingId=posting.posting_id,
+        postingKind=posting.kind.name, result=msgspec.Raw(_RESULT_MARK), accountId=context.account_id,
+        currency=context.currency, amountMinor=posted_amount(posting, context),
+        balances=msgspec.Raw(_BALANCES_MARK), traceContext=context.trace_context,
+    )
+    _id, _type, body = outcome_message(context, ev.TRANSACTION_POSTED, detail)
+    head, rest = body.split(_RESULT_MARK)
+    middle, tail = rest.split(_BALANCES_MARK)
+    return head, middle, tail
+
+
+def posted_message(context: OutcomeContext, template: tuple[bytes, bytes, bytes], result_name: str,
+                   balances_json: bytes) -> OutboxRow:
+    """The `TransactionPosted` row from its template: the same bytes as encoding the whole `PostedDetail`."""
+    head, middle, tail = template
+    return (f"{context.event_id}:{ev.TRANSACTION_POSTED}", ev.TRANSACTION_POSTED,
+            b"".join((head, b'"', result_name.encode(), b'"', middle, balances_json, tail)))
 
 
 def message(event_id: str, detail_type: str, inbound: Any, detail: Any) -> OutboxRow:

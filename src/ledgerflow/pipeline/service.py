@@ -45,6 +45,8 @@ from ledgerflow.pipeline.prepare import (
     PreparedSet,
     message,
     outcome_message,
+    posted_amount,
+    posted_message,
 )
 from ledgerflow.pipeline.rules import RulesEngine
 
@@ -80,6 +82,7 @@ class StepReport:
 
 
 _decode_inbound = msgspec.json.Decoder(ev.Envelope[ev.TransactionDetail]).decode
+_encode_balances = msgspec.json.Encoder().encode
 
 
 class PostingPipeline:
@@ -281,7 +284,7 @@ class PostingPipeline:
         for index, (delivery, event) in enumerate(approved):
             posting, result = final[index]
             report.inbound_published_ms.append(delivery.published_at_ms)
-            self._emit_outcome(event.context, posting, result, balances_after.get(posting.posting_id), outbox, report)
+            self._emit_outcome(event, posting, result, balances_after.get(posting.posting_id), outbox, report)
 
     def _segment_ends(self, tx: sqlite3.Connection, approved: list[tuple[Delivery, PreparedEvent]]) -> list[int]:
         """Where to cut the batch so that events take effect in order whatever the batch boundaries: a reversal
@@ -326,37 +329,43 @@ class PostingPipeline:
 
     def _emit_outcome(
         self,
-        context: OutcomeContext,
+        event: PreparedEvent,
         posting: Posting,
         result: PostingResult,
-        after: tuple[int, int, int, int] | None,
+        after: dict[str, tuple[int, int, int, int]] | None,
         outbox: list[OutboxRow],
         report: StepReport,
     ) -> None:
-        assert context.account_id is not None and context.currency is not None
-        if result.succeeded:
-            report.posted += 1
-            counters = after.get(context.account_id) if after else None
-            outbox.append(
-                outcome_message(
-                    context,
-                    ev.TRANSACTION_POSTED,
-                    PostedDetail(
-                        correlationId=context.correlation_id,
-                        traceContext=context.trace_context,
-                        transactionId=context.transaction_id,
-                        postingId=posting.posting_id,
-                        postingKind=posting.kind.name,
-                        result=result.name,
-                        accountId=context.account_id,
-                        currency=context.currency,
-                        amountMinor=_posted_amount(posting, context),
-                        balances=PostedBalances.from_counters(counters) if counters else None,
-                    ),
-                )
-            )
-        else:
+        context = event.context
+        assert context is not None and context.account_id is not None and context.currency is not None
+        if not result.succeeded:
             self._reject(context, result.name, outbox, report, stage="ledger", posting_id=posting.posting_id)
+            return
+        report.posted += 1
+        counters = after.get(context.account_id) if after else None
+        balances = PostedBalances.from_counters(counters) if counters else None
+        if event.posted_template is not None and posting is event.posting:
+            outbox.append(posted_message(context, event.posted_template, result.name, _encode_balances(balances)))
+            return
+        # A follow-up posting (a reversal's credit) has no template.
+        outbox.append(
+            outcome_message(
+                context,
+                ev.TRANSACTION_POSTED,
+                PostedDetail(
+                    correlationId=context.correlation_id,
+                    traceContext=context.trace_context,
+                    transactionId=context.transaction_id,
+                    postingId=posting.posting_id,
+                    postingKind=posting.kind.name,
+                    result=result.name,
+                    accountId=context.account_id,
+                    currency=context.currency,
+                    amountMinor=posted_amount(posting, context),
+                    balances=balances,
+                ),
+            )
+        )
 
     def _fail(
         self, tx: sqlite3.Connection, delivery: Delivery, now_ms: int, exc: BaseException, report: StepReport
@@ -371,13 +380,6 @@ class PostingPipeline:
             report.dead_lettered += 1
         else:
             report.retried += 1
-
-
-def _posted_amount(posting: Posting, context: OutcomeContext) -> int:
-    """What the posting moved on the customer's side: its legs' amount, a capture's amount, else the event's."""
-    if posting.legs:
-        return posting.legs[0].amount_minor
-    return posting.amount_minor or context.amount_account_minor or 0
 
 
 def _correlation(envelope: Any) -> str:
