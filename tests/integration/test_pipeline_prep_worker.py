@@ -63,6 +63,8 @@ def drain(data_dir: Path, traffic: tuple[Path, Path], *, worker: bool,
     ledger = open_ledger(Settings(data_dir=data_dir))
     pipeline = build_pipeline(ledger, batch_size_max=BATCH, rules="python", prep_worker=worker)
     worker_used = pipeline.prep_worker
+    if worker_used is not None:
+        assert worker_used.wait_until_ready()
     try:
         step = 0
         while pipeline.step().fetched:

@@ -35,6 +35,8 @@ log = structlog.get_logger(__name__)
 # answer when it comes). A batch of 2,000 takes the worker ~50 ms.
 ANSWER_WAIT_SECONDS = 2.0
 PREP_WORKER_ENV = "LEDGERFLOW_PREP_WORKER"
+# The id of the answer the worker sends once, unasked, when it is ready (requests count from 1).
+READY_ANSWER_ID = 0
 _FRAME_HEADER = struct.Struct("<I")
 
 
@@ -79,8 +81,22 @@ class PrepWorker:
         self._answers: IO[bytes] = self._process.stdout
         self._request_id = 0
         self._waiting_for: int | None = None
+        # Until the worker has said it is ready (its imports done), a step never waits for it.
+        self._ready = False
         self.broken = False
         self.events_prepared = 0
+
+    def wait_until_ready(self, timeout_s: float = 30.0) -> bool:
+        """Block until the worker has started (a step never waits for that by itself); False if it did not."""
+        if self._ready or self.broken:
+            return self._ready
+        try:
+            readable, _w, _x = select.select([self._answers], [], [], timeout_s)
+            if readable and _decode_answer(_read_frame(self._answers))[0] == READY_ANSWER_ID:
+                self._ready = True
+        except (EOFError, OSError, msgspec.DecodeError) as exc:
+            self._give_up(exc)
+        return self._ready
 
     def request_after(self, deliveries: Sequence[Delivery], limit: int) -> None:
         """Ask for the `limit` inbound events after the newest fresh one of `deliveries` (the next batch)."""
@@ -104,14 +120,18 @@ class PrepWorker:
             return {}
         try:
             while True:
-                ready, _w, _x = select.select([self._answers], [], [], ANSWER_WAIT_SECONDS)
-                if not ready:
-                    # Late: go on without it; its answer is dropped when it comes (its request id is old).
-                    log.warning("pipeline.prep_worker_late", waited_s=ANSWER_WAIT_SECONDS)
+                wait_s = ANSWER_WAIT_SECONDS if self._ready else 0.0
+                readable, _w, _x = select.select([self._answers], [], [], wait_s)
+                if not readable:
+                    # Late (or still starting): go on without it; its answer is dropped when it comes.
+                    if self._ready:
+                        log.warning("pipeline.prep_worker_late", waited_s=ANSWER_WAIT_SECONDS)
                     self._waiting_for = None
                     return {}
                 request_id, version, prepared = _decode_answer(_read_frame(self._answers))
-                if request_id == self._waiting_for:
+                if request_id == READY_ANSWER_ID:
+                    self._ready = True
+                elif request_id == self._waiting_for:
                     self._waiting_for = None
                     break
         except (EOFError, OSError, msgspec.DecodeError) as exc:
@@ -181,6 +201,7 @@ def serve(options: WorkerOptions, requests: IO[bytes], answers: IO[bytes]) -> No
     stages = PreparedSet(directory, rules_engine(options.rules), duplicates,
                          publish_intermediate_events=options.publish_intermediate_events)
     try:
+        _write_frame(answers, _encode((READY_ANSWER_ID, 0, [])))
         while True:
             try:
                 request: Any = _decode_request(_read_frame(requests))
