@@ -220,11 +220,20 @@ def serve(options: WorkerOptions, requests: IO[bytes], answers: IO[bytes]) -> No
                     ).fetchall()
                 finally:
                     connection.execute("COMMIT")
-                answer = [to_wire(seq, stages.prepare_event(bytes(body))) for seq, body in rows]
+                answer = [_prepared_or_local(stages, seq, bytes(body)) for seq, body in rows]
                 _write_frame(answers, _encode((request_id, directory.version or 0, answer)))
                 answers.flush()
     finally:
         connection.close()
+
+
+def _prepared_or_local(stages: Any, seq: int, body: bytes) -> PreparedWire:
+    """What the worker sends for one event; anything unexpected is left to the step, which has the means (retries,
+    dead letters) to deal with it."""
+    try:
+        return to_wire(seq, stages.prepare_event(body))
+    except Exception:  # noqa: BLE001 - the step prepares it again and meets the same problem itself
+        return PreparedWire(seq, True)
 
 
 def main() -> None:
