@@ -27,6 +27,11 @@ def _command(args: tuple[Any, ...]) -> list[str]:
     return [sys.executable, "-m", "ledgerflow", *(str(a) for a in args)]
 
 
+def cli_command(*args: Any) -> list[str]:
+    """The command line that runs `ledgerflow ARGS...` with this interpreter."""
+    return _command(args)
+
+
 def run_cli(*args: Any, env: dict[str, str] | None = None, check: bool = True) -> subprocess.CompletedProcess:
     done = subprocess.run(
         _command(args),

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from cli_support import clean_env, data_dir_args, run_cli, run_cli_json, start_cli
+from cli_support import clean_env, cli_command, data_dir_args, run_cli, run_cli_json, start_cli
 from pipeline_support import assert_exactly_once, customer_balances, read_only, write_jsonl
 
 from ledgerflow.pipeline.generate import sample_detail, sample_envelope
@@ -347,3 +347,47 @@ def test_every_command_honours_the_data_dir_environment_variable(tmp_path: Path)
     # --data-dir wins over the variable.
     elsewhere = run_cli_json("status", *data_dir_args(tmp_path / "elsewhere"), env=env)
     assert elsewhere["accepted"] == 0
+
+
+def _children(pid: int) -> list[int]:
+    children = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            children.append(int(stat.parent.name))
+    return children
+
+
+@pytest.mark.skipif(not Path("/proc").is_dir(), reason="reads /proc to find the prep worker")
+def test_ctrl_c_drains_run_and_its_prep_worker_quietly(tmp_path: Path) -> None:
+    """Ctrl-C in a terminal signals the whole process group: `run` drains and exits 0, and its prep worker goes
+    with it, without a traceback from either."""
+    import os
+    import subprocess
+
+    traffic, accounts = generate(tmp_path / "in", count=500, seed=31, duplicates=2, malformed=0)
+    data = data_dir_args(tmp_path / "data")
+    run_cli("accounts", "import", accounts, *data)
+    run_cli("ingest", traffic, *data)
+    env = {**clean_env(), "LEDGERFLOW_PREP_WORKER": "1"}
+    service = subprocess.Popen(cli_command("run", *data, "--json"), env=env, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 60
+        while not _children(service.pid) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        [worker] = _children(service.pid)
+        while run_cli_json("status", *data)["pending_work"] and time.monotonic() < deadline:
+            time.sleep(0.2)
+        os.killpg(service.pid, signal.SIGINT)
+        out, err = service.communicate(timeout=60)
+    finally:
+        if service.poll() is None:
+            service.kill()
+    assert service.returncode == 0, err
+    assert "Traceback" not in err
+    assert json.loads(out)["events"] > 0
+    assert not Path(f"/proc/{worker}").exists(), "the prep worker outlived `run`"

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import select
+import signal
 import sqlite3
 import struct
 import subprocess
@@ -237,6 +238,9 @@ def _prepared_or_local(stages: Any, seq: int, body: bytes) -> PreparedWire:
 
 
 def main() -> None:
+    # Ctrl-C in a terminal reaches the whole process group: `run` drains and then closes the pipe, which ends this
+    # process; it must not die first with a traceback.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     # Answers go out on the original stdout; anything else that writes to stdout (a log line) goes to stderr.
     answers = os.fdopen(os.dup(1), "wb", buffering=0)
     os.dup2(2, 1)
