@@ -391,3 +391,16 @@ def test_ctrl_c_drains_run_and_its_prep_worker_quietly(tmp_path: Path) -> None:
     assert "Traceback" not in err
     assert json.loads(out)["events"] > 0
     assert not Path(f"/proc/{worker}").exists(), "the prep worker outlived `run`"
+
+
+def test_bench_reports_the_contract_keys_on_a_small_run() -> None:
+    """`ledgerflow bench --events N --json`: the contract's keys, a ledger check that holds, and every event
+    accounted for in the throughput phase."""
+    report = run_cli_json("bench", "--events", "1000")
+    for key in ("events", "events_per_second", "latency_ms_p50", "latency_ms_p99", "baseline_events_per_second",
+                "check_ok"):
+        assert key in report, key
+    assert report["events"] == 1000 and report["check_ok"] is True
+    assert report["posted"] + report["rejected"] + report["duplicates_parked"] + report["dead_lettered"] == 1000
+    assert report["events_per_second"] > 0 and report["baseline_events_per_second"] > 0
+    assert 0 <= report["latency_ms_p50"] <= report["latency_ms_p99"]
