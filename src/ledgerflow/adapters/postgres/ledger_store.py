@@ -13,9 +13,7 @@ How a batch stays correct with many concurrent writers:
   StoreConflictError; the base class retries the whole batch, which then sees the id as `exists`.
 - `_write` (ledger_writes.py) appends postings, entries and resolutions (one statement for small batches, binary
   COPY for large ones) and adds every balance delta with ONE aggregated UPDATE: one row update per account per
-  batch, so a hot account costs nothing extra. A large batch (more than ONE_STATEMENT_POSTINGS_MAX postings) takes
-  `apply_postings_effects` below instead: the same load, then the engine chunk by chunk while the server writes
-  what the earlier chunks produced (ledger_writes.apply_and_write_overlapped); same outcomes, same rows.
+  batch, so a hot account costs nothing extra.
 
 Clock: `clock_timestamp()`, the server's wall clock when the statement runs, not `now()` (the transaction's start).
 `_load` reads it in the statement right after the row locks were granted, and `_now_ms` hands that value to the
@@ -34,6 +32,7 @@ from __future__ import annotations
 import contextlib
 import functools
 from collections.abc import Iterator, Sequence
+from operator import itemgetter
 from typing import Any
 
 import psycopg
@@ -46,20 +45,9 @@ from ledgerflow.adapters.postgres.connection import (
     schema_from_url,
     sqlalchemy_url,
 )
-from ledgerflow.adapters.postgres.ledger_writes import (
-    NEXT_ENTRY_SEQ_BLOCK_SQL,
-    ONE_STATEMENT_POSTINGS_MAX,
-    apply_and_write_overlapped,
-    write_effects,
-)
-from ledgerflow.domain.engine import (
-    EXPIRY_POSTING_PREFIX,
-    BatchEffects,
-    LoadedState,
-    apply_batch,
-    referenced_ids,
-)
-from ledgerflow.domain.ledger import LEGS_MAX, Account, LedgerValidationError, Posting
+from ledgerflow.adapters.postgres.ledger_writes import NEXT_ENTRY_SEQ_BLOCK_SQL, write_effects
+from ledgerflow.domain.engine import BatchEffects, LoadedState
+from ledgerflow.domain.ledger import LEGS_MAX, Account
 from ledgerflow.ports import ACCOUNT_COLUMNS, LedgerStore, account_row, account_state, holds_from_rows
 
 __all__ = ["PostgresLedgerStore", "libpq_url", "schema_from_url", "sqlalchemy_url"]
@@ -101,9 +89,9 @@ LEGACY_INDEX_SQL = "SELECT to_regclass('entries_posting_leg_unique') IS NOT NULL
 # outside the locking query: a join under FOR UPDATE costs the server about twice as much. FOR NO KEY UPDATE is the
 # lock an UPDATE of non-key columns takes anyway.
 # It also returns each locked row's physical address (ctid): the batch's balance UPDATE finds the rows by it (a TID
-# scan) instead of probing the primary key again (ledger_writes.ADD_DELTAS_SQL). The address stays valid until the
-# transaction ends: nobody else can update a row we hold locked, and the table lock that comes with the row locks
-# keeps VACUUM FULL and CLUSTER out.
+# scan) instead of probing the primary key a second time (ledger_writes.ADD_DELTAS_SQL). The address stays valid
+# until the transaction ends: nobody else can update a row we hold locked, and the table lock that comes with the
+# row locks keeps VACUUM FULL and CLUSTER out.
 LOCK_ACCOUNTS_SQL = (
     f"SELECT a.{ACCOUNT_COLUMNS.replace(', ', ', a.')}, l.debits_pending, l.debits_posted, l.credits_pending, "
     "l.credits_posted, l.last_entry_seq, l.entry_count, l.ctid FROM (SELECT b.ctid, b.* FROM "
@@ -217,7 +205,7 @@ class PostgresLedgerStore(LedgerStore):
             locked_rows = locked.fetchall() if locked else []
             accounts = {row[0]: account_state(row) for row in locked_rows}
             self._chain_heads = {row[0]: [row[11], row[12]] for row in locked_rows}
-            self._row_ids = {row[0]: row[13] for row in locked_rows}
+            self._row_ids = dict(map(itemgetter(0, 13), locked_rows))
             resolutions = dict(resolved.fetchall()) if resolved else {}
             records = {posting_id: (bytes(digest), int(result))
                        for posting_id, digest, result in (recorded.fetchall() if recorded else ())}
@@ -228,34 +216,6 @@ class PostgresLedgerStore(LedgerStore):
                      for pending_id, expires_at_ms in expiries.items()]
         holds = holds_from_rows(hold_rows, [(row[0], row[2], row[3], row[4], row[5]) for row in leg_rows])
         return LoadedState(accounts=accounts, holds=holds, recorded=records)
-
-    def apply_postings_effects(self, tx: psycopg.Connection, postings: list[Posting], *,
-                               snapshot: bool = False) -> BatchEffects:
-        """As LedgerStore.apply_postings_effects; a batch of more than ONE_STATEMENT_POSTINGS_MAX postings is applied
-        and written chunk by chunk, its writes overlapping the engine (ledger_writes.apply_and_write_overlapped).
-        Same loading, locking, clock, outcomes and rows as the base class's flow."""
-        if len(postings) <= ONE_STATEMENT_POSTINGS_MAX:
-            return super().apply_postings_effects(tx, postings, snapshot=snapshot)
-        for posting in postings:  # the base class's request checks, unchanged
-            if not isinstance(posting, Posting):
-                raise LedgerValidationError("post_batch takes Posting values")
-            if posting.posting_id.startswith(EXPIRY_POSTING_PREFIX):
-                raise LedgerValidationError(
-                    f"posting {posting.posting_id!r}: ids starting with {EXPIRY_POSTING_PREFIX!r} are reserved"
-                )
-        account_ids, pending_ids, posting_ids = referenced_ids(postings)
-        state = self._load(tx, account_ids, pending_ids, posting_ids)
-        now_ms = self._now_ms(tx)
-        with mapped_errors("writing ledger batch"):
-            block, self._entry_seq_block = self._entry_seq_block, None
-            heads, self._chain_heads = self._chain_heads, None
-            row_ids, self._row_ids = self._row_ids, None
-            assert block is not None and heads is not None and row_ids is not None, (
-                "a write follows the _load that locked its accounts")
-            effects = apply_and_write_overlapped(tx, postings, state, now_ms, block, heads, row_ids, apply_batch,
-                                                snapshot=snapshot)
-        assert len(effects.results) == len(postings)
-        return effects
 
     def _write(self, tx: psycopg.Connection, effects: BatchEffects, now_ms: int) -> None:
         with mapped_errors("writing ledger batch"):
