@@ -122,6 +122,18 @@ def random_uuid4(rng: random.Random) -> str:
     return f"{text[:8]}-{text[8:12]}-4{text[13:16]}-{variant}{text[17:20]}-{text[20:]}"
 
 
+def time_ordered_uuid7(epoch_ms: int, rng: random.Random) -> str:
+    """A version-7 UUID (RFC 9562): the Unix time in ms in its first 48 bits, then 74 bits from ``rng``.
+
+    What producers are advised to use for event ids: ids made close in time sort close together, so the bus's
+    message-id index takes each new id near the last one instead of on a random page.
+    """
+    bits = rng.getrandbits(128)  # as many as a version-4 id draws: the rest of the traffic is the same for a seed
+    value = (epoch_ms & (1 << 48) - 1) << 80 | 0x7 << 76 | (bits >> 62 & 0xFFF) << 64 | 0b10 << 62 | bits & (1 << 62) - 1
+    text = f"{value:032x}"
+    return f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:]}"
+
+
 def luhn_check_digit(partial: str) -> str:
     """The digit that makes ``partial + digit`` pass the Luhn check."""
     total = 0
@@ -366,7 +378,7 @@ class _JsonRenderer:
     def line(self, detail: dict[str, Any], sent_at_ms: int) -> str:
         envelope = {
             "version": "0",
-            "id": random_uuid4(self.rng),
+            "id": time_ordered_uuid7(sent_at_ms, self.rng),
             "detail-type": TRANSACTION_AUTHORIZED,
             "source": "acme.cards.authorizations",
             "account": "123456789012",
