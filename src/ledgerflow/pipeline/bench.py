@@ -44,8 +44,6 @@ def run_pipeline_bench(config: PipelineBenchConfig, *, work_dir: Path | None = N
     latency = _latency(root / "latency", config)
     baseline = _baseline(root / "baseline", config.baseline_events, config)
     peak_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    # The largest of the finished child processes: the ingest processes and the pipeline's prep workers.
-    peak_rss_children_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     return {
         "events": config.events,
         "events_per_second": round(throughput["events_per_second"], 1),
@@ -60,7 +58,6 @@ def run_pipeline_bench(config: PipelineBenchConfig, *, work_dir: Path | None = N
         "duplicates_parked": throughput["duplicates_parked"],
         "dead_lettered": throughput["dead_lettered"],
         "peak_rss_mb": round(peak_rss_mb, 1),
-        "peak_rss_child_process_mb": round(peak_rss_children_mb, 1),
         "check_ok": throughput["check_ok"] and baseline["check_ok"] and latency["check_ok"],
     }
 
