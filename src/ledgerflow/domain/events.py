@@ -448,6 +448,19 @@ def uuid5_text(namespace_bytes: bytes, name: str) -> str:
     return f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:]}"
 
 
+def time_led_uuid8(at: datetime, namespace_bytes: bytes, name: str) -> str:
+    """A deterministic version-8 UUID (RFC 9562) for `name`, led by the instant `at`: its first 48 bits are `at` in
+    Unix milliseconds, the other 74 free bits come from SHA-256 of the namespace and the name.
+
+    Same inputs, same id; ids of nearby instants sort together, so a unique index takes each new one beside the
+    last instead of on a random page (as with version-7 ids)."""
+    epoch_ms = int(at.timestamp() * 1000) & 0xFFFF_FFFF_FFFF
+    digest = int.from_bytes(hashlib.sha256(namespace_bytes + name.encode()).digest()[:10], "big")  # 80 bits
+    value = epoch_ms << 80 | 0x8 << 76 | (digest >> 62 & 0xFFF) << 64 | 0b10 << 62 | digest & (1 << 62) - 1
+    text = f"{value:032x}"
+    return f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:]}"
+
+
 E = TypeVar("E", bound=_Lifecycle)
 
 

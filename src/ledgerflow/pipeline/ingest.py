@@ -7,7 +7,8 @@ Contract:
 * The clear PAN is replaced by ``panToken``/``panLast4`` here and nowhere else; no reason text contains a
   PAN (digit runs that could be one are masked as a last line of defence).
 * Envelope ids: a full envelope keeps its ``id``. A bare detail (or an ISO 8583 row) gets a deterministic id,
-  a UUID derived from the tokenized detail and the line number, so re-ingesting the same file yields the
+  a version-8 UUID led by the transmission time (so new ids sort together in the bus's message-id index) and
+  otherwise derived from the tokenized detail and the line number, so re-ingesting the same file yields the
   same ids (the transport drops them as already seen) while an exact resend on another line is a distinct
   event that the duplicate check parks. Its envelope ``time`` is the transmission time, not the clock.
 * ``correlationId`` defaults to the envelope id; ``traceContext`` to a new W3C traceparent derived from it.
@@ -37,7 +38,7 @@ from ledgerflow.domain.events import (
     InboundAuthorization,
     TransactionDetail,
     new_trace_context,
-    uuid5_text,
+    time_led_uuid8,
 )
 from ledgerflow.pipeline.iso8583_base1 import decode_authorization
 from ledgerflow.pipeline.tokenize import PanTokenizer
@@ -129,7 +130,8 @@ def wrap_bare_detail(
     """A new envelope around a bare detail, with the deterministic id described in the module doc."""
     provisional = tokenize_detail(inbound, tokenizer, correlation_id="", trace_context=None)
     content = _decoders()[2].encode(provisional)
-    event_id = uuid5_text(INGEST_ID_NAMESPACE.bytes, f"{line}:{hashlib.sha256(content).hexdigest()}")
+    event_id = time_led_uuid8(inbound.transmissionDateTime, INGEST_ID_NAMESPACE.bytes,
+                              f"{line}:{hashlib.sha256(content).hexdigest()}")
     provisional.correlationId = inbound.correlationId or event_id
     provisional.traceContext = inbound.traceContext or new_trace_context(event_id)
     return Envelope(
