@@ -68,6 +68,14 @@ class PipelineConfig:
         assert 1 <= self.deliveries_max <= 100
 
 
+@dataclass(frozen=True, slots=True)
+class _EarlyBatch:
+    floor: int
+    directory_version: int | None
+    deliveries: list[Delivery]
+    prepared: list[PreparedEvent]
+
+
 @dataclass(slots=True)
 class StepReport:
     fetched: int = 0
@@ -117,23 +125,26 @@ class PostingPipeline:
 
     def _step(self, limit: int) -> StepReport:
         report = StepReport()
+        # Read and prepare the batch before taking the write lock, which `ingest` needs too; confirmed under it.
+        early = self._prepare_early(limit)
         with write_transaction(self.connection) as tx:
             now_ms = int(tx.execute(NOW_MS_SQL).fetchone()[0])
             self.transport.ensure_consumer(tx, PIPELINE_CONSUMER, INBOUND_STREAM)
-            deliveries = self.transport.fetch(tx, PIPELINE_CONSUMER, limit, now_ms)
+            prepared: list[PreparedEvent] | None = None
+            if early is not None and self._still_next(tx, early):
+                deliveries, prepared = early.deliveries, early.prepared
+            else:
+                deliveries = self.transport.fetch(tx, PIPELINE_CONSUMER, limit, now_ms)
             # Kept after a rollback too: the runner blames exactly these when a one-event batch keeps failing.
             self.last_fetched = deliveries
             report.fetched = len(deliveries)
             if not deliveries:
                 return report
-            self.directory.refresh_if_changed(tx)
-            ahead: dict[int, PreparedEvent] = {}
-            if self.prep_worker is not None:
-                ahead = self.prep_worker.take(deliveries, self.directory.version)
-                # The worker prepares what follows this batch while this one is processed and committed.
-                self.prep_worker.request_after(deliveries, limit)
+            if prepared is None:
+                self.directory.refresh_if_changed(tx)
+                prepared = self._prepare(deliveries, limit)
             outbox: list[OutboxRow] = []
-            settled = self._process(tx, deliveries, now_ms, outbox, report, ahead)
+            settled = self._process(tx, deliveries, now_ms, outbox, report, prepared)
             # The outbox needs no message-id de-duplication: each inbound event is settled in exactly one
             # committed transaction, and its outcome ids derive from its id.
             self.transport.append(tx, EVENTS_STREAM, outbox)
@@ -141,6 +152,35 @@ class PostingPipeline:
             _add_counters(tx, report)
             report.committed_at_ms = now_ms
         return report
+
+    def _prepare_early(self, limit: int) -> _EarlyBatch | None:
+        """The next batch read in a snapshot and put through the pure stages without the write lock; None when
+        there is nothing new or a redelivery is scheduled (those take the locked path)."""
+        peeked = self.transport.peek(PIPELINE_CONSUMER, limit)
+        if peeked is None or not peeked[1]:
+            return None
+        floor, deliveries = peeked
+        self.directory.refresh_if_changed(self.connection)
+        version = self.directory.version
+        return _EarlyBatch(floor, version, deliveries, self._prepare(deliveries, limit))
+
+    def _still_next(self, tx: sqlite3.Connection, early: _EarlyBatch) -> bool:
+        """Under the write lock: nobody settled anything of this consumer since the peek (same floor, still no
+        redelivery) and the card directory is the one the batch was prepared with."""
+        if self.transport.floor_and_scheduled(tx, PIPELINE_CONSUMER) != (early.floor, False):
+            return False
+        self.directory.refresh_if_changed(tx)
+        return self.directory.version == early.directory_version
+
+    def _prepare(self, deliveries: list[Delivery], limit: int) -> list[PreparedEvent]:
+        """The pure stages' results for each delivery: from the prep worker where it has them, else made here."""
+        ahead: dict[int, PreparedEvent] = {}
+        if self.prep_worker is not None:
+            ahead = self.prep_worker.take(deliveries, self.directory.version)
+            # The worker prepares what follows this batch while this one is processed and committed.
+            self.prep_worker.request_after(deliveries, limit)
+        prepare = self.stages.prepare_event
+        return [ahead.get(delivery.seq) or prepare(delivery.body) for delivery in deliveries]
 
     # -- the stages --------------------------------------------------------------------------------------------
     def _process(
@@ -150,11 +190,8 @@ class PostingPipeline:
         now_ms: int,
         outbox: list[OutboxRow],
         report: StepReport,
-        ahead: dict[int, PreparedEvent],
+        prepared: list[PreparedEvent],
     ) -> list[Delivery]:
-        # The pure stages' results: from the prep worker where it has them, else made here.
-        prepare = self.stages.prepare_event
-        prepared = [ahead.get(delivery.seq) or prepare(delivery.body) for delivery in deliveries]
         settled: list[Delivery] = []
         decoded: list[tuple[Delivery, PreparedEvent]] = []
         for delivery, event in zip(deliveries, prepared, strict=True):

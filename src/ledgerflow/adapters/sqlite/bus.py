@@ -95,6 +95,39 @@ class SqliteEventTransport(EventTransport):
         ]
         return redelivered + fresh
 
+    def peek(self, consumer: str, batch_max: int) -> tuple[int, list[Delivery]] | None:
+        """Outside any write transaction, in one read snapshot: (ack floor, the fresh messages `fetch` would return
+        now) for a consumer with no redelivery scheduled; None when it has one (or does not exist yet). What a
+        consumer does with the result must be confirmed under the write lock (`floor_and_scheduled`)."""
+        connection = self.connection
+        connection.execute("BEGIN")
+        try:
+            row = connection.execute(
+                "SELECT c.stream, c.ack_floor_seq, EXISTS (SELECT 1 FROM bus_redeliveries r WHERE r.consumer = ?) "
+                "FROM bus_consumers c WHERE c.consumer = ?", (consumer, consumer),
+            ).fetchone()
+            if row is None or row[2]:
+                return None
+            stream, floor = row[0], int(row[1])
+            fresh = [
+                Delivery(seq, message_id, detail_type, bytes(body), 1, False, published_at_ms)
+                for seq, message_id, detail_type, body, published_at_ms in connection.execute(
+                    "SELECT seq, message_id, detail_type, body, published_at_ms FROM bus_messages "
+                    "WHERE stream = ? AND seq > ? ORDER BY seq LIMIT ?", (stream, floor, batch_max),
+                )
+            ]
+        finally:
+            connection.execute("COMMIT")
+        return floor, fresh
+
+    def floor_and_scheduled(self, tx: sqlite3.Connection, consumer: str) -> tuple[int, bool]:
+        """The consumer's ack floor and whether any redelivery is scheduled for it (due or not)."""
+        row = tx.execute(
+            "SELECT c.ack_floor_seq, EXISTS (SELECT 1 FROM bus_redeliveries r WHERE r.consumer = ?) "
+            "FROM bus_consumers c WHERE c.consumer = ?", (consumer, consumer),
+        ).fetchone()
+        return (int(row[0]), bool(row[1])) if row is not None else (-1, True)
+
     def fetch_wanted(self, tx: sqlite3.Connection, consumer: str, batch_max: int, now_ms: int,
                      detail_types: frozenset[str]) -> tuple[list[Delivery], int, int]:
         """As `fetch`, for a consumer that takes only `detail_types`: the next `batch_max` messages of the log
