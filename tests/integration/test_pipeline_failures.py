@@ -251,6 +251,29 @@ def test_a_batch_that_fails_as_a_whole_is_isolated_to_the_bad_event(
         assert_exactly_once(connection)
 
 
+def test_a_failure_while_preparing_before_the_lock_blames_the_right_event(
+    data_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The next batch is read and prepared before the write lock is taken. An exception there that no per-event
+    guard catches (here the duplicate key) still isolates the event that caused it: the one-event retries blame
+    exactly the event they prepared, never one settled earlier, and every other event posts once."""
+    real_key = prepare.duplicate_key
+
+    def key_or_crash(detail: Any, config: Any) -> str:
+        if detail.authCode == "F00004":
+            raise OSError("key store on fire")
+        return real_key(detail, config)
+
+    monkeypatch.setattr(prepare, "duplicate_key", key_or_crash)
+    with open_pipeline(data_dir, deliveries_max=2) as pipeline:
+        drain(pipeline)
+    [(message_id, _deliveries, cause, _r)] = dead_letters(data_dir)
+    assert message_id == "good-4" and "OSError: key store on fire" in cause
+    assert posted_ids(data_dir) == [i for i in GOOD_IDS if i != "good-4"]
+    with read_only(data_dir) as connection:
+        assert_exactly_once(connection)
+
+
 def test_a_reference_less_reversal_is_rejected_with_its_reason(data_dir: Path, tmp_path: Path) -> None:
     """A reversal that names no original cannot be matched to a hold: a business refusal, not a dead letter."""
     reversal = sample_envelope(sample_detail(messageType="0400", authCode="R00001"), id="lonely-reversal")

@@ -1,5 +1,7 @@
 """The posting pipeline's batch step: one database transaction takes a batch of `TransactionAuthorized` events
-off the inbound stream and runs them through every processor:
+off the inbound stream and runs them through every processor (the pure stages, `prepare.py`, may have run before
+the transaction, on a snapshot read or in the prep worker; the step confirms under the write lock that the batch
+is still the consumer's next one):
 
     dedup -> standardize -> enrich -> rules -> posting buffer -> ledger
 
@@ -125,6 +127,8 @@ class PostingPipeline:
 
     def _step(self, limit: int) -> StepReport:
         report = StepReport()
+        # Nothing of an earlier step may be blamed for a failure of this one.
+        self.last_fetched = []
         # Read and prepare the batch before taking the write lock, which `ingest` needs too; confirmed under it.
         early = self._prepare_early(limit)
         with write_transaction(self.connection) as tx:
@@ -160,6 +164,8 @@ class PostingPipeline:
         if peeked is None or not peeked[1]:
             return None
         floor, deliveries = peeked
+        # If preparing raises, these are the events a one-event retry must blame (see Runner._nak_head).
+        self.last_fetched = deliveries
         self.directory.refresh_if_changed(self.connection)
         version = self.directory.version
         return _EarlyBatch(floor, version, deliveries, self._prepare(deliveries, limit))
