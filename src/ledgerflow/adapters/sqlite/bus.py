@@ -70,30 +70,12 @@ class SqliteEventTransport(EventTransport):
                    (consumer, stream))
 
     def fetch(self, tx: sqlite3.Connection, consumer: str, batch_max: int, now_ms: int) -> list[Delivery]:
-        redelivered = [
-            Delivery(seq, message_id, detail_type, bytes(body), deliveries + 1, True, published_at_ms)
-            for seq, message_id, detail_type, body, deliveries, published_at_ms in tx.execute(
-                "SELECT m.seq, m.message_id, m.detail_type, m.body, r.deliveries, m.published_at_ms "
-                "FROM bus_redeliveries r "
-                "JOIN bus_messages m ON m.seq = r.seq WHERE r.consumer = ? AND r.not_before_ms <= ? "
-                "ORDER BY r.not_before_ms LIMIT ?", (consumer, now_ms, batch_max),
-            )
-        ]
+        redelivered = _due_redeliveries(tx, consumer, now_ms, batch_max)
         room = batch_max - len(redelivered)
         if room <= 0:
             return redelivered
-        stream, floor = tx.execute(
-            "SELECT stream, ack_floor_seq FROM bus_consumers WHERE consumer = ?", (consumer,)
-        ).fetchone()
-        fresh = [
-            Delivery(seq, message_id, detail_type, bytes(body), 1, False, published_at_ms)
-            for seq, message_id, detail_type, body, published_at_ms in tx.execute(
-                "SELECT seq, message_id, detail_type, body, published_at_ms FROM bus_messages "
-                "WHERE stream = ? AND seq > ? "
-                "ORDER BY seq LIMIT ?", (stream, floor, room),
-            )
-        ]
-        return redelivered + fresh
+        stream, floor, _scheduled = _position(tx, consumer)
+        return redelivered + _fresh(tx, stream, floor, room)
 
     def peek(self, consumer: str, batch_max: int) -> tuple[int, list[Delivery]] | None:
         """Outside any write transaction, in one read snapshot: (ack floor, the fresh messages `fetch` would return
@@ -102,31 +84,18 @@ class SqliteEventTransport(EventTransport):
         connection = self.connection
         connection.execute("BEGIN")
         try:
-            row = connection.execute(
-                "SELECT c.stream, c.ack_floor_seq, EXISTS (SELECT 1 FROM bus_redeliveries r WHERE r.consumer = ?) "
-                "FROM bus_consumers c WHERE c.consumer = ?", (consumer, consumer),
-            ).fetchone()
-            if row is None or row[2]:
+            position = _position(connection, consumer)
+            if position is None or position[2]:
                 return None
-            stream, floor = row[0], int(row[1])
-            fresh = [
-                Delivery(seq, message_id, detail_type, bytes(body), 1, False, published_at_ms)
-                for seq, message_id, detail_type, body, published_at_ms in connection.execute(
-                    "SELECT seq, message_id, detail_type, body, published_at_ms FROM bus_messages "
-                    "WHERE stream = ? AND seq > ? ORDER BY seq LIMIT ?", (stream, floor, batch_max),
-                )
-            ]
+            stream, floor, _scheduled = position
+            return floor, _fresh(connection, stream, floor, batch_max)
         finally:
             connection.execute("COMMIT")
-        return floor, fresh
 
     def floor_and_scheduled(self, tx: sqlite3.Connection, consumer: str) -> tuple[int, bool]:
         """The consumer's ack floor and whether any redelivery is scheduled for it (due or not)."""
-        row = tx.execute(
-            "SELECT c.ack_floor_seq, EXISTS (SELECT 1 FROM bus_redeliveries r WHERE r.consumer = ?) "
-            "FROM bus_consumers c WHERE c.consumer = ?", (consumer, consumer),
-        ).fetchone()
-        return (int(row[0]), bool(row[1])) if row is not None else (-1, True)
+        position = _position(tx, consumer)
+        return (position[1], position[2]) if position is not None else (-1, True)
 
     def fetch_wanted(self, tx: sqlite3.Connection, consumer: str, batch_max: int, now_ms: int,
                      detail_types: frozenset[str]) -> tuple[list[Delivery], int, int]:
@@ -134,35 +103,19 @@ class SqliteEventTransport(EventTransport):
         (after due redeliveries) are its window, but only the wanted ones are read and returned. Returns
         (deliveries, window_size, window_last_seq); `ack(..., through_seq=window_last_seq)` then settles the
         whole window, the unwanted messages included, without their bodies ever leaving the database."""
-        redelivered = [
-            Delivery(seq, message_id, detail_type, bytes(body), deliveries + 1, True, published_at_ms)
-            for seq, message_id, detail_type, body, deliveries, published_at_ms in tx.execute(
-                "SELECT m.seq, m.message_id, m.detail_type, m.body, r.deliveries, m.published_at_ms "
-                "FROM bus_redeliveries r "
-                "JOIN bus_messages m ON m.seq = r.seq WHERE r.consumer = ? AND r.not_before_ms <= ? "
-                "ORDER BY r.not_before_ms LIMIT ?", (consumer, now_ms, batch_max),
-            )
-        ]
+        redelivered = _due_redeliveries(tx, consumer, now_ms, batch_max)
         room = batch_max - len(redelivered)
         if room <= 0:
             return redelivered, len(redelivered), 0
-        stream, floor = tx.execute(
-            "SELECT stream, ack_floor_seq FROM bus_consumers WHERE consumer = ?", (consumer,)
-        ).fetchone()
+        stream, floor, _scheduled = _position(tx, consumer)
         window_size, last_seq = tx.execute(
             "SELECT COUNT(*), MAX(seq) FROM (SELECT seq FROM bus_messages WHERE stream = ? AND seq > ? "
             "ORDER BY seq LIMIT ?)", (stream, floor, room),
         ).fetchone()
         if not window_size:
             return redelivered, len(redelivered), 0
-        wanted = [
-            Delivery(seq, message_id, detail_type, bytes(body), 1, False, published_at_ms)
-            for seq, message_id, detail_type, body, published_at_ms in tx.execute(
-                "SELECT seq, message_id, detail_type, body, published_at_ms FROM bus_messages "
-                "WHERE stream = ? AND seq > ? AND seq <= ? AND detail_type IN (SELECT value FROM json_each(?)) "
-                "ORDER BY seq", (stream, floor, last_seq, _json_list(detail_types)),
-            )
-        ] if detail_types else []
+        wanted = _fresh(tx, stream, floor, room, through_seq=int(last_seq),
+                        detail_types=detail_types) if detail_types else []
         return redelivered + wanted, len(redelivered) + int(window_size), int(last_seq)
 
     def ack(self, tx: sqlite3.Connection, consumer: str, deliveries: Sequence[Delivery], *,
@@ -252,6 +205,46 @@ class SqliteEventTransport(EventTransport):
                            (now_ms, dead_letter_id))
                 redriven += 1
         return redriven
+
+
+def _due_redeliveries(tx: sqlite3.Connection, consumer: str, now_ms: int, limit: int) -> list[Delivery]:
+    return [
+        Delivery(seq, message_id, detail_type, bytes(body), deliveries + 1, True, published_at_ms)
+        for seq, message_id, detail_type, body, deliveries, published_at_ms in tx.execute(
+            "SELECT m.seq, m.message_id, m.detail_type, m.body, r.deliveries, m.published_at_ms "
+            "FROM bus_redeliveries r "
+            "JOIN bus_messages m ON m.seq = r.seq WHERE r.consumer = ? AND r.not_before_ms <= ? "
+            "ORDER BY r.not_before_ms LIMIT ?", (consumer, now_ms, limit),
+        )
+    ]
+
+
+def _position(tx: sqlite3.Connection, consumer: str) -> tuple[str, int, bool] | None:
+    """(stream, ack floor, whether any redelivery is scheduled, due or not) of a consumer; None if unknown."""
+    row = tx.execute(
+        "SELECT c.stream, c.ack_floor_seq, EXISTS (SELECT 1 FROM bus_redeliveries r WHERE r.consumer = ?) "
+        "FROM bus_consumers c WHERE c.consumer = ?", (consumer, consumer),
+    ).fetchone()
+    return (row[0], int(row[1]), bool(row[2])) if row is not None else None
+
+
+def _fresh(tx: sqlite3.Connection, stream: str, floor: int, limit: int, *, through_seq: int | None = None,
+           detail_types: frozenset[str] | None = None) -> list[Delivery]:
+    """First deliveries of the messages after `floor`, in log order: at most `limit`, or (with `through_seq`)
+    those up to it, only of `detail_types` when given."""
+    sql = "SELECT seq, message_id, detail_type, body, published_at_ms FROM bus_messages WHERE stream = ? AND seq > ?"
+    params: list[object] = [stream, floor]
+    if through_seq is not None:
+        sql += " AND seq <= ?"
+        params.append(through_seq)
+    if detail_types is not None:
+        sql += " AND detail_type IN (SELECT value FROM json_each(?))"
+        params.append(_json_list(detail_types))
+    return [
+        Delivery(seq, message_id, detail_type, bytes(body), 1, False, published_at_ms)
+        for seq, message_id, detail_type, body, published_at_ms in tx.execute(
+            sql + " ORDER BY seq LIMIT ?", (*params, limit))
+    ]
 
 
 def _now_ms(tx: sqlite3.Connection) -> int:
