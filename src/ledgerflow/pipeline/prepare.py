@@ -10,7 +10,6 @@ what needs the database: the duplicate check, the ledger, the outcome events, th
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
 import msgspec
@@ -335,7 +334,3 @@ def _intermediate(envelope: Any, canonical: Any, enriched: EnrichedTransaction, 
                                ev.TransactionPostingApproved(correlationId=correlation, traceContext=trace,
                                                              transaction=enriched,
                                                              sideEvents=tuple(outcome.side_events))))
-
-
-def parse_time_json(time_json: str) -> datetime:
-    return msgspec.json.decode(f'"{time_json}"'.encode(), type=datetime)

@@ -38,7 +38,7 @@ from ledgerflow.pipeline import duplicate_store
 from ledgerflow.pipeline.dedup import DuplicateKeyConfig
 from ledgerflow.pipeline.directory import CardDirectory
 from ledgerflow.pipeline.gc_pause import collector_paused
-from ledgerflow.pipeline.outcomes import PostedBalances, PostedDetail, RejectedDetail
+from ledgerflow.pipeline.outcomes import PostedBalances, RejectedDetail
 from ledgerflow.pipeline.posting import captured_hold_id, check_posting_id_order, reversal_of_capture
 from ledgerflow.pipeline.prepare import (
     OutboxRow,
@@ -47,8 +47,8 @@ from ledgerflow.pipeline.prepare import (
     PreparedSet,
     message,
     outcome_message,
-    posted_amount,
     posted_message,
+    posted_template,
 )
 from ledgerflow.pipeline.rules import RulesEngine
 
@@ -387,28 +387,10 @@ class PostingPipeline:
         report.posted += 1
         counters = after.get(context.account_id) if after else None
         balances = PostedBalances.from_counters(counters) if counters else None
-        if event.posted_template is not None and posting is event.posting:
-            outbox.append(posted_message(context, event.posted_template, result.name, _encode_balances(balances)))
-            return
-        # A follow-up posting (a reversal's credit) has no template.
-        outbox.append(
-            outcome_message(
-                context,
-                ev.TRANSACTION_POSTED,
-                PostedDetail(
-                    correlationId=context.correlation_id,
-                    traceContext=context.trace_context,
-                    transactionId=context.transaction_id,
-                    postingId=posting.posting_id,
-                    postingKind=posting.kind.name,
-                    result=result.name,
-                    accountId=context.account_id,
-                    currency=context.currency,
-                    amountMinor=posted_amount(posting, context),
-                    balances=balances,
-                ),
-            )
-        )
+        # The template prepared with the event, unless the posting is a follow-up (a reversal's credit).
+        template = event.posted_template if posting is event.posting else None
+        outbox.append(posted_message(context, template or posted_template(context, posting), result.name,
+                                     _encode_balances(balances)))
 
     def _fail(
         self, tx: sqlite3.Connection, delivery: Delivery, now_ms: int, exc: BaseException, report: StepReport
