@@ -26,18 +26,25 @@ def loaded(tmp_path: Path) -> tuple[Path, Path]:
     return data_dir, accounts
 
 
-def test_another_pipeline_settling_first_makes_the_step_fetch_again(
-        loaded: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch) -> None:
-    data_dir, _accounts = loaded
-    real_early, real_still_next = service.PostingPipeline._prepare_early, service.PostingPipeline._still_next
-    discarded, confirmed = [], []
+@pytest.fixture
+def confirmed(monkeypatch: pytest.MonkeyPatch) -> list[bool]:
+    """Every answer of the step's check under the lock (True: the early batch was still the next one), in order."""
+    answers: list[bool] = []
+    real_still_next = service.PostingPipeline._still_next
 
     def still_next(self: Any, tx: Any, early: Any) -> bool:
-        answer = real_still_next(self, tx, early)
-        confirmed.append(answer)
-        return answer
+        answers.append(real_still_next(self, tx, early))
+        return answers[-1]
 
     monkeypatch.setattr(service.PostingPipeline, "_still_next", still_next)
+    return answers
+
+
+def test_another_pipeline_settling_first_makes_the_step_fetch_again(
+        loaded: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch, confirmed: list[bool]) -> None:
+    data_dir, _accounts = loaded
+    real_early = service.PostingPipeline._prepare_early
+    discarded = []
     with open_pipeline(data_dir, batch_size_max=50) as first, open_pipeline(data_dir, batch_size_max=50) as second:
         def early_then_overtaken(self: Any, limit: int) -> Any:
             early = real_early(self, limit)
@@ -58,16 +65,10 @@ def test_another_pipeline_settling_first_makes_the_step_fetch_again(
 
 
 def test_an_accounts_import_between_the_early_work_and_the_lock_is_seen(
-        loaded: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch) -> None:
+        loaded: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch, confirmed: list[bool]) -> None:
     data_dir, accounts = loaded
-    real_early, real_still_next = service.PostingPipeline._prepare_early, service.PostingPipeline._still_next
-    imports, confirmed = [], []
-
-    def still_next(self: Any, tx: Any, early: Any) -> bool:
-        confirmed.append(real_still_next(self, tx, early))
-        return confirmed[-1]
-
-    monkeypatch.setattr(service.PostingPipeline, "_still_next", still_next)
+    real_early = service.PostingPipeline._prepare_early
+    imports = []
 
     def early_then_import(self: Any, limit: int) -> Any:
         early = real_early(self, limit)
