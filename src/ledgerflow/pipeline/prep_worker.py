@@ -169,7 +169,13 @@ class PrepWorker:
 
 
 def _write_frame(stream: IO[bytes], payload: bytes) -> None:
-    stream.write(_FRAME_HEADER.pack(len(payload)) + payload)
+    # The pipes are unbuffered: a write may take only part of a multi-megabyte answer (after a signal).
+    frame = memoryview(_FRAME_HEADER.pack(len(payload)) + payload)
+    while frame:
+        written = stream.write(frame)
+        if not written:
+            raise OSError("the prep worker's pipe took no bytes")
+        frame = frame[written:]
 
 
 def _read_frame(stream: IO[bytes]) -> bytes:
