@@ -165,6 +165,8 @@ class PostingPlan(msgspec.Struct, array_like=True, frozen=True, gc=False):
     expires_after_seconds: int | None
     correlation_id: str | None
     metadata_json: str | None
+    # Computed by the sender from the fields above (its core is otherwise idle while the step holds the lock).
+    payload_digest: bytes
 
     @classmethod
     def of(cls, posting: Posting) -> PostingPlan:
@@ -172,13 +174,13 @@ class PostingPlan(msgspec.Struct, array_like=True, frozen=True, gc=False):
         return cls(posting.posting_id, int(posting.kind),
                    tuple((leg.account_id, int(leg.direction), leg.amount_minor, leg.currency) for leg in posting.legs),
                    posting.pending_id, posting.amount_minor, posting.expires_after_seconds, posting.correlation_id,
-                   posting.metadata_json)
+                   posting.metadata_json, posting.payload_digest())
 
     def posting(self) -> Posting:
         # Built and validated by `Posting(...)` in the process that sent it (`of` above): not validated again.
         return revalidated_posting_from_fields(
             self.posting_id, self.kind, self.legs, self.pending_id, self.amount_minor, self.expires_after_seconds,
-            self.correlation_id, self.metadata_json,
+            self.correlation_id, self.metadata_json, self.payload_digest,
         )
 
 

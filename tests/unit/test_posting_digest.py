@@ -1,0 +1,73 @@
+"""The idempotency digest is computed once per posting, and a posting rebuilt from another process's plan carries
+the digest that process computed: both must always equal the digest of the fields themselves."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import msgspec
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from ledgerflow.domain.ledger import Direction, Leg, Posting, PostingKind, payload_digest_of
+from ledgerflow.pipeline.prepare import PostingPlan
+
+ACCOUNTS = st.sampled_from(["ACC-1", "ACC-2", "settlement:GBP", "settlement:EUR"])
+AMOUNTS = st.integers(min_value=1, max_value=10**12)
+
+
+@st.composite
+def postings(draw: st.DrawFn) -> Posting:
+    """Postings of every kind the pipeline sends across (no `metadata` dict, never linked)."""
+    kind = draw(st.sampled_from(list(PostingKind)))
+    correlation_id = draw(st.none() | st.text(min_size=1, max_size=20))
+    metadata_json = draw(st.none() | st.sampled_from(['{"mcc":"5411"}', '{"reason":"reversal"}']))
+    posting_id = draw(st.text(alphabet="abcdefghij:0123456789", min_size=1, max_size=40))
+    if kind in (PostingKind.posted, PostingKind.pending):
+        amount = draw(AMOUNTS)
+        debit, credit = draw(st.lists(ACCOUNTS, min_size=2, max_size=2, unique=True))
+        currency = draw(st.none() | st.just("GBP"))
+        expires = draw(st.none() | st.integers(min_value=1, max_value=86_400)) if kind is PostingKind.pending else None
+        return Posting(posting_id=posting_id, kind=kind, correlation_id=correlation_id, metadata_json=metadata_json,
+                       expires_after_seconds=expires,
+                       legs=(Leg(debit, Direction.debit, amount, currency), Leg(credit, Direction.credit, amount)))
+    amount_minor = draw(st.none() | AMOUNTS) if kind is PostingKind.post_pending else None
+    return Posting(posting_id=posting_id, kind=kind, pending_id=draw(st.text(min_size=1, max_size=20)),
+                   amount_minor=amount_minor, correlation_id=correlation_id, metadata_json=metadata_json)
+
+
+@given(postings())
+def test_the_digest_is_computed_once_and_equals_the_fields_digest(posting: Posting) -> None:
+    assert posting.digest_computed is None
+    first = posting.payload_digest()
+    assert first == payload_digest_of(posting) and len(first) == 16
+    assert posting.payload_digest() is first
+
+
+@given(postings())
+def test_a_posting_rebuilt_from_a_sent_plan_is_equal_and_has_the_same_digest(posting: Posting) -> None:
+    wire = msgspec.msgpack.encode(PostingPlan.of(posting))
+    rebuilt = msgspec.msgpack.decode(wire, type=PostingPlan).posting()
+    assert rebuilt == posting and hash(rebuilt) == hash(posting)
+    assert rebuilt.digest_computed == payload_digest_of(rebuilt) == payload_digest_of(posting)
+    assert [type(leg) for leg in rebuilt.legs] == [Leg] * len(posting.legs)
+    assert all(isinstance(leg.direction, Direction) for leg in rebuilt.legs)
+
+
+def test_a_changed_copy_gets_its_own_digest() -> None:
+    posting = Posting(posting_id="p-1", legs=(Leg("ACC-1", Direction.debit, 5), Leg("ACC-2", Direction.credit, 5)))
+    before = posting.payload_digest()
+    changed = dataclasses.replace(posting, correlation_id="another")
+    assert changed.digest_computed is None
+    assert changed.payload_digest() == payload_digest_of(changed) != before
+
+
+def test_the_cached_digest_is_not_part_of_equality_or_of_the_constructor() -> None:
+    legs = (Leg("ACC-1", Direction.debit, 5), Leg("ACC-2", Direction.credit, 5))
+    computed, fresh = Posting(posting_id="p-1", legs=legs), Posting(posting_id="p-1", legs=legs)
+    computed.payload_digest()
+    assert computed == fresh and hash(computed) == hash(fresh)
+    assert "digest_computed" not in repr(computed)
+    with pytest.raises(TypeError):
+        Posting(posting_id="p-1", legs=legs, digest_computed=b"0" * 16)  # type: ignore[call-arg]
