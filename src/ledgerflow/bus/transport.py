@@ -15,6 +15,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import msgspec
+
 FETCH_BATCH_MAX = 10_000
 DELIVERIES_MAX_DEFAULT = 5
 REDELIVERY_DELAY_MS_BASE = 200
@@ -28,8 +30,9 @@ class OutboundMessage:
     body: bytes
 
 
-@dataclass(frozen=True, slots=True)
-class Delivery:
+class Delivery(msgspec.Struct, frozen=True, gc=False):
+    """One delivery of a message to a consumer. A struct built in C: a step makes one per event it reads."""
+
     seq: int
     message_id: str
     detail_type: str
