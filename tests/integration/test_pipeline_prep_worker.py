@@ -52,7 +52,39 @@ def traffic(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     folder = tmp_path_factory.mktemp("traffic")
     traffic_path, accounts_path = folder / "traffic.jsonl", folder / "accounts.csv"
     write_traffic(traffic_path, accounts_path, count=EVENTS, seed=23, duplicates_pct=8, malformed_pct=1)
+    append_capture_then_reversal(traffic_path, accounts_path)
     return traffic_path, accounts_path
+
+
+def append_capture_then_reversal(traffic_path: Path, accounts_path: Path) -> None:
+    """The generator never reverses a hold it has captured: add a small authorization on a funded card of the
+    account's own currency, its completion and then its reversal, so that the reversal's follow-up credit (built
+    from what the worker sent) is exercised."""
+    import csv
+    import json
+
+    with open(accounts_path, newline="", encoding="utf-8") as handle:
+        currencies = {row["pan"]: row["currency"] for row in csv.DictReader(handle)
+                      if row.get("status") in (None, "", "active", "open") and int(row["opening_balance_minor"] or 0)}
+    lines = traffic_path.read_text().splitlines()
+    template = next(
+        envelope for envelope in map(json.loads, (line for line in lines if '"messageType":"0100"' in line))
+        if currencies.get(envelope["detail"]["PAN"]) == envelope["detail"]["transactionCurrency"]
+        == envelope["detail"]["billingCurrency"] and envelope["detail"]["issuingCountryCode"]
+    )
+    added = []
+    for number, message_type in enumerate(("0100", "0220", "0400"), start=1):
+        envelope = json.loads(json.dumps(template))
+        envelope["id"] = f"{template['id'][:-4]}f{number:03d}"
+        envelope["time"] = f"2026-11-27T09:00:0{number}.000Z"
+        envelope["detail"].update(
+            messageType=message_type, authCode="990001", systemTraceAuditNumber=f"99999{number}",
+            transmissionDateTime=envelope["time"], transactionAmount="100", billingAmount="100", conversionRate="1",
+        )
+        if message_type != "0100":
+            envelope["detail"].update(originalAuthCode="990001", originalSystemTraceAuditNumber="999991")
+        added.append(json.dumps(envelope, separators=(",", ":")))
+    traffic_path.write_text("\n".join([*lines, *added]) + "\n")
 
 
 def drain(data_dir: Path, traffic: tuple[Path, Path], *, worker: bool,
@@ -82,6 +114,11 @@ def without_worker(tmp_path_factory: pytest.TempPathFactory, traffic: tuple[Path
                    one_tokenization_key: Any) -> tuple[str, str, str]:
     data_dir = tmp_path_factory.mktemp("local") / "data"
     assert drain(data_dir, traffic, worker=False) is None
+    with read_only(data_dir) as connection:
+        # The traffic reverses captured holds too: the follow-up credit is built from what the worker sent.
+        [(credited_back,)] = connection.execute(
+            "SELECT COUNT(*) FROM postings WHERE posting_id LIKE '%:reversal' AND result = 0").fetchall()
+    assert credited_back > 0
     return fingerprint(data_dir)
 
 
@@ -176,8 +213,8 @@ def test_prepared_events_survive_the_trip_between_processes() -> None:
         [wire] = decode(msgspec.msgpack.encode([to_wire(seq, local)]))
         assert wire.seq == seq
         if wire.local:
-            # Only what the step must handle itself stays local: undecodable, failed, reversals.
-            assert local.decode_error is not None or local.error is not None or local.enriched is not None
+            # Only what the step must handle itself stays local: undecodable or failed.
+            assert local.decode_error is not None or local.error is not None
             kinds.add("local")
             continue
         remote = from_wire(wire)

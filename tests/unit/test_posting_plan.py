@@ -114,7 +114,7 @@ def test_reversal_of_a_captured_hold_credits_the_amount_back() -> None:
     transaction = enriched(
         "evt-6", messageType="0400", transactionAmount="1200", billingAmount="1200", **ORIGINAL
     )
-    posting = reversal_of_capture(transaction, captured_minor=5_000)
+    posting = reversal_of_capture(plan_posting(transaction).pending_id, "ACC-1", "GBP", 1200, captured_minor=5_000)
     assert posting is not None and posting.kind is PostingKind.posted
     # Keyed by the hold, so that a repeated reversal advice of the same hold can never credit twice.
     assert posting.posting_id == hold_id(TOKEN, "503121", "000198") + ":reversal"
@@ -125,9 +125,10 @@ def test_a_reversal_never_credits_more_than_the_hold_captured() -> None:
     transaction = enriched(
         "evt-7", messageType="0400", transactionAmount="4000", billingAmount="4000", **ORIGINAL
     )
-    capped = reversal_of_capture(transaction, captured_minor=1_000)
+    hold = plan_posting(transaction).pending_id
+    capped = reversal_of_capture(hold, "ACC-1", "GBP", 4000, captured_minor=1_000)
     assert capped is not None and legs(capped) == [("settlement:GBP", DEBIT, 1000), ("ACC-1", CREDIT, 1000)]
-    assert reversal_of_capture(transaction, captured_minor=0) is None
+    assert reversal_of_capture(hold, "ACC-1", "GBP", 4000, captured_minor=0) is None
 
 
 @pytest.mark.parametrize(

@@ -139,30 +139,19 @@ def plan_posting(enriched: EnrichedTransaction) -> Posting:
     raise ValueError(f"unknown card transaction kind {kind!r}")
 
 
-def captured_hold_id(enriched: EnrichedTransaction) -> str:
-    """The hold a reversal refers to (its original auth code and STAN on the same card)."""
-    canonical = enriched.transaction
-    original = canonical.card_transaction.original
-    assert original is not None and original.auth_code and original.system_trace_audit_number
-    return hold_id(canonical.debtor.pan_token, original.auth_code, original.system_trace_audit_number)
-
-
-def reversal_of_capture(enriched: EnrichedTransaction, captured_minor: int) -> Posting | None:
-    """A reversal whose hold was already captured: give back the reversed amount, never more than was captured
-    (None when nothing was captured)."""
-    account = enriched.account
-    amount = enriched.amount_account_minor
-    assert account is not None and amount is not None
-    refund_minor = min(amount, captured_minor)
+def reversal_of_capture(pending_id: str, account_id: str, currency: str, reversed_minor: int,
+                        captured_minor: int) -> Posting | None:
+    """A reversal whose hold `pending_id` was already captured: give `reversed_minor` back to the customer's account,
+    never more than was captured (None when nothing was captured)."""
+    refund_minor = min(reversed_minor, captured_minor)
     if refund_minor <= 0:
         return None
-    settlement = settlement_account_id(account.currency)
+    settlement = settlement_account_id(currency)
     # Keyed by the hold, not by the reversal: a repeated reversal advice of the same captured hold is then
     # `exists` (or refused with a different amount) and never credits the customer twice.
-    pending_id = captured_hold_id(enriched)
     return Posting(
         posting_id=f"{pending_id}:reversal",
-        legs=(Leg(settlement, DEBIT, refund_minor), Leg(account.account_id, CREDIT, refund_minor)),
+        legs=(Leg(settlement, DEBIT, refund_minor), Leg(account_id, CREDIT, refund_minor)),
         correlation_id=pending_id,
     )
 

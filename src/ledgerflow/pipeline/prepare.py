@@ -15,7 +15,7 @@ from typing import Any
 import msgspec
 
 from ledgerflow.domain import events as ev
-from ledgerflow.domain.canonical import KIND_REVERSAL, EnrichedTransaction
+from ledgerflow.domain.canonical import EnrichedTransaction
 from ledgerflow.domain.ledger import Posting, revalidated_posting_from_fields
 from ledgerflow.pipeline.dedup import DuplicateKeyConfig, duplicate_key, event_time_epoch_seconds, stored_key
 from ledgerflow.pipeline.directory import CardDirectory
@@ -64,7 +64,6 @@ class PreparedEvent:
         "decode_error",
         "duplicate",
         "emitted",
-        "enriched",
         "envelope",
         "error",
         "posted_template",
@@ -82,7 +81,6 @@ class PreparedEvent:
         self.rejection: str | None = None
         self.posting: Posting | None = None
         self.context: OutcomeContext | None = None
-        self.enriched: EnrichedTransaction | None = None  # kept for reversals (their follow-up needs it)
         # `TransactionPosted` for `posting`, encoded but for its result and balances (see `posted_message`).
         self.posted_template: tuple[bytes, bytes, bytes] | None = None
 
@@ -149,10 +147,7 @@ class PreparedSet:
             # A completion or reversal that names no original cannot be matched to a hold: a business refusal.
             prepared.rejection = REASON_ORIGINAL_REFERENCE_MISSING
             return
-        if canonical.card_transaction.kind == KIND_REVERSAL:
-            prepared.enriched = enriched
-        else:
-            prepared.posted_template = posted_template(prepared.context, posting)
+        prepared.posted_template = posted_template(prepared.context, posting)
 
 
 # -- across processes ----------------------------------------------------------------------------------------------
@@ -186,7 +181,7 @@ class PostingPlan(msgspec.Struct, array_like=True, frozen=True, gc=False):
 
 class PreparedWire(msgspec.Struct, array_like=True, frozen=True, gc=False):
     """A `PreparedEvent` as another process sends it. `local`: that process could not (or should not) prepare it
-    (undecodable, the stages raised, or a reversal): the step prepares it itself."""
+    (undecodable, or the stages raised): the step prepares it itself."""
 
     seq: int
     local: bool
@@ -199,7 +194,7 @@ class PreparedWire(msgspec.Struct, array_like=True, frozen=True, gc=False):
 
 
 def to_wire(seq: int, prepared: PreparedEvent) -> PreparedWire:
-    if prepared.decode_error is not None or prepared.error is not None or prepared.enriched is not None:
+    if prepared.decode_error is not None or prepared.error is not None:
         return PreparedWire(seq, True)
     return PreparedWire(seq, False, prepared.duplicate, prepared.emitted, prepared.rejection,
                         PostingPlan.of(prepared.posting) if prepared.posting is not None else None, prepared.context,

@@ -39,7 +39,7 @@ from ledgerflow.pipeline.dedup import DuplicateKeyConfig
 from ledgerflow.pipeline.directory import CardDirectory
 from ledgerflow.pipeline.gc_pause import collector_paused
 from ledgerflow.pipeline.outcomes import PostedBalances, RejectedDetail
-from ledgerflow.pipeline.posting import captured_hold_id, check_posting_id_order, reversal_of_capture
+from ledgerflow.pipeline.posting import check_posting_id_order, reversal_of_capture
 from ledgerflow.pipeline.prepare import (
     OutboxRow,
     OutcomeContext,
@@ -313,9 +313,12 @@ class PostingPipeline:
             follow_ups = []
             for index, ((_d, event), result) in enumerate(zip(segment, effects.results), start):
                 final[index] = (event.posting, result)
-                if result is PostingResult.pending_already_posted and event.enriched is not None:
-                    credit = reversal_of_capture(event.enriched,
-                                                 self._captured_minor(captured_hold_id(event.enriched)))
+                context = event.context
+                if result is PostingResult.pending_already_posted and context.card_kind == KIND_REVERSAL:
+                    hold = event.posting.pending_id
+                    assert hold is not None and context.account_id and context.currency
+                    credit = reversal_of_capture(hold, context.account_id, context.currency,
+                                                 context.amount_account_minor or 0, self._captured_minor(hold))
                     if credit is not None:
                         follow_ups.append((index, credit))
             if follow_ups:
