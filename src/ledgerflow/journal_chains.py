@@ -82,11 +82,12 @@ def link_entries(rows: Sequence[tuple], first_seq: int, heads: dict[str, list[in
     # id as distinct ids.
     runs = 1 + sum(map(ne, posting_ids[1:], posting_ids[:-1])) if rows else 0
     assert runs == len(first_by_posting), "a posting's entries are not contiguous"
-    last = {account_id: head[0] or None for account_id, head in heads.items()}
+    # KeyError: the batch moved an account it did not load. (`heads` may hold more accounts than the batch moves.)
+    last = {account_id: heads[account_id][0] or None for account_id in set(account_ids)}
     numbered: list[tuple] = []
     append = numbered.append
     for seq, row, account_id in zip(seqs, rows, account_ids):
-        append((seq, *row, *extra, last[account_id]))  # KeyError: the batch moved an account it did not load
+        append((seq, *row, *extra, last[account_id]))
         last[account_id] = seq
     counts_before: dict[str, int] = {}
     for account_id, added in Counter(account_ids).items():

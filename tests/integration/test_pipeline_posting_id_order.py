@@ -33,12 +33,12 @@ def _migrate(database: Path, revision: str, *, down: bool) -> None:
 def _ledger_before_0006(data_dir: Path, posting_id: str) -> None:
     ledger = open_ledger(Settings(data_dir=data_dir))
     ledger.create_accounts([Account(account_id=a, currency="GBP", kind=AccountKind.settlement) for a in ("a", "b")])
-    ledger.close()
-    _migrate(data_dir / "ledgerflow.sqlite3", "0005_sqlite_account_chains", down=True)
-    ledger = open_ledger(Settings(data_dir=data_dir), initialise=False)
     ledger.post_batch([Posting(posting_id=posting_id, kind=PostingKind.pending,
                                legs=(Leg("a", Direction.debit, 5), Leg("b", Direction.credit, 5)))])
     ledger.close()
+    # Back to before 0006 with the posting in place (the later revisions' downgrades leave postings alone), then
+    # up again: 0006 looks at the postings it finds.
+    _migrate(data_dir / "ledgerflow.sqlite3", "0005_sqlite_account_chains", down=True)
     _migrate(data_dir / "ledgerflow.sqlite3", "head", down=False)
 
 

@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, event, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
-from ledgerflow.adapters.sqlite.ledger_store import SqliteLedgerStore
+from ledgerflow.adapters.sqlite.ledger_store import SqliteLedgerStore, write_transaction
 from ledgerflow.bootstrap import init_database
 from ledgerflow.config import Settings
 from ledgerflow.domain.ledger import Account, Direction, Leg, Posting, PostingKind
@@ -35,6 +35,10 @@ EXAMPLES_MAX = 50
 # Precedence among the codes the model derives from legs (lower wins), as the result-code contract states it.
 LEG_CODE_ORDER = (R.account_not_found, R.account_frozen, R.account_closed, R.currency_mismatch,
                   R.amount_must_be_positive)
+
+
+class _RolledBack(Exception):
+    pass
 
 
 # -- the model ------------------------------------------------------------------------------------------------
@@ -238,6 +242,11 @@ class LedgerMachine(RuleBasedStateMachine):
         connection.execute("PRAGMA journal_mode=WAL")
         connection.execute("PRAGMA synchronous=OFF")
         self.store = SqliteLedgerStore(path, connection=connection)
+        # A second writer on the same file (another process, in production): each store keeps the accounts it has
+        # loaded between batches, which must never hide what the other one wrote.
+        other_connection = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
+        other_connection.execute("PRAGMA synchronous=OFF")
+        self.other = SqliteLedgerStore(path, connection=other_connection)
         accounts = initial_accounts()
         self.store.create_accounts(accounts)
         self.model = Model(accounts={account.account_id: model_account(account) for account in accounts})
@@ -252,15 +261,16 @@ class LedgerMachine(RuleBasedStateMachine):
 
     def teardown(self) -> None:
         self.store.close()
+        self.other.close()
         shutil.rmtree(self.directory, ignore_errors=True)
 
     def fresh_id(self, prefix: str) -> str:
         self.next_id += 1
         return f"{prefix}{self.next_id}"
 
-    def post(self, batch: list[Posting]) -> None:
+    def post(self, batch: list[Posting], store: SqliteLedgerStore | None = None) -> None:
         expected = self.model.apply_batch(batch)
-        actual = self.store.post_batch(batch)
+        actual = (store or self.store).post_batch(batch)
         assert actual == expected, (batch, actual, expected)
         for code in actual:
             event(code.name)
@@ -312,15 +322,30 @@ class LedgerMachine(RuleBasedStateMachine):
                  for _ in range(size)]
         self.post(batch)
 
+    @rule(data=st.data(), size=st.integers(1, 3))
+    def post_a_batch_through_the_other_store(self, data: st.DataObject, size: int) -> None:
+        self.post([self.draw_posting(data, linked=False) for _ in range(size)], store=self.other)
+
+    @rule(data=st.data(), size=st.integers(1, 3))
+    def roll_a_batch_back(self, data: st.DataObject, size: int) -> None:
+        """A batch applied inside a caller's transaction that then fails (as a pipeline step may): no effect."""
+        batch = [self.draw_posting(data, linked=False) for _ in range(size)]
+        try:
+            with write_transaction(self.store.connection) as tx:
+                self.store.apply_postings(tx, batch)
+                raise _RolledBack
+        except _RolledBack:
+            pass
+
     @precondition(lambda self: len(self.submitted) > 0)
     @rule(data=st.data())
     def replay_a_whole_earlier_batch_slice(self, data: st.DataObject) -> None:
         start = data.draw(st.integers(0, len(self.submitted) - 1))
         self.post(self.submitted[start:start + 3])
 
-    @rule(account_id=eur_ids, status=st.sampled_from(["open", "open", "frozen", "closed"]))
-    def set_status(self, account_id: str, status: str) -> None:
-        assert self.store.set_account_status(account_id, status)
+    @rule(account_id=eur_ids, status=st.sampled_from(["open", "open", "frozen", "closed"]), other=st.booleans())
+    def set_status(self, account_id: str, status: str, other: bool) -> None:
+        assert (self.other if other else self.store).set_account_status(account_id, status)
         self.model.accounts[account_id].status = status
 
     # -- invariants ----------------------------------------------------------------------------------------------

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import sqlite3
 import time
 from collections.abc import Iterator, Sequence
@@ -16,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from ledgerflow.adapters.sqlite.multirow import insert_rows
-from ledgerflow.domain.engine import BatchEffects, LoadedState
+from ledgerflow.domain.engine import AccountState, BatchEffects, LoadedState
 from ledgerflow.domain.ledger import LEGS_MAX, Account
 from ledgerflow.journal_chains import link_entries
 from ledgerflow.ports import (
@@ -65,6 +66,8 @@ def connect(path: Path | str, *, synchronous: str = "FULL") -> sqlite3.Connectio
 # sleeps 1, 2, 5, ... up to 100 ms between attempts, so a writer that has waited a while wakes too late for the short
 # gaps a busy writer leaves between its transactions (the pipeline's `run` starved a concurrent `ingest` that way).
 WRITE_LOCK_POLL_SECONDS = 0.0005
+# A store keeps at most this many accounts between batches (~300 bytes each); past it the cache starts again.
+ACCOUNTS_CACHED_MAX = 200_000
 
 
 @contextlib.contextmanager
@@ -117,8 +120,12 @@ class SqliteLedgerStore(LedgerStore):
                  connection: sqlite3.Connection | None = None) -> None:
         self.path = Path(path)
         self.connection = connection or connect(self.path, synchronous=synchronous)
-        # account_id -> [last_entry_seq, entry_count] of the accounts the current write loaded (see _write).
+        # The accounts loaded by earlier batches as this store's engine left them (limits and counters), with their
+        # chain heads (account_id -> [last_entry_seq, entry_count]). Valid only while the database holds the write
+        # token this store set last (migration 0007): see `_cached_accounts`.
+        self._accounts: dict[str, AccountState] = {}
         self._heads: dict[str, list[int]] = {}
+        self._token_written: bytes | None = None
 
     def close(self) -> None:
         self.connection.close()
@@ -148,18 +155,17 @@ class SqliteLedgerStore(LedgerStore):
             leg_rows = self._legs_by_first_seq(tx, hold_rows)
             holds = holds_from_rows([row[:3] for row in hold_rows], leg_rows)
             account_ids = account_ids | {leg[2] for leg in leg_rows}
-        accounts = {}
-        heads: dict[str, list[int]] = {}
-        if account_ids:
+        accounts, heads = self._cached_accounts(tx)
+        missing = [account_id for account_id in account_ids if account_id not in accounts]
+        if missing:
             for row in tx.execute(
                 f"SELECT a.{ACCOUNT_COLUMNS.replace(', ', ', a.')}, b.debits_pending, b.debits_posted, "
                 "b.credits_pending, b.credits_posted, b.last_entry_seq, b.entry_count "
                 "FROM accounts a JOIN balances b ON b.account_id = a.account_id "
-                "WHERE a.account_id IN (SELECT value FROM json_each(?))", (_ids_param(account_ids),),
+                "WHERE a.account_id IN (SELECT value FROM json_each(?))", (_ids_param(missing),),
             ):
                 accounts[row[0]] = account_state(row)
                 heads[row[0]] = [row[11], row[12]]
-        self._heads = heads
         recorded = {}
         if posting_ids:
             for posting_id, digest, result in tx.execute(
@@ -168,6 +174,19 @@ class SqliteLedgerStore(LedgerStore):
             ):
                 recorded[posting_id] = (bytes(digest), int(result))
         return LoadedState(accounts=accounts, holds=holds, recorded=recorded)
+
+    def _cached_accounts(self, tx: sqlite3.Connection) -> tuple[dict[str, AccountState], dict[str, list[int]]]:
+        """The accounts kept from earlier batches, emptied first unless the database still holds the token this
+        store wrote last (so nobody else changed the ledger since, and that write was committed).
+
+        From here until this batch's own write sets a new token the cached states may change (the engine moves
+        them), so the cache counts as unconfirmed: a batch that never writes, or whose transaction rolls back,
+        leaves it to be dropped by the next load."""
+        token = tx.execute("SELECT token FROM ledger_write_token WHERE id = 1").fetchone()[0]
+        if token != self._token_written or len(self._accounts) > ACCOUNTS_CACHED_MAX:
+            self._accounts, self._heads = {}, {}
+        self._token_written = None
+        return self._accounts, self._heads
 
     @staticmethod
     def _legs_by_first_seq(tx: sqlite3.Connection, hold_rows: list[tuple]) -> list[tuple]:
@@ -214,6 +233,9 @@ class SqliteLedgerStore(LedgerStore):
                     "last_entry_seq = ?, entry_count = ? WHERE account_id = ?",
                     [(*deltas, *heads[account_id], account_id) for account_id, deltas in effects.balance_deltas.items()],
                 )
+            token = os.urandom(16)
+            tx.execute("UPDATE ledger_write_token SET token = ? WHERE id = 1", (token,))
+            self._token_written = token
         except sqlite3.IntegrityError as exc:
             raise StoreConflictError(f"ledger write conflicted: {exc}") from exc
 
