@@ -66,7 +66,7 @@ def connect(path: Path | str, *, synchronous: str = "FULL") -> sqlite3.Connectio
 # sleeps 1, 2, 5, ... up to 100 ms between attempts, so a writer that has waited a while wakes too late for the short
 # gaps a busy writer leaves between its transactions (the pipeline's `run` starved a concurrent `ingest` that way).
 WRITE_LOCK_POLL_SECONDS = 0.0005
-# A store keeps at most this many accounts between batches (~300 bytes each); past it the cache starts again.
+# A store keeps at most this many accounts between batches (~350 bytes each); past it the cache starts again.
 ACCOUNTS_CACHED_MAX = 200_000
 
 
