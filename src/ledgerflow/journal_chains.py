@@ -82,15 +82,16 @@ def link_entries(rows: Sequence[tuple], first_seq: int, heads: dict[str, list[in
     # id as distinct ids.
     runs = 1 + sum(map(ne, posting_ids[1:], posting_ids[:-1])) if rows else 0
     assert runs == len(first_by_posting), "a posting's entries are not contiguous"
+    added_by_account = Counter(account_ids)
     # KeyError: the batch moved an account it did not load. (`heads` may hold more accounts than the batch moves.)
-    last = {account_id: heads[account_id][0] or None for account_id in set(account_ids)}
+    last = {account_id: heads[account_id][0] or None for account_id in added_by_account}
     numbered: list[tuple] = []
     append = numbered.append
     for seq, row, account_id in zip(seqs, rows, account_ids):
         append((seq, *row, *extra, last[account_id]))
         last[account_id] = seq
     counts_before: dict[str, int] = {}
-    for account_id, added in Counter(account_ids).items():
+    for account_id, added in added_by_account.items():
         head = heads[account_id]
         if (head[1] // JOURNAL_MARK_EVERY + 1) * JOURNAL_MARK_EVERY <= head[1] + added:
             counts_before[account_id] = head[1]  # this batch reaches the account's next mark
