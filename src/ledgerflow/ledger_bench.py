@@ -109,11 +109,6 @@ def prepare_ledger(store: LedgerStore, config: BenchConfig) -> list[str]:
     return customers
 
 
-def time_batches(store: LedgerStore, postings: list[Posting], batch_size: int) -> float:
-    """Post in batches of `batch_size`; returns postings per second. Every posting must succeed."""
-    return time_interleaved(store, {"only": postings}, batch_size)["only"]
-
-
 def time_interleaved(store: LedgerStore, postings_by_kind: dict[str, list[Posting]],
                      batch_size: int) -> dict[str, float]:
     """Post each kind's postings in batches of `batch_size`, one batch of each kind in turn, timing each kind's
