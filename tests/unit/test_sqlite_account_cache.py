@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import re
 import sqlite3
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -18,6 +17,7 @@ from ledgerflow.bootstrap import open_ledger
 from ledgerflow.config import Settings
 from ledgerflow.domain.ledger import Account, AccountKind, Direction, Leg, Posting
 from ledgerflow.domain.results import PostingResult as R
+from ledgerflow.ports import LedgerStore
 
 FUNDS_MINOR = 100
 
@@ -28,13 +28,8 @@ def spend(posting_id: str, amount_minor: int, account_id: str = "alice") -> Post
 
 
 @pytest.fixture
-def data_dir(tmp_path: Path) -> Path:
-    return tmp_path / "data"
-
-
-@pytest.fixture
-def store(data_dir: Path) -> Iterator[SqliteLedgerStore]:
-    ledger = open_ledger(Settings(data_dir=data_dir))
+def store(sqlite_store: LedgerStore) -> SqliteLedgerStore:
+    ledger = sqlite_store
     assert isinstance(ledger, SqliteLedgerStore)
     ledger.create_accounts([
         Account(account_id="opening", currency="EUR", kind=AccountKind.opening),
@@ -45,8 +40,7 @@ def store(data_dir: Path) -> Iterator[SqliteLedgerStore]:
                                                          Leg(name, Direction.credit, FUNDS_MINOR)))
                for name in ("alice", "bob")]
     assert ledger.post_batch(funding) == [R.ok, R.ok]
-    yield ledger
-    ledger.close()
+    return ledger
 
 
 def available(store: SqliteLedgerStore, account_id: str = "alice") -> int:
@@ -55,9 +49,9 @@ def available(store: SqliteLedgerStore, account_id: str = "alice") -> int:
     return balance.balance_available_minor
 
 
-def test_a_batch_of_another_store_is_seen(store: SqliteLedgerStore, data_dir: Path) -> None:
+def test_a_batch_of_another_store_is_seen(store: SqliteLedgerStore) -> None:
     assert store.post_batch([spend("a-1", 60)]) == [R.ok]
-    other = open_ledger(Settings(data_dir=data_dir), initialise=False)
+    other = open_ledger(Settings(data_dir=store.path.parent), initialise=False)
     try:
         assert other.post_batch([spend("b-1", 30)]) == [R.ok]
     finally:
@@ -68,9 +62,9 @@ def test_a_batch_of_another_store_is_seen(store: SqliteLedgerStore, data_dir: Pa
     assert available(store) == 0 and store.check()["ok"]
 
 
-def test_a_status_set_by_plain_sql_elsewhere_is_seen(store: SqliteLedgerStore, data_dir: Path) -> None:
+def test_a_status_set_by_plain_sql_elsewhere_is_seen(store: SqliteLedgerStore) -> None:
     assert store.post_batch([spend("a-1", 10)]) == [R.ok]
-    connection = sqlite3.connect(str(data_dir / "ledgerflow.sqlite3"), isolation_level=None)
+    connection = sqlite3.connect(str(store.path), isolation_level=None)
     try:
         connection.execute("UPDATE accounts SET status = 'frozen' WHERE account_id = 'alice'")
     finally:
