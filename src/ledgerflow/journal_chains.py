@@ -70,25 +70,39 @@ def link_entries(rows: Sequence[tuple], first_seq: int, heads: dict[str, list[in
     rows: (posting_id, leg_index, account_id, ...) with a posting's legs contiguous.
     heads: account_id -> [last_entry_seq, entry_count] as held in this transaction; updated in place.
     Returns the rows as (entry_seq, *row, *extra, account_prev_seq), each posting's first entry_seq, and the new
-    marks (account_id, entry_seq). The per-entry loop does only the linking; everything else runs in C-level passes
-    (this is on the writer's path for every posting).
+    marks (account_id, entry_seq) (see `chain_links`).
     """
+    prevs, first_by_posting, marks = chain_links(
+        list(map(itemgetter(0), rows)), list(map(itemgetter(2), rows)), first_seq, heads)
     seqs = range(first_seq, first_seq + len(rows))
-    posting_ids = list(map(itemgetter(0), rows))
-    account_ids = list(map(itemgetter(2), rows))
+    numbered = [(seq, *row, *extra, prev) for seq, row, prev in zip(seqs, rows, prevs)]
+    return numbered, first_by_posting, marks
+
+
+def chain_links(posting_ids: list[str], account_ids: list[str], first_seq: int,
+                heads: dict[str, list[int]]) -> tuple[list[int | None], dict[str, int], list[tuple[str, int]]]:
+    """Link a batch's entries, numbered from `first_seq` on in the order given, into their accounts' chains.
+
+    posting_ids, account_ids: of each entry, a posting's entries contiguous.
+    heads: account_id -> [last_entry_seq, entry_count] as held in this transaction; updated in place.
+    Returns each entry's account_prev_seq (None for an account's first entry), each posting's first entry_seq, and
+    the new marks (account_id, entry_seq). The per-entry loop does only the linking; everything else runs in C-level
+    passes (this is on the writer's path for every posting).
+    """
+    seqs = range(first_seq, first_seq + len(account_ids))
     # Walked backwards, so each posting keeps the number of its first entry.
     first_by_posting = dict(zip(reversed(posting_ids), reversed(seqs)))
     # Finding a posting's entries by range from its first one needs them contiguous: as many runs of one posting
     # id as distinct ids.
-    runs = 1 + sum(map(ne, posting_ids[1:], posting_ids[:-1])) if rows else 0
+    runs = 1 + sum(map(ne, posting_ids[1:], posting_ids[:-1])) if posting_ids else 0
     assert runs == len(first_by_posting), "a posting's entries are not contiguous"
     added_by_account = Counter(account_ids)
     # KeyError: the batch moved an account it did not load. (`heads` may hold more accounts than the batch moves.)
     last = {account_id: heads[account_id][0] or None for account_id in added_by_account}
-    numbered: list[tuple] = []
-    append = numbered.append
-    for seq, row, account_id in zip(seqs, rows, account_ids):
-        append((seq, *row, *extra, last[account_id]))
+    prevs: list[int | None] = []
+    append = prevs.append
+    for seq, account_id in zip(seqs, account_ids):
+        append(last[account_id])
         last[account_id] = seq
     counts_before: dict[str, int] = {}
     for account_id, added in added_by_account.items():
@@ -103,7 +117,7 @@ def link_entries(rows: Sequence[tuple], first_seq: int, heads: dict[str, list[in
                 counts_before[account_id] = ordinal = counts_before[account_id] + 1
                 if ordinal % JOURNAL_MARK_EVERY == 0:
                     marks.append((account_id, seq))
-    return numbered, first_by_posting, marks
+    return prevs, first_by_posting, marks
 
 
 def journal_rows(query: Query, account_id: str, after_entry_seq: int, limit: int) -> list[tuple]:

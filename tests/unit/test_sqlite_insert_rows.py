@@ -1,4 +1,5 @@
-"""`insert_rows` has the effect of `executemany` row by row, across statement boundaries, conflict clauses included."""
+"""`insert_rows` has the effect of `executemany` row by row, across statement boundaries, conflict clauses included;
+`insert_flat` over `columns_interleaved` rows inserts the same rows as `insert_rows` over the joined tuples."""
 
 from __future__ import annotations
 
@@ -8,7 +9,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ledgerflow.adapters.sqlite.multirow import INSERT_ROWS_PER_STATEMENT, insert_rows
+from ledgerflow.adapters.sqlite.multirow import (
+    INSERT_ROWS_PER_STATEMENT,
+    columns_interleaved,
+    insert_flat,
+    insert_rows,
+    statement_spans,
+    statement_text,
+)
 
 UPSERT_TAIL = " ON CONFLICT (k) DO UPDATE SET v = excluded.v, n = t.n + 1"
 
@@ -52,3 +60,67 @@ def test_no_rows_runs_no_statement() -> None:
     connection = table()
     insert_rows(connection, "INSERT INTO missing_table (k)", "(?)", [])
     assert contents(connection) == []
+
+
+values = st.one_of(st.none(), st.integers(-(2**63), 2**63 - 1), st.text(max_size=5), st.binary(max_size=4))
+
+
+@settings(max_examples=60, deadline=None)
+@given(width=st.integers(1, 4), extra_columns=st.integers(0, 3), data=st.data())
+def test_columns_interleaved_equals_each_row_joined_to_its_extra_values(
+        width: int, extra_columns: int, data: st.DataObject) -> None:
+    rows = data.draw(st.lists(st.tuples(*[values] * width), max_size=40))
+    extras = [data.draw(st.lists(values, min_size=len(rows), max_size=len(rows))) for _ in range(extra_columns)]
+    joined = [(*row, *(column[index] for column in extras)) for index, row in enumerate(rows)]
+    assert columns_interleaved(rows, *extras) == [value for row in joined for value in row]
+
+
+def test_columns_interleaved_refuses_rows_of_different_widths_and_short_columns() -> None:
+    with pytest.raises(AssertionError):
+        columns_interleaved([(1, 2), (3,), (4, 5)])
+    with pytest.raises(AssertionError):
+        columns_interleaved([(1,), (2, 3, 4)])
+    with pytest.raises(ValueError):
+        columns_interleaved([(1, 2), (3, 4)], [9])
+
+
+@settings(max_examples=20, deadline=None)
+@given(count=st.integers(0, INSERT_ROWS_PER_STATEMENT * 2 + 3))
+def test_insert_flat_inserts_what_insert_rows_inserts(count: int) -> None:
+    rows = [(f"k{index}", b"v%d" % index) for index in range(count)]
+    counters = list(range(count))
+    by_rows, flat = table(), table()
+    insert_rows(by_rows, "INSERT INTO t (k, v, n)", "(?,?,?)", [(*row, n) for row, n in zip(rows, counters)])
+    insert_flat(flat, "INSERT INTO t (k, v, n)", "(?,?,?)", columns_interleaved(rows, counters), 3)
+    assert contents(flat) == contents(by_rows)
+    assert len(contents(flat)) == count
+
+
+@settings(max_examples=60, deadline=None)
+@given(row_count=st.integers(0, INSERT_ROWS_PER_STATEMENT * 3 + 600))
+def test_statements_cover_every_row_once_with_few_distinct_sizes(row_count: int) -> None:
+    spans = list(statement_spans(row_count))
+    assert [start for start, _count in spans] == [sum(count for _s, count in spans[:i]) for i in range(len(spans))]
+    assert sum(count for _start, count in spans) == row_count
+    sizes = {count for _start, count in spans}
+    assert all(size == INSERT_ROWS_PER_STATEMENT or size & (size - 1) == 0 for size in sizes)
+    assert len([count for _start, count in spans if count != INSERT_ROWS_PER_STATEMENT]) <= 9
+
+
+@settings(max_examples=20, deadline=None)
+@given(count=st.integers(0, INSERT_ROWS_PER_STATEMENT + 300), stamp=st.integers(0, 2**62))
+def test_shared_values_are_bound_once_and_reach_every_row(count: int, stamp: int) -> None:
+    rows = [(f"k{index}", b"v%d" % index) for index in range(count)]
+    connection = table()
+    insert_rows(connection, "INSERT INTO t (k, n, v)", "(?,?1,?)", rows, shared=(stamp,))
+    assert contents(connection) == [(k, v, stamp) for k, v in rows]
+    flat = table()
+    insert_flat(flat, "INSERT INTO t (n, k, v)", "(?1,?,?)", columns_interleaved(rows), 2, shared=(stamp,))
+    assert contents(flat) == contents(connection)
+
+
+def test_statement_texts_do_not_depend_on_the_values() -> None:
+    """A new text per batch would be prepared again each time, which costs more than running it."""
+    first = statement_text("INSERT INTO t (k, v, n)", "(?,?,?1)", 3, "", 1)
+    assert first == "INSERT INTO t (k, v, n) VALUES (?2,?,?1),(?,?,?1),(?,?,?1)"
+    assert statement_text("INSERT INTO t (k, v, n)", "(?,?,?1)", 3, "", 1) is first

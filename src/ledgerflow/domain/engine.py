@@ -61,6 +61,11 @@ class LoadedState:
     recorded: dict[str, tuple[bytes, int]]
 
 
+# Values in a row of BatchEffects.posting_rows and of BatchEffects.entry_rows.
+POSTING_ROW_WIDTH = 9
+ENTRY_ROW_WIDTH = 7
+
+
 @dataclass(slots=True)
 class BatchEffects:
     """Rows to append and balance deltas to add, all in the same transaction.
@@ -129,7 +134,9 @@ class _Applier:
 
     # -- one posting -------------------------------------------------------------------------------------
     def apply(self, posting: Posting) -> PostingResult:
-        digest = posting.payload_digest()
+        digest = posting.digest_computed
+        if digest is None:
+            digest = posting.payload_digest()
         previous = self.recorded.get(posting.posting_id)
         if previous is not None:
             if previous[0] != digest:
@@ -138,7 +145,12 @@ class _Applier:
             return R.exists if previous[1] <= R.exists else R(previous[1])
         kind = posting.kind
         if kind is POSTED or kind is PENDING:
-            result = self._apply_legs(posting)
+            legs = posting.legs
+            result = None
+            if len(legs) == 2 and self.undo is None:
+                result = self._apply_two_legs(posting, legs[0], legs[1])
+            if result is None:
+                result = self._apply_any_legs(posting)
         else:
             result = self._apply_resolution(posting)
         self._record(posting, digest, result)
@@ -163,9 +175,10 @@ class _Applier:
         expires_at_ms = None
         if posting.kind is PENDING and posting.expires_after_seconds is not None:
             expires_at_ms = self.now_ms + posting.expires_after_seconds * 1000
-        self.recorded[posting.posting_id] = (digest, int(result))
+        result_code = result._value_
+        self.recorded[posting.posting_id] = (digest, result_code)
         self.effects.posting_rows.append((
-            posting.posting_id, int(posting.kind), int(result), digest, posting.pending_id,
+            posting.posting_id, posting.kind._value_, result_code, digest, posting.pending_id,
             posting.amount_minor, expires_at_ms, posting.correlation_id, posting.metadata_json,
         ))
         if self.undo is not None:
@@ -178,14 +191,6 @@ class _Applier:
             if self.undo is not None:
                 self.undo.append(("hold", posting.posting_id))
 
-    def _apply_legs(self, posting: Posting) -> PostingResult:
-        legs = posting.legs
-        if len(legs) == 2 and self.undo is None:
-            result = self._apply_two_legs(posting, legs[0], legs[1])
-            if result is not None:
-                return result
-        return self._apply_any_legs(posting)
-
     def _apply_two_legs(self, posting: Posting, first: Leg, second: Leg) -> PostingResult | None:
         """The common shape (one debit, one credit, same amount, open accounts in one currency) without the
         general bookkeeping; None sends anything else to `_apply_any_legs`, which decides the precise code.
@@ -193,7 +198,10 @@ class _Applier:
         amount = first.amount_minor
         if first.direction is second.direction or second.amount_minor != amount or amount <= 0:
             return None
-        debit_leg, credit_leg = (first, second) if first.direction is DEBIT else (second, first)
+        if first.direction is DEBIT:
+            debit_leg, credit_leg, first_direction = first, second, 0
+        else:
+            debit_leg, credit_leg, first_direction = second, first, 1
         debit_account = self.accounts.get(debit_leg.account_id)
         credit_account = self.accounts.get(credit_leg.account_id)
         if (debit_account is None or credit_account is None or debit_account is credit_account
@@ -216,22 +224,22 @@ class _Applier:
         credit_deltas = balance_deltas.get(credit_account.account_id)
         if credit_deltas is None:
             credit_deltas = balance_deltas[credit_account.account_id] = [0, 0, 0, 0]
+        posting_id = posting.posting_id
+        append = self.effects.entry_rows.append
         if pending:
             debit_account.debits_pending += amount
             debit_deltas[0] += amount
             credit_account.credits_pending += amount
             credit_deltas[2] += amount
-            moved = (amount, 0)
+            append((posting_id, 0, first.account_id, first_direction, amount, amount, 0))
+            append((posting_id, 1, second.account_id, 1 - first_direction, amount, amount, 0))
         else:
             debit_account.debits_posted += amount
             debit_deltas[1] += amount
             credit_account.credits_posted += amount
             credit_deltas[3] += amount
-            moved = (0, amount)
-        posting_id = posting.posting_id
-        append = self.effects.entry_rows.append
-        append((posting_id, 0, first.account_id, int(first.direction), amount, *moved))
-        append((posting_id, 1, second.account_id, int(second.direction), amount, *moved))
+            append((posting_id, 0, first.account_id, first_direction, amount, 0, amount))
+            append((posting_id, 1, second.account_id, 1 - first_direction, amount, 0, amount))
         return R.ok
 
     def _apply_any_legs(self, posting: Posting) -> PostingResult:

@@ -45,8 +45,9 @@ class SqliteEventTransport(EventTransport):
         insert_rows(
             tx,
             "INSERT OR IGNORE INTO bus_messages (stream, message_id, detail_type, body, published_at_ms, dedup_id)",
-            f"('{_literal(stream)}',?,?,?,{_now_ms(tx)},?)",
+            f"('{_literal(stream)}',?,?,?,?1,?)",
             [(message_id, detail_type, body, message_id) for message_id, detail_type, body in rows],
+            shared=(_now_ms(tx),),
         )
         return tx.total_changes - before
 
@@ -61,8 +62,9 @@ class SqliteEventTransport(EventTransport):
         insert_rows(
             tx,
             "INSERT INTO bus_messages (stream, message_id, detail_type, body, published_at_ms)",
-            f"('{_literal(stream)}',?,?,?,{now_ms})",
+            f"('{_literal(stream)}',?,?,?,?1)",
             rows,
+            shared=(now_ms,),
         )
 
     def ensure_consumer(self, tx: sqlite3.Connection, consumer: str, stream: str) -> None:

@@ -13,13 +13,20 @@ import os
 import sqlite3
 import time
 from collections.abc import Iterator, Sequence
+from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
-from ledgerflow.adapters.sqlite.multirow import insert_rows
-from ledgerflow.domain.engine import AccountState, BatchEffects, LoadedState
+from ledgerflow.adapters.sqlite.multirow import columns_interleaved, insert_flat, insert_rows
+from ledgerflow.domain.engine import (
+    ENTRY_ROW_WIDTH,
+    POSTING_ROW_WIDTH,
+    AccountState,
+    BatchEffects,
+    LoadedState,
+)
 from ledgerflow.domain.ledger import LEGS_MAX, Account
-from ledgerflow.journal_chains import link_entries
+from ledgerflow.journal_chains import chain_links
 from ledgerflow.ports import (
     ACCOUNT_COLUMNS,
     LedgerStore,
@@ -36,6 +43,9 @@ BUSY_TIMEOUT_MS = 60_000
 # batches. Measured +25-40% postings/s for batches of 1,000-10,000 with synchronous=FULL. The WAL file keeps
 # its largest size on disk (reused, not grown further).
 WAL_AUTOCHECKPOINT_PAGES = 10_000
+# Prepared statements a connection keeps (the driver's default is 128): the multi-row inserts (multirow.py) cost far
+# more to prepare than to run, and a pipeline step uses a few dozen distinct texts besides them.
+STATEMENTS_CACHED = 512
 NOW_MS_SQL = "SELECT CAST((julianday('now') - 2440587.5) * 86400000.0 AS INTEGER)"
 # The ledger's clock never runs backwards along the journal (a wall clock may step back): as-of balances walk an
 # account's chain from its newest entry and stop at the first one stamped at or before the time asked for.
@@ -50,7 +60,7 @@ def connect(path: Path | str, *, synchronous: str = "FULL") -> sqlite3.Connectio
     assert synchronous in ("FULL", "NORMAL"), synchronous
     try:
         connection = sqlite3.connect(str(path), isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000,
-                                     check_same_thread=False)
+                                     check_same_thread=False, cached_statements=STATEMENTS_CACHED)
         connection.execute("PRAGMA journal_mode=WAL")
         connection.execute(f"PRAGMA synchronous={synchronous}")
         connection.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
@@ -205,24 +215,29 @@ class SqliteLedgerStore(LedgerStore):
 
     def _write(self, tx: sqlite3.Connection, effects: BatchEffects, now_ms: int) -> None:
         try:
-            entry_rows, first_seq, marks = self._number_entries(tx, effects.entry_rows)
-            insert_rows(
+            entry_seqs, prevs, first_seq, marks = self._link_entries(tx, effects.entry_rows)
+            insert_flat(
                 tx,
                 "INSERT INTO postings (posting_id, kind, result, payload_digest, pending_id, amount_minor, "
                 "expires_at_ms, correlation_id, metadata_json, entry_seq_first, created_at_ms)",
-                f"(?,?,?,?,?,?,?,?,?,?,{now_ms})",
-                [(*row, first_seq.get(row[0])) for row in effects.posting_rows],
+                "(?,?,?,?,?,?,?,?,?,?,?1)",
+                columns_interleaved(effects.posting_rows,
+                                    list(map(first_seq.get, map(itemgetter(0), effects.posting_rows)))),
+                POSTING_ROW_WIDTH + 1,
+                shared=(now_ms,),
             )
-            insert_rows(
+            insert_flat(
                 tx,
-                "INSERT INTO entries (entry_seq, posting_id, leg_index, account_id, direction, amount_minor, "
-                "pending_delta, posted_delta, account_prev_seq, created_at_ms)",
-                f"(?,?,?,?,?,?,?,?,?,{now_ms})",
-                entry_rows,
+                "INSERT INTO entries (posting_id, leg_index, account_id, direction, amount_minor, pending_delta, "
+                "posted_delta, entry_seq, account_prev_seq, created_at_ms)",
+                "(?,?,?,?,?,?,?,?,?,?1)",
+                columns_interleaved(effects.entry_rows, entry_seqs, prevs),
+                ENTRY_ROW_WIDTH + 2,
+                shared=(now_ms,),
             )
             insert_rows(tx, "INSERT INTO account_journal_marks (account_id, entry_seq)", "(?,?)", marks)
             insert_rows(tx, "INSERT INTO pending_resolutions (pending_id, posting_id, resolution, created_at_ms)",
-                        f"(?,?,?,{now_ms})", effects.resolution_rows)
+                        "(?,?,?,?1)", effects.resolution_rows, shared=(now_ms,))
             if effects.balance_deltas:
                 # Every account with new entries has a delta row (even when its deltas cancel out), and moves its
                 # chain head along with its counters.
@@ -239,14 +254,17 @@ class SqliteLedgerStore(LedgerStore):
         except sqlite3.IntegrityError as exc:
             raise StoreConflictError(f"ledger write conflicted: {exc}") from exc
 
-    def _number_entries(self, tx: sqlite3.Connection,
-                        rows: list[tuple]) -> tuple[list[tuple], dict[str, int], list[tuple[str, int]]]:
-        """Give entries explicit, contiguous sequence numbers (we hold the write lock), each posting's first one,
-        and link every entry into its account's chain."""
+    def _link_entries(self, tx: sqlite3.Connection, rows: list[tuple]
+                      ) -> tuple[range, list[int | None], dict[str, int], list[tuple[str, int]]]:
+        """Give entries explicit, contiguous sequence numbers (we hold the write lock), link every entry into its
+        account's chain, and find each posting's first entry: (entry_seqs, account_prev_seqs, first entry_seq by
+        posting id, new journal marks)."""
         if not rows:
-            return [], {}, []
-        last_seq = int(tx.execute("SELECT COALESCE(MAX(entry_seq), 0) FROM entries").fetchone()[0])
-        return link_entries(rows, last_seq + 1, self._heads)
+            return range(0), [], {}, []
+        first = int(tx.execute("SELECT COALESCE(MAX(entry_seq), 0) FROM entries").fetchone()[0]) + 1
+        prevs, first_seq, marks = chain_links(
+            list(map(itemgetter(0), rows)), list(map(itemgetter(2), rows)), first, self._heads)
+        return range(first, first + len(rows)), prevs, first_seq, marks
 
     def _expired_hold_ids(self, tx: sqlite3.Connection, now_ms: int, limit: int) -> list[str]:
         rows = tx.execute(
