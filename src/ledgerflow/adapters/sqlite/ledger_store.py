@@ -17,6 +17,7 @@ from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
+from ledgerflow.adapters.sqlite.binding import register_identity_adapters
 from ledgerflow.adapters.sqlite.multirow import columns_interleaved, insert_flat, insert_rows
 from ledgerflow.domain.engine import (
     ENTRY_ROW_WIDTH,
@@ -58,6 +59,7 @@ LEDGER_NOW_MS_SQL = (
 def connect(path: Path | str, *, synchronous: str = "FULL") -> sqlite3.Connection:
     """A connection in autocommit mode (transactions are explicit), WAL, with a generous busy timeout."""
     assert synchronous in ("FULL", "NORMAL"), synchronous
+    register_identity_adapters()
     try:
         connection = sqlite3.connect(str(path), isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000,
                                      check_same_thread=False, cached_statements=STATEMENTS_CACHED)
