@@ -183,7 +183,7 @@ class _Applier:
         if self.undo is not None:
             self.undo.append(("recorded", posting.posting_id))
         if result is R.ok and posting.kind is PENDING:
-            legs = tuple((leg.account_id, int(leg.direction), leg.amount_minor) for leg in posting.legs)
+            legs = tuple([(leg.account_id, leg.direction._value_, leg.amount_minor) for leg in posting.legs])
             self.holds[posting.posting_id] = HoldState(
                 pending_id=posting.posting_id, legs=legs, expires_at_ms=expires_at_ms
             )
