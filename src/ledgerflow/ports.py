@@ -15,7 +15,6 @@ import abc
 import contextlib
 from collections.abc import Sequence
 from dataclasses import dataclass
-from operator import methodcaller
 from typing import Any
 
 from ledgerflow.domain.engine import (
@@ -44,7 +43,6 @@ BATCH_POSTINGS_MAX = 50_000
 TRANSACTION_ATTEMPTS_MAX = 8
 JOURNAL_PAGE_LIMIT_MAX = 1_000
 EXPIRY_SWEEP_HOLDS_MAX = 10_000
-_IS_EXPIRY_POSTING_ID = methodcaller("startswith", EXPIRY_POSTING_PREFIX)
 
 
 class LedgerError(Exception):
@@ -122,15 +120,17 @@ class LedgerStore(abc.ABC):
 
     def apply_postings_effects(self, tx: Any, postings: list[Posting], *, snapshot: bool = False) -> BatchEffects:
         """As apply_postings, returning the whole effects (with per-posting balances when `snapshot`)."""
-        if not all(issubclass(kind, Posting) for kind in set(map(type, postings))):
-            raise LedgerValidationError("post_batch takes Posting values")
+        for posting in postings:
+            if not isinstance(posting, Posting):
+                raise LedgerValidationError("post_batch takes Posting values")
+            if posting.posting_id.startswith(EXPIRY_POSTING_PREFIX):
+                # Reserved for the sweep's own postings: a caller's id there would block that hold's expiry.
+                raise LedgerValidationError(
+                    f"posting {posting.posting_id!r}: ids starting with {EXPIRY_POSTING_PREFIX!r} are reserved"
+                )
         if not postings:
             return BatchEffects()
         account_ids, pending_ids, posting_ids = referenced_ids(postings)
-        for posting_id in filter(_IS_EXPIRY_POSTING_ID, posting_ids):
-            # Reserved for the sweep's own postings: a caller's id there would block that hold's expiry.
-            raise LedgerValidationError(
-                f"posting {posting_id!r}: ids starting with {EXPIRY_POSTING_PREFIX!r} are reserved")
         state = self._load(tx, account_ids, pending_ids, posting_ids)
         # The clock is read once the batch's rows are locked, so stamps follow the order writers commit in.
         now_ms = self._now_ms(tx)

@@ -8,7 +8,6 @@ rule here means the SQLite and PostgreSQL adapters cannot disagree on an outcome
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from operator import attrgetter
 
 from ledgerflow.domain.ledger import Direction, Leg, Posting, PostingKind
 from ledgerflow.domain.results import PostingResult
@@ -90,14 +89,16 @@ class BatchEffects:
 
 def referenced_ids(postings: list[Posting]) -> tuple[set[str], set[str], set[str]]:
     """What a store must load for this batch: (account ids, pending ids, posting ids)."""
-    posting_ids = set(map(_POSTING_ID, postings))
-    pending_ids = set(map(_PENDING_ID, postings))
-    pending_ids.discard(None)
-    account_ids = {leg.account_id for legs in map(_LEGS, postings) for leg in legs}
-    return account_ids, pending_ids, posting_ids  # type: ignore[return-value]
-
-
-_POSTING_ID, _PENDING_ID, _LEGS = attrgetter("posting_id"), attrgetter("pending_id"), attrgetter("legs")
+    account_ids: set[str] = set()
+    pending_ids: set[str] = set()
+    posting_ids: set[str] = set()
+    for posting in postings:
+        posting_ids.add(posting.posting_id)
+        if posting.pending_id is not None:
+            pending_ids.add(posting.pending_id)
+        for leg in posting.legs:
+            account_ids.add(leg.account_id)
+    return account_ids, pending_ids, posting_ids
 
 
 def apply_batch(postings: list[Posting], state: LoadedState, now_ms: int, *, snapshot: bool = False) -> BatchEffects:

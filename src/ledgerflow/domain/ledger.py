@@ -141,10 +141,9 @@ class Posting:
 
 def payload_digest_of(posting: Posting) -> bytes:
     """The idempotency digest, computed from the fields (see `Posting.payload_digest`)."""
-    # `_value_`: the members' ints, as int() gives them, for less (legs and kind are enum members once validated).
-    legs = [(leg.account_id, leg.direction._value_, leg.amount_minor, leg.currency) for leg in posting.legs]
+    legs = [(leg.account_id, int(leg.direction), leg.amount_minor, leg.currency) for leg in posting.legs]
     payload = (
-        posting.kind._value_, legs, posting.pending_id, posting.amount_minor, posting.expires_after_seconds,
+        int(posting.kind), legs, posting.pending_id, posting.amount_minor, posting.expires_after_seconds,
         posting.correlation_id, posting.metadata_json,
     )
     return hashlib.blake2b(_encode_msgpack(payload), digest_size=16).digest()
