@@ -72,24 +72,25 @@ def link_entries(rows: Sequence[tuple], first_seq: int, heads: dict[str, list[in
     Returns the rows as (entry_seq, *row, *extra, account_prev_seq), each posting's first entry_seq, and the new
     marks (account_id, entry_seq) (see `chain_links`).
     """
-    prevs, first_by_posting, marks = chain_links(
-        list(map(itemgetter(0), rows)), list(map(itemgetter(2), rows)), first_seq, heads)
+    prevs, first_by_posting, marks = chain_links(rows, first_seq, heads)
     seqs = range(first_seq, first_seq + len(rows))
     numbered = [(seq, *row, *extra, prev) for seq, row, prev in zip(seqs, rows, prevs)]
     return numbered, first_by_posting, marks
 
 
-def chain_links(posting_ids: list[str], account_ids: list[str], first_seq: int,
+def chain_links(rows: Sequence[tuple], first_seq: int,
                 heads: dict[str, list[int]]) -> tuple[list[int | None], dict[str, int], list[tuple[str, int]]]:
     """Link a batch's entries, numbered from `first_seq` on in the order given, into their accounts' chains.
 
-    posting_ids, account_ids: of each entry, a posting's entries contiguous.
+    rows: (posting_id, leg_index, account_id, ...) with a posting's legs contiguous.
     heads: account_id -> [last_entry_seq, entry_count] as held in this transaction; updated in place.
     Returns each entry's account_prev_seq (None for an account's first entry), each posting's first entry_seq, and
     the new marks (account_id, entry_seq). The per-entry loop does only the linking; everything else runs in C-level
     passes (this is on the writer's path for every posting).
     """
-    seqs = range(first_seq, first_seq + len(account_ids))
+    posting_ids = list(map(itemgetter(0), rows))
+    account_ids = list(map(itemgetter(2), rows))
+    seqs = range(first_seq, first_seq + len(rows))
     # Walked backwards, so each posting keeps the number of its first entry.
     first_by_posting = dict(zip(reversed(posting_ids), reversed(seqs)))
     # Finding a posting's entries by range from its first one needs them contiguous: as many runs of one posting

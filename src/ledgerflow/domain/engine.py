@@ -134,9 +134,7 @@ class _Applier:
 
     # -- one posting -------------------------------------------------------------------------------------
     def apply(self, posting: Posting) -> PostingResult:
-        digest = posting.digest_computed
-        if digest is None:
-            digest = posting.payload_digest()
+        digest = posting.payload_digest()
         previous = self.recorded.get(posting.posting_id)
         if previous is not None:
             if previous[0] != digest:

@@ -264,8 +264,7 @@ class SqliteLedgerStore(LedgerStore):
         if not rows:
             return range(0), [], {}, []
         first = int(tx.execute("SELECT COALESCE(MAX(entry_seq), 0) FROM entries").fetchone()[0]) + 1
-        prevs, first_seq, marks = chain_links(
-            list(map(itemgetter(0), rows)), list(map(itemgetter(2), rows)), first, self._heads)
+        prevs, first_seq, marks = chain_links(rows, first, self._heads)
         return range(first, first + len(rows)), prevs, first_seq, marks
 
     def _expired_hold_ids(self, tx: sqlite3.Connection, now_ms: int, limit: int) -> list[str]:

@@ -27,26 +27,23 @@ _FIRST_PLAIN_PLACEHOLDER = re.compile(r"\?(?!\d)")
 
 def insert_rows(tx: sqlite3.Connection, head: str, row: str, rows: Sequence[Sequence[Any]], tail: str = "",
                 shared: Sequence[Any] = ()) -> None:
-    """`head VALUES row,row,... tail` for every `rows` entry, a few hundred rows per statement.
+    """`head VALUES row,row,... tail` for every `rows` entry (all of one width), a few hundred rows per statement.
 
     `row` takes each row's values as plain `?` and the `shared` values as `?1`, `?2`, ... (the same for every row).
     The same effect as `executemany(head VALUES row tail, rows)`: SQLite applies the rows of one statement in order,
     one at a time, so conflict clauses (`OR IGNORE`, `ON CONFLICT ... DO UPDATE`) see the earlier rows as before.
     """
-    shared = list(shared)
-    for start, count in statement_spans(len(rows)):
-        chunk = rows[start:start + count]
-        tx.execute(statement_text(head, row, count, tail, len(shared)),
-                   shared + [value for entry in chunk for value in entry])
+    if rows:
+        insert_flat(tx, head, row, columns_interleaved(rows), len(rows[0]), shared, tail)
 
 
 def insert_flat(tx: sqlite3.Connection, head: str, row: str, parameters: list[Any], width: int,
-                shared: Sequence[Any] = ()) -> None:
+                shared: Sequence[Any] = (), tail: str = "") -> None:
     """`insert_rows` for rows already flattened into `parameters`, `width` values each."""
     assert len(parameters) % width == 0, "parameters are not a whole number of rows"
     shared = list(shared)
     for start, count in statement_spans(len(parameters) // width):
-        tx.execute(statement_text(head, row, count, "", len(shared)),
+        tx.execute(statement_text(head, row, count, tail, len(shared)),
                    shared + parameters[start * width:(start + count) * width])
 
 
