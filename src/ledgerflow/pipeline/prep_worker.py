@@ -12,6 +12,7 @@ still decides duplicates, posts, emits and acknowledges in its one transaction.
 
 from __future__ import annotations
 
+import fcntl
 import os
 import select
 import signal
@@ -39,6 +40,10 @@ PREP_WORKER_ENV = "LEDGERFLOW_PREP_WORKER"
 # The id of the answer the worker sends once, unasked, when it is ready (requests count from 1).
 READY_ANSWER_ID = 0
 _FRAME_HEADER = struct.Struct("<I")
+# An answer is ~1.6 KB per event (~3 MB for a batch of 2,000). Through a pipe of the default 64 KiB it crosses in
+# ~50 pieces, each a wake-up of the reader and of the writer; Linux lets a pipe hold up to 1 MiB
+# (/proc/sys/fs/pipe-max-size) without privileges.
+ANSWER_PIPE_BYTES = 1 << 20
 
 
 class WorkerOptions(msgspec.Struct, frozen=True):
@@ -80,6 +85,7 @@ class PrepWorker:
         assert self._process.stdin is not None and self._process.stdout is not None
         self._requests: IO[bytes] = self._process.stdin
         self._answers: IO[bytes] = self._process.stdout
+        _widen_pipe(self._answers, ANSWER_PIPE_BYTES)
         self._request_id = 0
         self._waiting_for: int | None = None
         # Until the worker has said it is ready (its imports done), a step never waits for it.
@@ -178,20 +184,34 @@ def _write_frame(stream: IO[bytes], payload: bytes) -> None:
         frame = frame[written:]
 
 
-def _read_frame(stream: IO[bytes]) -> bytes:
+def _widen_pipe(stream: IO[bytes], size_bytes: int) -> None:
+    """Ask for a pipe buffer of `size_bytes` (Linux); elsewhere, or when refused, the pipe keeps its size."""
+    set_pipe_size = getattr(fcntl, "F_SETPIPE_SZ", None)
+    if set_pipe_size is None:
+        return
+    try:
+        fcntl.fcntl(stream.fileno(), set_pipe_size, size_bytes)
+    except OSError as exc:
+        log.info("pipeline.prep_worker_pipe_default_size", error=f"{type(exc).__name__}: {exc}")
+
+
+def _read_frame(stream: IO[bytes]) -> bytearray:
     (size,) = _FRAME_HEADER.unpack(_read_exactly(stream, _FRAME_HEADER.size))
     return _read_exactly(stream, size)
 
 
-def _read_exactly(stream: IO[bytes], size: int) -> bytes:
-    chunks, left = [], size
-    while left:
-        chunk = stream.read(left)
-        if not chunk:
+def _read_exactly(stream: IO[bytes], size: int) -> bytearray:
+    """`size` bytes, read straight into one buffer (the decoders take any bytes-like object)."""
+    buffer = bytearray(size)
+    view = memoryview(buffer)
+    filled = 0
+    while filled < size:
+        got = stream.readinto(view[filled:])  # type: ignore[attr-defined]
+        if not got:
             raise EOFError("the other side of the prep worker's pipe closed")
-        chunks.append(chunk)
-        left -= len(chunk)
-    return b"".join(chunks)
+        filled += got
+    view.release()
+    return buffer
 
 
 def serve(options: WorkerOptions, requests: IO[bytes], answers: IO[bytes]) -> None:

@@ -8,7 +8,6 @@ safe against process crashes, but the last transactions before a power loss or O
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import sqlite3
 import time
@@ -16,6 +15,8 @@ from collections.abc import Iterator, Sequence
 from operator import itemgetter
 from pathlib import Path
 from typing import Any
+
+import msgspec
 
 from ledgerflow.adapters.sqlite.binding import register_identity_adapters
 from ledgerflow.adapters.sqlite.multirow import columns_interleaved, insert_flat, insert_rows
@@ -121,8 +122,12 @@ def _is_busy(exc: sqlite3.OperationalError) -> bool:
     return getattr(exc, "sqlite_errorcode", None) == sqlite3.SQLITE_BUSY or "locked" in str(exc)
 
 
+_encode_json = msgspec.json.Encoder().encode
+
+
 def _ids_param(ids: set[str] | list[str]) -> str:
-    return json.dumps(list(ids))
+    # A JSON array for json_each(?): msgspec writes a set or a list as one (~6x faster than json.dumps).
+    return _encode_json(ids).decode()
 
 
 class SqliteLedgerStore(LedgerStore):
@@ -212,7 +217,7 @@ class SqliteLedgerStore(LedgerStore):
             "JOIN entries e ON e.entry_seq >= json_extract(j.value, '$[1]') "
             f"AND e.entry_seq < json_extract(j.value, '$[1]') + {LEGS_MAX} "
             "AND e.posting_id = json_extract(j.value, '$[0]')",
-            (json.dumps(ranges),),
+            (_encode_json(ranges).decode(),),
         ).fetchall()
 
     def _write(self, tx: sqlite3.Connection, effects: BatchEffects, now_ms: int) -> None:
