@@ -7,6 +7,7 @@ its own connection, so tests can tamper with rows or prove the database refuses 
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import sys
 from collections.abc import Callable, Iterator
@@ -20,6 +21,11 @@ from ledgerflow.config import Settings
 from ledgerflow.ports import LedgerStore
 
 TESTS_DIR = Path(__file__).resolve().parent
+
+# The suite runs in two processes at once (pytest -n 2): a pipeline in each, each pinning its step to the lowest CPU
+# (pipeline/cpu_pinning.py), would put both on one CPU. Off for the suite, and subprocesses it starts; the tests of
+# the pinning itself turn it on.
+os.environ.setdefault("LEDGERFLOW_PIN_CPUS", "0")
 STORE_KINDS = ("sqlite", pytest.param("postgres", marks=pytest.mark.postgres))
 
 

@@ -259,3 +259,45 @@ def assert_template_gives_the_full_encoding(prepared: Any) -> None:
             result=result, accountId=context.account_id, currency=context.currency,
             amountMinor=posted_amount(posting, context), balances=balances))
         assert posted_message(context, prepared.posted_template, result, msgspec.json.encode(balances)) == full
+
+
+def test_the_worker_checkpoints_the_wal_so_the_step_need_not(
+    tmp_path: Path, traffic: tuple[Path, Path]
+) -> None:
+    import shutil
+    import sqlite3
+    import time
+
+    data_dir = tmp_path / "data"
+    traffic_path, accounts_path = traffic
+    import_accounts(data_dir, accounts_path)
+    ingest(data_dir, traffic_path)
+    ledger = open_ledger(Settings(data_dir=data_dir))
+    # The step's own checkpoints off: whatever reaches the database file, the worker's thread copied.
+    ledger.connection.execute("PRAGMA wal_autocheckpoint=0")
+    pipeline = build_pipeline(ledger, batch_size_max=BATCH, rules="python", prep_worker=True)
+    assert pipeline.prep_worker.wait_until_ready()
+    database = data_dir / "ledgerflow.sqlite3"
+    try:
+        while pipeline.step().fetched:
+            pass
+        [(postings,)] = ledger.connection.execute("SELECT COUNT(*) FROM postings").fetchall()
+        assert postings > EVENTS // 2
+        deadline = time.monotonic() + 10.0
+        while True:
+            scratch = tmp_path / f"copy-{time.monotonic_ns()}.sqlite3"
+            shutil.copyfile(database, scratch)
+            copy = sqlite3.connect(scratch)
+            try:
+                [(copied,)] = copy.execute("SELECT COUNT(*) FROM postings").fetchall()
+            except sqlite3.DatabaseError:  # a copy torn by a checkpoint in progress
+                copied = None
+            finally:
+                copy.close()
+            if copied == postings:
+                break
+            assert time.monotonic() < deadline, f"the database file holds {copied} of {postings} postings"
+            time.sleep(0.02)
+    finally:
+        pipeline.close()
+        ledger.close()

@@ -99,7 +99,8 @@ def run_command(
     prep_worker: Annotated[bool | None, typer.Option(
         "--prep-worker/--no-prep-worker",
         help="Run the pure stages of the next batch in a second process (default: on with 2+ cores; env "
-             "LEDGERFLOW_PREP_WORKER=0/1).")] = None,
+             "LEDGERFLOW_PREP_WORKER=0/1). With it, this process and the worker are pinned to separate CPUs "
+             "while running (env LEDGERFLOW_PIN_CPUS=0 to leave them to the scheduler).")] = None,
     json_output: JsonOption = False,
 ) -> None:
     """Run the pipeline until SIGTERM/SIGINT (graceful drain), or with --until-idle until nothing is left."""

@@ -3,7 +3,9 @@ the worker reads the inbound events that follow it (a WAL reader: it never waits
 them (`prepare.PreparedSet`). The next step takes those results instead of running the stages itself, so the
 Python work of one batch overlaps the database work of another, on a second core.
 
-The worker holds no state that matters: it writes nothing, and whatever it prepares is only a shortcut for the
+It also checkpoints the WAL on a thread (`adapters.sqlite.wal_checkpointer`), so the step's commits rarely do.
+
+The worker holds no state that matters: it writes no rows, and whatever it prepares is only a shortcut for the
 step's own `prepare_event` of the same bytes under the same card directory version. A result is used only for the
 sequence number it was made for and when the worker saw the directory version the step sees; anything else, a late
 answer, or a worker that died is simply prepared by the step itself. So exactly-once holds as before: the step
@@ -28,6 +30,7 @@ import msgspec
 import structlog
 
 from ledgerflow.bus.transport import Delivery
+from ledgerflow.pipeline.cpu_pinning import CpuPinning, pinning_wanted
 from ledgerflow.pipeline.dedup import DuplicateKeyConfig
 from ledgerflow.pipeline.prepare import PreparedEvent, PreparedWire, from_wire, to_wire
 
@@ -86,6 +89,8 @@ class PrepWorker:
         self._requests: IO[bytes] = self._process.stdin
         self._answers: IO[bytes] = self._process.stdout
         _widen_pipe(self._answers, ANSWER_PIPE_BYTES)
+        # This process (the step) on one CPU, the worker on the others (see cpu_pinning); undone at close.
+        self._pinning = CpuPinning(self._process.pid) if pinning_wanted() else None
         self._request_id = 0
         self._waiting_for: int | None = None
         # Until the worker has said it is ready (its imports done), a step never waits for it.
@@ -152,6 +157,7 @@ class PrepWorker:
         return results
 
     def close(self) -> None:
+        self._unpin()
         if not self.broken:
             try:
                 _write_frame(self._requests, _encode(None))
@@ -172,6 +178,13 @@ class PrepWorker:
         log.warning("pipeline.prep_worker_gone", error=f"{type(exc).__name__}: {exc}")
         self.broken = True
         self._waiting_for = None
+        # The step prepares everything itself from now on: it may use every CPU again.
+        self._unpin()
+
+    def _unpin(self) -> None:
+        if self._pinning is not None:
+            self._pinning.release()
+            self._pinning = None
 
 
 def _write_frame(stream: IO[bytes], payload: bytes) -> None:
@@ -216,6 +229,7 @@ def _read_exactly(stream: IO[bytes], size: int) -> bytearray:
 
 def serve(options: WorkerOptions, requests: IO[bytes], answers: IO[bytes]) -> None:
     """The worker process: answer each request until told to stop or the step's process is gone."""
+    from ledgerflow.adapters.sqlite.wal_checkpointer import WalCheckpointer
     from ledgerflow.bootstrap import rules_engine
     from ledgerflow.pipeline.directory import CardDirectory
     from ledgerflow.pipeline.gc_pause import collector_paused
@@ -227,6 +241,9 @@ def serve(options: WorkerOptions, requests: IO[bytes], answers: IO[bytes]) -> No
     duplicates = DuplicateKeyConfig(fields=options.duplicate_fields, window_seconds=options.duplicate_window_seconds)
     stages = PreparedSet(directory, rules_engine(options.rules), duplicates,
                          publish_intermediate_events=options.publish_intermediate_events)
+    # The WAL's checkpoints, off the step's CPU (see wal_checkpointer): this process has room between answers.
+    checkpointer = WalCheckpointer(options.database_path)
+    checkpointer.start()
     try:
         _write_frame(answers, _encode((READY_ANSWER_ID, 0, [])))
         while True:
@@ -251,6 +268,7 @@ def serve(options: WorkerOptions, requests: IO[bytes], answers: IO[bytes]) -> No
                 _write_frame(answers, _encode((request_id, directory.version or 0, answer)))
                 answers.flush()
     finally:
+        checkpointer.stop()
         connection.close()
 
 
