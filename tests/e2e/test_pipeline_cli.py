@@ -404,3 +404,13 @@ def test_bench_reports_the_contract_keys_on_a_small_run() -> None:
     assert report["posted"] + report["rejected"] + report["duplicates_parked"] + report["dead_lettered"] == 1000
     assert report["events_per_second"] > 0 and report["baseline_events_per_second"] > 0
     assert 0 <= report["latency_ms_p50"] <= report["latency_ms_p99"]
+
+
+@pytest.mark.parametrize("variable", ["LEDGERFLOW_PIN_CPUS", "LEDGERFLOW_PREP_WORKER"])
+def test_run_refuses_a_setting_out_of_range_with_a_clear_message(tmp_path: Path, variable: str) -> None:
+    data = data_dir_args(tmp_path / "data")
+    run_cli("init", *data)
+    done = run_cli("run", "--until-idle", *data, env={**clean_env(), variable: "yes"}, check=False)
+    assert done.returncode == 2
+    assert f"{variable} must be 0 or 1" in done.stderr
+    assert "Traceback" not in done.stderr

@@ -96,3 +96,18 @@ def test_a_pipeline_with_a_worker_pins_while_open_and_unpins_at_close(
         pipeline.close()
         ledger.close()
     assert allowed_cpus() == original
+
+
+def test_a_bad_setting_is_refused_before_any_worker_starts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from ledgerflow.pipeline import prep_worker
+    from ledgerflow.pipeline.dedup import DuplicateKeyConfig
+
+    started: list[object] = []
+    monkeypatch.setattr(prep_worker.subprocess, "Popen", lambda *a, **k: started.append(a))
+    monkeypatch.setenv(PIN_CPUS_ENV, "2")
+    with pytest.raises(ValueError, match="must be 0 or 1"):
+        prep_worker.PrepWorker(tmp_path / "db.sqlite3", rules="python", duplicates=DuplicateKeyConfig(),
+                               publish_intermediate_events=False, inbound_stream="inbound")
+    assert started == []

@@ -120,6 +120,8 @@ def run_command(
             pipeline = build_pipeline(ledger, batch_size_max=batch_size_max, rules=rules, prep_worker=prep_worker)
         except PostingIdOrderError as exc:
             raise _fail(str(exc), 2) from None
+        except ValueError as exc:  # a setting out of range (LEDGERFLOW_PREP_WORKER, LEDGERFLOW_PIN_CPUS)
+            raise _fail(str(exc), 2) from None
         try:
             runner = Runner(pipeline, router=router)
             runner.install_signal_handlers()

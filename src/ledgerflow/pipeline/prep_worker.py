@@ -80,6 +80,8 @@ class PrepWorker:
                  publish_intermediate_events: bool, inbound_stream: str) -> None:
         options = WorkerOptions(str(database_path), rules, duplicates.fields, duplicates.window_seconds,
                                 publish_intermediate_events, inbound_stream)
+        # Decided before the process starts: a bad LEDGERFLOW_PIN_CPUS must not leave a worker behind.
+        pin_cpus = pinning_wanted()
         # A module run, not a fork or multiprocessing spawn: the worker never depends on the caller's main module.
         self._process = subprocess.Popen(
             [sys.executable, "-m", "ledgerflow.pipeline.prep_worker", msgspec.json.encode(options).decode()],
@@ -90,7 +92,7 @@ class PrepWorker:
         self._answers: IO[bytes] = self._process.stdout
         _widen_pipe(self._answers, ANSWER_PIPE_BYTES)
         # This process (the step) on one CPU, the worker on the others (see cpu_pinning); undone at close.
-        self._pinning = CpuPinning(self._process.pid) if pinning_wanted() else None
+        self._pinning = CpuPinning(self._process.pid) if pin_cpus else None
         self._request_id = 0
         self._waiting_for: int | None = None
         # Until the worker has said it is ready (its imports done), a step never waits for it.
