@@ -3,9 +3,7 @@ the worker reads the inbound events that follow it (a WAL reader: it never waits
 them (`prepare.PreparedSet`). The next step takes those results instead of running the stages itself, so the
 Python work of one batch overlaps the database work of another, on a second core.
 
-It also checkpoints the WAL on a thread (`adapters.sqlite.wal_checkpointer`), so the step's commits rarely do.
-
-The worker holds no state that matters: it writes no rows, and whatever it prepares is only a shortcut for the
+The worker holds no state that matters: it writes nothing, and whatever it prepares is only a shortcut for the
 step's own `prepare_event` of the same bytes under the same card directory version. A result is used only for the
 sequence number it was made for and when the worker saw the directory version the step sees; anything else, a late
 answer, or a worker that died is simply prepared by the step itself. So exactly-once holds as before: the step
@@ -231,7 +229,6 @@ def _read_exactly(stream: IO[bytes], size: int) -> bytearray:
 
 def serve(options: WorkerOptions, requests: IO[bytes], answers: IO[bytes]) -> None:
     """The worker process: answer each request until told to stop or the step's process is gone."""
-    from ledgerflow.adapters.sqlite.wal_checkpointer import WalCheckpointer
     from ledgerflow.bootstrap import rules_engine
     from ledgerflow.pipeline.directory import CardDirectory
     from ledgerflow.pipeline.gc_pause import collector_paused
@@ -243,9 +240,6 @@ def serve(options: WorkerOptions, requests: IO[bytes], answers: IO[bytes]) -> No
     duplicates = DuplicateKeyConfig(fields=options.duplicate_fields, window_seconds=options.duplicate_window_seconds)
     stages = PreparedSet(directory, rules_engine(options.rules), duplicates,
                          publish_intermediate_events=options.publish_intermediate_events)
-    # The WAL's checkpoints, off the step's CPU (see wal_checkpointer): this process has room between answers.
-    checkpointer = WalCheckpointer(options.database_path)
-    checkpointer.start()
     try:
         _write_frame(answers, _encode((READY_ANSWER_ID, 0, [])))
         while True:
@@ -270,7 +264,6 @@ def serve(options: WorkerOptions, requests: IO[bytes], answers: IO[bytes]) -> No
                 _write_frame(answers, _encode((request_id, directory.version or 0, answer)))
                 answers.flush()
     finally:
-        checkpointer.stop()
         connection.close()
 
 
