@@ -414,3 +414,29 @@ def test_run_refuses_a_setting_out_of_range_with_a_clear_message(tmp_path: Path,
     assert done.returncode == 2
     assert f"{variable} must be 0 or 1" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_bench_removes_its_temporary_directory(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """A 1,000,000-event run writes ~4 GB: nothing of it may stay behind unless the caller named the directory."""
+    import tempfile
+
+    from ledgerflow.pipeline import bench
+
+    made: list[Path] = []
+    real_mkdtemp = tempfile.mkdtemp
+
+    def recorded_mkdtemp(*args: Any, **kwargs: Any) -> str:
+        path = real_mkdtemp(*args, dir=tmp_path, **kwargs)
+        made.append(Path(path))
+        return path
+
+    monkeypatch.setattr(bench.tempfile, "mkdtemp", recorded_mkdtemp)
+    report = bench.run_pipeline_bench(bench.PipelineBenchConfig(events=300, latency_events=300, baseline_events=50))
+    assert report["check_ok"] is True
+    assert len(made) == 1 and made[0].name.startswith("ledgerflow-bench-")
+    assert not made[0].exists()
+
+    kept = tmp_path / "kept"
+    bench.run_pipeline_bench(bench.PipelineBenchConfig(events=300, latency_events=300, baseline_events=50),
+                             work_dir=kept)
+    assert (kept / "throughput" / "ledgerflow.sqlite3").exists()

@@ -7,13 +7,15 @@
 3. the synchronous baseline: each event accepted in its own transaction and then taken through every step in
    its own transaction, one at a time, on a smaller sample;
 
-then the ledger check. Each phase uses its own fresh data directory.
+then the ledger check. Each phase uses its own fresh data directory, under a temporary directory that is removed at
+the end unless the caller names a `work_dir`.
 """
 
 from __future__ import annotations
 
 import multiprocessing
 import resource
+import shutil
 import statistics
 import tempfile
 import time
@@ -39,7 +41,17 @@ class PipelineBenchConfig:
 
 
 def run_pipeline_bench(config: PipelineBenchConfig, *, work_dir: Path | None = None) -> dict[str, Any]:
-    root = Path(work_dir or tempfile.mkdtemp(prefix="ledgerflow-bench-"))
+    """One run in `work_dir`, or in a temporary directory removed afterwards (~4 GB for 1,000,000 events)."""
+    if work_dir is not None:
+        return _run_phases(config, Path(work_dir))
+    root = Path(tempfile.mkdtemp(prefix="ledgerflow-bench-"))
+    try:
+        return _run_phases(config, root)
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def _run_phases(config: PipelineBenchConfig, root: Path) -> dict[str, Any]:
     throughput = _throughput(root / "throughput", config.events, config, config.batch_size_max)
     latency = _latency(root / "latency", config)
     baseline = _baseline(root / "baseline", config.baseline_events, config)
