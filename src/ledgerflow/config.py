@@ -15,6 +15,17 @@ DATABASE_URL_ENV = "LEDGERFLOW_DATABASE_URL"
 SQLITE_FILE_NAME = "ledgerflow.sqlite3"
 
 
+def env_switch(name: str) -> bool | None:
+    """An on/off setting from the environment: True for "1", False for "0", None when unset or blank (the caller's
+    default applies); anything else is refused with the variable's name."""
+    setting = os.environ.get(name, "").strip()
+    if not setting:
+        return None
+    if setting not in ("0", "1"):
+        raise ValueError(f"{name} must be 0 or 1, not {setting!r}")
+    return setting == "1"
+
+
 def resolve_data_dir(data_dir: str | os.PathLike[str] | None) -> Path:
     """The data directory: the explicit argument, else $LEDGERFLOW_DATA_DIR, else ./.ledgerflow."""
     chosen = data_dir or os.environ.get(DATA_DIR_ENV) or DEFAULT_DATA_DIR

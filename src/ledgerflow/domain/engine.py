@@ -17,6 +17,8 @@ POSTED, PENDING, POST_PENDING, VOID_PENDING = (
     PostingKind.posted, PostingKind.pending, PostingKind.post_pending, PostingKind.void_pending,
 )
 DEBIT = Direction.debit
+# The directions as the entry rows store them.
+DEBIT_CODE, CREDIT_CODE = Direction.debit.value, Direction.credit.value
 
 RESOLUTION_POSTED = 1
 RESOLUTION_VOIDED = 2
@@ -197,9 +199,9 @@ class _Applier:
         if first.direction is second.direction or second.amount_minor != amount or amount <= 0:
             return None
         if first.direction is DEBIT:
-            debit_leg, credit_leg, first_direction = first, second, 0
+            debit_leg, credit_leg, first_direction, second_direction = first, second, DEBIT_CODE, CREDIT_CODE
         else:
-            debit_leg, credit_leg, first_direction = second, first, 1
+            debit_leg, credit_leg, first_direction, second_direction = second, first, CREDIT_CODE, DEBIT_CODE
         debit_account = self.accounts.get(debit_leg.account_id)
         credit_account = self.accounts.get(credit_leg.account_id)
         if (debit_account is None or credit_account is None or debit_account is credit_account
@@ -230,14 +232,14 @@ class _Applier:
             credit_account.credits_pending += amount
             credit_deltas[2] += amount
             append((posting_id, 0, first.account_id, first_direction, amount, amount, 0))
-            append((posting_id, 1, second.account_id, 1 - first_direction, amount, amount, 0))
+            append((posting_id, 1, second.account_id, second_direction, amount, amount, 0))
         else:
             debit_account.debits_posted += amount
             debit_deltas[1] += amount
             credit_account.credits_posted += amount
             credit_deltas[3] += amount
             append((posting_id, 0, first.account_id, first_direction, amount, 0, amount))
-            append((posting_id, 1, second.account_id, 1 - first_direction, amount, 0, amount))
+            append((posting_id, 1, second.account_id, second_direction, amount, 0, amount))
         return R.ok
 
     def _apply_any_legs(self, posting: Posting) -> PostingResult:

@@ -17,6 +17,8 @@ import os
 
 import structlog
 
+from ledgerflow.config import env_switch
+
 log = structlog.get_logger(__name__)
 
 PIN_CPUS_ENV = "LEDGERFLOW_PIN_CPUS"
@@ -29,13 +31,8 @@ def allowed_cpus() -> frozenset[int]:
 
 
 def pinning_wanted() -> bool:
-    setting = os.environ.get(PIN_CPUS_ENV, "").strip()
-    if setting:
-        if setting not in ("0", "1"):
-            raise ValueError(f"{PIN_CPUS_ENV} must be 0 or 1, not {setting!r}")
-        if setting == "0":
-            return False
-    return len(allowed_cpus()) >= 2
+    # "1" asks for it, but one CPU leaves nothing to pin.
+    return env_switch(PIN_CPUS_ENV) is not False and len(allowed_cpus()) >= 2
 
 
 class CpuPinning:

@@ -28,6 +28,7 @@ import msgspec
 import structlog
 
 from ledgerflow.bus.transport import Delivery
+from ledgerflow.config import env_switch
 from ledgerflow.pipeline.cpu_pinning import CpuPinning, pinning_wanted
 from ledgerflow.pipeline.dedup import DuplicateKeyConfig
 from ledgerflow.pipeline.prepare import PreparedEvent, PreparedWire, from_wire, to_wire
@@ -63,12 +64,8 @@ _decode_answer = msgspec.msgpack.Decoder(tuple[int, int, list[PreparedWire]]).de
 
 def prep_worker_wanted() -> bool:
     """On by default where there is a second core; `LEDGERFLOW_PREP_WORKER=0` turns it off, `=1` on."""
-    setting = os.environ.get(PREP_WORKER_ENV, "").strip()
-    if setting:
-        if setting not in ("0", "1"):
-            raise ValueError(f"{PREP_WORKER_ENV} must be 0 or 1, not {setting!r}")
-        return setting == "1"
-    return (os.cpu_count() or 1) > 1
+    wanted = env_switch(PREP_WORKER_ENV)
+    return wanted if wanted is not None else (os.cpu_count() or 1) > 1
 
 
 class PrepWorker:
