@@ -19,6 +19,9 @@ def upgrade_to_head(url: str, *, schema: str | None = None) -> None:
         def _wal(dbapi_connection, _record):  # type: ignore[no-untyped-def]
             dbapi_connection.execute("PRAGMA journal_mode=WAL")
             dbapi_connection.execute("PRAGMA busy_timeout=30000")
+            # No checkpoints from this connection: they run only under a writer's lock
+            # (ledgerflow.adapters.sqlite.wal_checkpoints).
+            dbapi_connection.execute("PRAGMA wal_autocheckpoint=0")
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS_DIR))
     try:

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from ledgerflow.adapters.sqlite.ledger_store import write_transaction
+from ledgerflow.adapters.sqlite.wal_checkpoints import CheckpointingConnection, attach_checkpoints
 from ledgerflow.ports import StoreConflictError
 from ledgerflow.workflow.errors import WorkflowError
 from ledgerflow.workflow.store import ExecutionRecord, ExecutionStore, Transition, TransitionConflict
@@ -81,10 +82,12 @@ class SqliteExecutionStore(ExecutionStore):
         self.path = Path(path)
         try:
             self._connection = sqlite3.connect(str(self.path), isolation_level=None,
-                                               timeout=BUSY_TIMEOUT_MS / 1000, check_same_thread=False)
+                                               timeout=BUSY_TIMEOUT_MS / 1000, check_same_thread=False,
+                                               factory=CheckpointingConnection)
             self._connection.execute("PRAGMA journal_mode=WAL")
             self._connection.execute(f"PRAGMA synchronous={synchronous}")
             self._connection.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+            attach_checkpoints(self._connection, self.path, synchronous=synchronous)
             with self._transaction() as connection:
                 for statement in SCHEMA:
                     connection.execute(statement)

@@ -1,0 +1,189 @@
+"""WAL checkpoints only under a writer's lock (adapters/sqlite/wal_checkpoints.py): every connection the project
+opens has SQLite's automatic checkpoints off; a due checkpoint runs at the start of a write transaction while that
+transaction holds the write lock; the WAL index is read right; and the WAL is restarted, so it stays bounded."""
+
+from __future__ import annotations
+
+import sqlite3
+import struct
+import sys
+from pathlib import Path
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from ledgerflow.adapters.sqlite.ledger_store import connect, write_transaction
+from ledgerflow.adapters.sqlite.wal_checkpoints import WalCheckpoints, frames_not_checkpointed
+from ledgerflow.adapters.sqlite.workflow_store import SqliteExecutionStore
+from ledgerflow.migrations.runner import upgrade_to_head
+
+WORD = "<I" if sys.byteorder == "little" else ">I"
+PAGE_BYTES = 4096
+
+
+def _index_prefix(max_frame: int, backfilled: int) -> bytes:
+    prefix = bytearray(100)
+    struct.pack_into(WORD, prefix, 16, max_frame)
+    struct.pack_into(WORD, prefix, 48 + 16, max_frame)  # the second copy of the header
+    struct.pack_into(WORD, prefix, 96, backfilled)
+    return bytes(prefix)
+
+
+@given(st.integers(0, 2**32 - 1), st.integers(0, 2**32 - 1))
+def test_frames_waiting_are_max_frame_less_backfilled(max_frame: int, backfilled: int) -> None:
+    assert frames_not_checkpointed(_index_prefix(max_frame, backfilled)) == max(0, max_frame - backfilled)
+
+
+def test_a_short_index_counts_no_frames() -> None:
+    assert frames_not_checkpointed(b"") == 0
+    assert frames_not_checkpointed(_index_prefix(50, 0)[:99]) == 0
+
+
+def _write_pages(connection: sqlite3.Connection, pages: int) -> None:
+    with write_transaction(connection) as tx:
+        tx.executemany("INSERT INTO t VALUES (randomblob(3500))", [()] * pages)
+
+
+def _connection_with_table(path: Path, checkpoint_frames: int) -> sqlite3.Connection:
+    connection = connect(path)
+    connection.execute("CREATE TABLE IF NOT EXISTS t (v BLOB)")
+    checkpoints = connection.wal_checkpoints  # type: ignore[attr-defined]
+    assert isinstance(checkpoints, WalCheckpoints)
+    checkpoints.checkpoint_frames = checkpoint_frames
+    return connection
+
+
+def test_the_index_read_matches_what_sqlite_reports(tmp_path: Path) -> None:
+    connection = _connection_with_table(tmp_path / "db.sqlite3", checkpoint_frames=10**9)
+    _write_pages(connection, 40)
+    waiting = connection.wal_checkpoints.frames_waiting()  # type: ignore[attr-defined]
+    # A PASSIVE checkpoint reports (busy, frames in the WAL, frames checkpointed); nothing had been copied yet.
+    busy, in_wal, copied = sqlite3.connect(tmp_path / "db.sqlite3").execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+    assert (busy, waiting) == (0, in_wal)
+    assert waiting >= 40 and copied == in_wal
+    assert connection.wal_checkpoints.frames_waiting() == 0  # type: ignore[attr-defined]
+    connection.close()
+
+
+def test_project_connections_never_checkpoint_on_their_own(tmp_path: Path) -> None:
+    ledger = connect(tmp_path / "ledger.sqlite3")
+    assert ledger.execute("PRAGMA wal_autocheckpoint").fetchone() == (0,)
+    workflows = SqliteExecutionStore(tmp_path / "workflows.sqlite3")
+    assert workflows._connection.execute("PRAGMA wal_autocheckpoint").fetchone() == (0,)
+    assert isinstance(workflows._connection.wal_checkpoints, WalCheckpoints)  # type: ignore[attr-defined]
+    workflows.close()
+    ledger.close()
+
+
+def test_migrations_connection_never_checkpoints(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    seen: list[int] = []
+    original_execute = sqlite3.Connection.execute
+
+    class Recording(sqlite3.Connection):
+        def execute(self, sql: str, *args):  # type: ignore[no-untyped-def, override]
+            cursor = original_execute(self, sql, *args)
+            if sql == "PRAGMA wal_autocheckpoint=0":
+                seen.append(original_execute(self, "PRAGMA wal_autocheckpoint").fetchone()[0])
+            return cursor
+
+    real_connect = sqlite3.dbapi2.connect  # what SQLAlchemy's sqlite dialect calls
+    monkeypatch.setattr(sqlite3.dbapi2, "connect", lambda *a, **k: real_connect(*a, **{**k, "factory": Recording}))
+    upgrade_to_head(f"sqlite:///{tmp_path / 'ledger.sqlite3'}")
+    assert seen and set(seen) == {0}
+
+
+def test_a_due_checkpoint_runs_while_the_writer_holds_the_lock(tmp_path: Path,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "db.sqlite3"
+    connection = _connection_with_table(path, checkpoint_frames=50)
+    checkpoints: WalCheckpoints = connection.wal_checkpoints  # type: ignore[attr-defined]
+    other_writer = sqlite3.connect(path, isolation_level=None, timeout=0)
+    lock_taken_by_other: list[bool] = []
+    real_companion = checkpoints._companion_connection
+
+    class Probing:
+        def __init__(self, companion: sqlite3.Connection) -> None:
+            self.companion = companion
+
+        def execute(self, sql: str) -> sqlite3.Cursor:
+            assert sql.startswith("PRAGMA wal_checkpoint")
+            try:
+                other_writer.execute("BEGIN IMMEDIATE")
+            except sqlite3.OperationalError as exc:
+                assert "locked" in str(exc)
+                lock_taken_by_other.append(False)
+            else:
+                other_writer.execute("ROLLBACK")
+                lock_taken_by_other.append(True)
+            return self.companion.execute(sql)
+
+    monkeypatch.setattr(checkpoints, "_companion_connection", lambda: Probing(real_companion()))
+    for _ in range(10):
+        _write_pages(connection, 20)
+    assert checkpoints.runs >= 3
+    # Every checkpoint ran while nobody else could have begun a write (and so restarted the WAL).
+    assert lock_taken_by_other == [False] * checkpoints.runs
+    other_writer.close()
+    connection.close()
+
+
+def test_no_checkpoint_below_the_threshold(tmp_path: Path) -> None:
+    connection = _connection_with_table(tmp_path / "db.sqlite3", checkpoint_frames=10**6)
+    for _ in range(5):
+        _write_pages(connection, 30)
+    assert connection.wal_checkpoints.runs == 0  # type: ignore[attr-defined]
+    assert connection.wal_checkpoints.frames_waiting() >= 150  # type: ignore[attr-defined]
+    connection.close()
+
+
+def test_the_wal_is_restarted_and_stays_bounded(tmp_path: Path) -> None:
+    path = tmp_path / "db.sqlite3"
+    connection = _connection_with_table(path, checkpoint_frames=100)
+    reader = sqlite3.connect(path, isolation_level=None)
+    for round_ in range(60):
+        _write_pages(connection, 25)
+        if round_ % 7 == 0:  # a reader now and then, holding back a checkpoint for a while
+            reader.execute("BEGIN")
+            reader.execute("SELECT count(*) FROM t").fetchone()
+        elif reader.in_transaction:
+            reader.execute("COMMIT")
+    wal_pages = (path.with_name(path.name + "-wal")).stat().st_size // PAGE_BYTES
+    assert connection.wal_checkpoints.runs >= 10  # type: ignore[attr-defined]
+    # 60 x ~25 pages were written; without restarts the WAL would hold them all.
+    assert wal_pages < 400, wal_pages
+    assert connection.execute("SELECT count(*) FROM t").fetchone() == (60 * 25,)
+    assert connection.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+    reader.close()
+    connection.close()
+
+
+WRITER_SCRIPT = """
+import sys
+from ledgerflow.adapters.sqlite.ledger_store import connect, write_transaction
+connection = connect(sys.argv[1])
+connection.wal_checkpoints.checkpoint_frames = 40
+for index in range(int(sys.argv[2])):
+    with write_transaction(connection) as tx:
+        tx.executemany("INSERT INTO t VALUES (randomblob(3500))", [()] * (1 + index % 9))
+print(connection.wal_checkpoints.runs)
+connection.close()
+"""
+
+
+def test_two_writing_processes_checkpoint_in_turn_and_lose_nothing(tmp_path: Path) -> None:
+    import subprocess
+
+    path = tmp_path / "db.sqlite3"
+    _connection_with_table(path, checkpoint_frames=40).close()
+    transactions = 300
+    writers = [subprocess.Popen([sys.executable, "-c", WRITER_SCRIPT, str(path), str(transactions)],
+                                stdout=subprocess.PIPE, text=True) for _ in range(2)]
+    runs = [int(writer.communicate(timeout=120)[0]) for writer in writers]
+    assert [writer.returncode for writer in writers] == [0, 0]
+    assert sum(runs) >= 10, runs
+    check = sqlite3.connect(path)
+    rows_per_writer = sum(1 + index % 9 for index in range(transactions))
+    assert check.execute("SELECT count(*) FROM t").fetchone() == (2 * rows_per_writer,)
+    assert check.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+    check.close()
