@@ -187,3 +187,25 @@ def test_two_writing_processes_checkpoint_in_turn_and_lose_nothing(tmp_path: Pat
     assert check.execute("SELECT count(*) FROM t").fetchone() == (2 * rows_per_writer,)
     assert check.execute("PRAGMA integrity_check").fetchone() == ("ok",)
     check.close()
+
+
+def test_losing_the_lock_after_a_checkpoint_is_a_clean_conflict(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from ledgerflow.adapters.sqlite import ledger_store
+    from ledgerflow.ports import StoreConflictError
+
+    connection = _connection_with_table(tmp_path / "db.sqlite3", checkpoint_frames=10**9)
+    real_begin = ledger_store._begin_immediate
+    calls: list[int] = []
+
+    def begin_then_lose(conn: sqlite3.Connection) -> None:
+        calls.append(1)
+        if len(calls) > 1:  # another writer took the lock between the checkpoint and the second BEGIN
+            raise StoreConflictError("could not take the SQLite write lock")
+        real_begin(conn)
+
+    monkeypatch.setattr(ledger_store, "_begin_immediate", begin_then_lose)
+    monkeypatch.setattr(ledger_store, "run_due_checkpoint", lambda conn: True)
+    with pytest.raises(StoreConflictError), write_transaction(connection):
+        pytest.fail("the body must not run without the lock")
+    assert len(calls) == 2 and not connection.in_transaction
+    connection.close()

@@ -91,11 +91,16 @@ def write_transaction(connection: sqlite3.Connection) -> Iterator[sqlite3.Connec
     checkpoint that is due runs first, under that lock (wal_checkpoints.py)."""
     _begin_immediate(connection)
     try:
-        if run_due_checkpoint(connection):
-            # Nothing written yet: begin again on a snapshot taken after the checkpoint, so that this transaction's
-            # first write can restart the WAL from its beginning.
-            connection.execute("ROLLBACK")
-            _begin_immediate(connection)
+        checkpointed = run_due_checkpoint(connection)
+    except BaseException:
+        connection.execute("ROLLBACK")
+        raise
+    if checkpointed:
+        # Nothing written yet: begin again on a snapshot taken after the checkpoint, so that this transaction's
+        # first write can restart the WAL from its beginning.
+        connection.execute("ROLLBACK")
+        _begin_immediate(connection)
+    try:
         yield connection
     except BaseException:
         connection.execute("ROLLBACK")

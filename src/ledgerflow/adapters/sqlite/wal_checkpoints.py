@@ -112,6 +112,10 @@ class WalCheckpoints:
         self._close_companion()
         self._close_index()
 
+    def __del__(self) -> None:
+        # A connection dropped without close(): its companion closes itself when collected, the descriptor would not.
+        self._close_index()
+
     def _close_companion(self) -> None:
         if self._companion is not None:
             companion, self._companion = self._companion, None
