@@ -131,7 +131,7 @@ class LedgerStore(abc.ABC):
         if not postings:
             return BatchEffects()
         account_ids, pending_ids, posting_ids = referenced_ids(postings)
-        state = self._load(tx, account_ids, pending_ids, posting_ids)
+        state = self._load_batch(tx, postings, account_ids, pending_ids, posting_ids)
         # The clock is read once the batch's rows are locked, so stamps follow the order writers commit in.
         now_ms = self._now_ms(tx)
         effects = apply_batch(postings, state, now_ms, snapshot=snapshot)
@@ -271,6 +271,11 @@ class LedgerStore(abc.ABC):
     @abc.abstractmethod
     def _load(self, tx: Any, account_ids: set[str], pending_ids: set[str], posting_ids: set[str]) -> LoadedState:
         """Load (and lock, where the database needs it) what a batch references."""
+
+    def _load_batch(self, tx: Any, postings: list[Posting], account_ids: set[str], pending_ids: set[str],
+                    posting_ids: set[str]) -> LoadedState:
+        """`_load` for a batch of postings; an adapter that waits on a server may prepare the postings meanwhile."""
+        return self._load(tx, account_ids, pending_ids, posting_ids)
 
     @abc.abstractmethod
     def _write(self, tx: Any, effects: BatchEffects, now_ms: int) -> None:

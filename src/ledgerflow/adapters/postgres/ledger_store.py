@@ -45,9 +45,10 @@ from ledgerflow.adapters.postgres.connection import (
     schema_from_url,
     sqlalchemy_url,
 )
+from ledgerflow.adapters.postgres.digests_aside import digests_computed_aside
 from ledgerflow.adapters.postgres.ledger_writes import NEXT_ENTRY_SEQ_BLOCK_SQL, write_effects
 from ledgerflow.domain.engine import BatchEffects, LoadedState
-from ledgerflow.domain.ledger import LEGS_MAX, Account
+from ledgerflow.domain.ledger import LEGS_MAX, Account, Posting
 from ledgerflow.ports import ACCOUNT_COLUMNS, LedgerStore, account_row, account_state, holds_from_rows
 
 __all__ = ["PostgresLedgerStore", "libpq_url", "schema_from_url", "sqlalchemy_url"]
@@ -216,6 +217,12 @@ class PostgresLedgerStore(LedgerStore):
                      for pending_id, expires_at_ms in expiries.items()]
         holds = holds_from_rows(hold_rows, [(row[0], row[2], row[3], row[4], row[5]) for row in leg_rows])
         return LoadedState(accounts=accounts, holds=holds, recorded=records)
+
+    def _load_batch(self, tx: psycopg.Connection, postings: list[Posting], account_ids: set[str],
+                    pending_ids: set[str], posting_ids: set[str]) -> LoadedState:
+        # The engine's digests are computed while this thread waits for the locks and reads (digests_aside.py).
+        with digests_computed_aside(postings):
+            return self._load(tx, account_ids, pending_ids, posting_ids)
 
     def _write(self, tx: psycopg.Connection, effects: BatchEffects, now_ms: int) -> None:
         with mapped_errors("writing ledger batch"):
