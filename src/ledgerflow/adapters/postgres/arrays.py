@@ -36,12 +36,18 @@ def int_array(values: Iterable[int | None]) -> str:
     """A literal for any integer array type (`smallint[]`, `bigint[]`); None elements are NULL.
 
     msgspec writes a list of ints (and None as `null`, which PostgreSQL reads as NULL) as JSON in C, ~7x faster
-    than joining `str` of each; the JSON array is the literal once its brackets become braces. Anything else in the
-    list (a bool, a float, an int-like object) leaves other characters in the JSON and takes the general path,
-    which converts each element with int()."""
+    than joining `str` of each; the JSON array is the literal once its brackets become braces. That path is taken
+    only when the JSON can hold nothing else: no byte outside digits, `-`, `,`, the brackets and `null`, one `[`
+    (no nested list), and as many `null` as there are None (msgspec writes NaN and infinities as `null` too).
+    Anything else (a bool, a float, an object with `__int__`) takes the element-by-element path, which converts
+    each element with int() and raises where that fails."""
     values = values if isinstance(values, list | tuple) else list(values)
-    encoded = _encode_json(values)
-    if not encoded.translate(None, _INTEGER_LIST_BYTES):
+    try:
+        encoded = _encode_json(values)
+    except (TypeError, ValueError, OverflowError):
+        encoded = b"?"
+    if (not encoded.translate(None, _INTEGER_LIST_BYTES) and encoded.count(b"[") == 1
+            and encoded.count(b"n") == values.count(None)):
         return "{" + encoded[1:-1].decode() + "}"
     return "{" + ",".join("NULL" if value is None else str(int(value)) for value in values) + "}"
 

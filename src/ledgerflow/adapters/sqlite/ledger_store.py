@@ -91,11 +91,11 @@ def write_transaction(connection: sqlite3.Connection) -> Iterator[sqlite3.Connec
     checkpoint that is due runs first, under that lock (wal_checkpoints.py)."""
     _begin_immediate(connection)
     try:
-        checkpointed = run_due_checkpoint(connection)
+        copied_all = run_due_checkpoint(connection)
     except BaseException:
-        connection.execute("ROLLBACK")
+        _roll_back(connection)
         raise
-    if checkpointed:
+    if copied_all:
         # Nothing written yet: begin again on a snapshot taken after the checkpoint, so that this transaction's
         # first write can restart the WAL from its beginning.
         connection.execute("ROLLBACK")
@@ -103,7 +103,7 @@ def write_transaction(connection: sqlite3.Connection) -> Iterator[sqlite3.Connec
     try:
         yield connection
     except BaseException:
-        connection.execute("ROLLBACK")
+        _roll_back(connection)
         raise
     try:
         connection.execute("COMMIT")
@@ -111,6 +111,13 @@ def write_transaction(connection: sqlite3.Connection) -> Iterator[sqlite3.Connec
         with contextlib.suppress(sqlite3.Error):
             connection.execute("ROLLBACK")
         raise StoreConflictError(f"SQLite commit failed: {exc}") from exc
+
+
+def _roll_back(connection: sqlite3.Connection) -> None:
+    """ROLLBACK, unless SQLite already rolled the transaction back itself (after SQLITE_FULL, SQLITE_IOERR, ...):
+    a ROLLBACK then fails and would hide the error that ended the transaction."""
+    if connection.in_transaction:
+        connection.execute("ROLLBACK")
 
 
 def _begin_immediate(connection: sqlite3.Connection) -> None:
@@ -150,6 +157,10 @@ class SqliteLedgerStore(LedgerStore):
                  connection: sqlite3.Connection | None = None) -> None:
         self.path = Path(path)
         self.connection = connection or connect(self.path, synchronous=synchronous)
+        if getattr(self.connection, "wal_checkpoints", None) is None:
+            # A connection not opened by connect(): it must not checkpoint after its commits, where the WAL-reset race
+            # lives (wal_checkpoints.py); it does not checkpoint at all, connect()'s connections do.
+            self.connection.execute("PRAGMA wal_autocheckpoint=0")
         # The accounts loaded by earlier batches as this store's engine left them (limits and counters), with their
         # chain heads (account_id -> [last_entry_seq, entry_count]). Valid only while the database holds the write
         # token this store set last (migration 0007): see `_cached_accounts`.

@@ -26,7 +26,9 @@ import os
 import sqlite3
 import struct
 import sys
+import threading
 from pathlib import Path
+from urllib.parse import quote
 
 logger = logging.getLogger(__name__)
 
@@ -57,51 +59,60 @@ class WalCheckpoints:
     def __init__(self, database_path: str, *, synchronous: str, checkpoint_frames: int = CHECKPOINT_FRAMES) -> None:
         assert synchronous in ("FULL", "NORMAL"), synchronous
         assert checkpoint_frames > 0, checkpoint_frames
-        self.database_path = database_path
+        # Absolute and with symbolic links resolved, as SQLite names the `-shm` file (next to the real database file),
+        # and so that a later change of working directory opens the same file.
+        self.database_path = os.path.realpath(database_path)
         self.synchronous = synchronous
         self.checkpoint_frames = checkpoint_frames
-        self._index_path = f"{database_path}-shm"
-        self._index_fd: int | None = None
+        self._index_path = f"{self.database_path}-shm"
         self._companion: sqlite3.Connection | None = None
+        # Frames the last checkpoint left in the WAL because readers on older snapshots still needed them; None
+        # when it copied them all (see run_if_due).
+        self._frames_held_back: int | None = None
         # Checkpoints run so far, for tests and diagnostics.
         self.runs = 0
 
     def frames_waiting(self) -> int:
         """Frames in the WAL not yet copied into the database (0 when there is no WAL index to read)."""
-        try:
-            if self._index_fd is None:
-                self._index_fd = os.open(self._index_path, os.O_RDONLY)
-            return frames_not_checkpointed(os.pread(self._index_fd, _INDEX_PREFIX_BYTES, 0))
-        except OSError:
-            self._close_index()
-            return 0
+        return frames_not_checkpointed(_read_index_prefix(self._index_path))
 
     def run_if_due(self) -> bool:
-        """Checkpoint when CHECKPOINT_FRAMES frames wait; True when a checkpoint ran. Call ONLY while the owning
-        connection holds the write lock (inside BEGIN IMMEDIATE) and before it has written anything: that is what
-        makes the checkpoint safe.
+        """Checkpoint when enough frames wait; True when the checkpoint copied every frame in the WAL. Call ONLY while
+        the owning connection holds the write lock (inside BEGIN IMMEDIATE) and before it has written anything: that
+        is what makes the checkpoint safe.
 
-        After a checkpoint the caller should end its transaction (nothing was written) and begin again: the WAL
-        restarts from its beginning only for a writer whose snapshot began after the checkpoint; one that began
-        before appends, and the WAL would grow without end."""
-        if self.frames_waiting() < self.checkpoint_frames:
+        After a True the caller should end its transaction (nothing was written) and begin again: the WAL restarts
+        from its beginning only for a writer whose snapshot began once every frame was copied; one that began before
+        appends, and the WAL would grow without end. A checkpoint that a reader on an older snapshot held back
+        answers False (no restart is possible then anyway), and the next one is due only once a tenth of
+        CHECKPOINT_FRAMES more frames wait, not at every transaction."""
+        if self.frames_waiting() < self._due_at_frames():
             return False
         try:
             companion = self._companion_connection()
-            # PASSIVE: copies what no reader still needs; never waits (readers on old snapshots hold back only
-            # their part, copied by a later checkpoint).
-            companion.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+            # PASSIVE: copies what no reader still needs; never waits. Answers (busy, frames in the WAL, frames
+            # copied); -1s when the database is not in WAL mode.
+            busy, wal_frames, copied_frames = companion.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
         except sqlite3.Error as exc:
             # The transaction goes on; the frames wait for the next write transaction's attempt.
             logger.warning("WAL checkpoint of %s failed: %s", self.database_path, exc)
             self._close_companion()
             return False
         self.runs += 1
-        return True
+        copied_all = busy == 0 and wal_frames >= 0 and copied_frames == wal_frames
+        self._frames_held_back = None if copied_all else max(0, wal_frames - copied_frames)
+        return copied_all
+
+    def _due_at_frames(self) -> int:
+        if self._frames_held_back is None:
+            return self.checkpoint_frames
+        return self._frames_held_back + max(1, self.checkpoint_frames // 10)
 
     def _companion_connection(self) -> sqlite3.Connection:
         if self._companion is None:
-            companion = sqlite3.connect(self.database_path, isolation_level=None, check_same_thread=False)
+            # mode=rw: never creates a database where the one being checkpointed is missing.
+            companion = sqlite3.connect(f"file:{quote(self.database_path)}?mode=rw", uri=True, isolation_level=None,
+                                        check_same_thread=False)
             companion.execute("PRAGMA wal_autocheckpoint=0")
             # The checkpoint syncs the WAL and the database as this connection's setting says.
             companion.execute(f"PRAGMA synchronous={self.synchronous}")
@@ -109,12 +120,9 @@ class WalCheckpoints:
         return self._companion
 
     def close(self) -> None:
+        # A SQLite connection's close is safe for the others of the process (SQLite defers closing a file that
+        # other connections hold locks on); the WAL index descriptor is shared and never closed (see below).
         self._close_companion()
-        self._close_index()
-
-    def __del__(self) -> None:
-        # A connection dropped without close(): its companion closes itself when collected, the descriptor would not.
-        self._close_index()
 
     def _close_companion(self) -> None:
         if self._companion is not None:
@@ -124,10 +132,31 @@ class WalCheckpoints:
             except sqlite3.Error as exc:
                 logger.warning("closing the checkpoint connection of %s failed: %s", self.database_path, exc)
 
-    def _close_index(self) -> None:
-        if self._index_fd is not None:
-            fd, self._index_fd = self._index_fd, None
-            os.close(fd)
+
+# The WAL index files this process reads: path -> (descriptor, inode). A descriptor is NEVER closed: on POSIX, closing
+# any descriptor of a file releases every fcntl lock the process holds on that file, and SQLite's connections hold
+# their WAL locks (the write lock among them) as fcntl locks on the `-shm` file. One descriptor per file and process;
+# when the file at the path is another one (all connections closed, SQLite removed it, a new one was made), a new
+# descriptor is opened and the old one kept open as well.
+_index_descriptors: dict[str, tuple[int, int]] = {}
+_retired_index_descriptors: list[int] = []
+_index_descriptors_lock = threading.Lock()
+
+
+def _read_index_prefix(index_path: str) -> bytes:
+    """The first bytes of the WAL index at `index_path` (empty when there is none)."""
+    try:
+        inode = os.stat(index_path).st_ino
+        with _index_descriptors_lock:
+            known = _index_descriptors.get(index_path)
+            if known is None or known[1] != inode:
+                descriptor = os.open(index_path, os.O_RDONLY)
+                if known is not None:
+                    _retired_index_descriptors.append(known[0])
+                known = _index_descriptors[index_path] = (descriptor, os.fstat(descriptor).st_ino)
+        return os.pread(known[0], _INDEX_PREFIX_BYTES, 0)
+    except OSError:
+        return b""
 
 
 class CheckpointingConnection(sqlite3.Connection):
