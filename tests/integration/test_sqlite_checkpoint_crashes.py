@@ -76,4 +76,5 @@ def test_killed_writers_lose_no_committed_transaction(tmp_path: Path) -> None:
     assert set(committed_by_victim) <= victim_numbers
     assert len(victim_numbers - set(committed_by_victim)) <= 6
     assert len(committed_by_victim) > 20, "the victims were killed before they wrote anything"
-    assert victim_checkpoints >= 6, "the victims ran (almost) no checkpoints: the kills could not land in one"
+    # Checkpoints were frequent in the victims (not proof that a kill landed inside one: the moments are random).
+    assert victim_checkpoints >= 6, "the victims ran (almost) no checkpoints"

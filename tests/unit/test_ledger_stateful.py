@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import copy
 import shutil
-import sqlite3
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,7 +15,7 @@ from hypothesis import HealthCheck, event, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
-from ledgerflow.adapters.sqlite.ledger_store import SqliteLedgerStore, write_transaction
+from ledgerflow.adapters.sqlite.ledger_store import SqliteLedgerStore, connect, write_transaction
 from ledgerflow.bootstrap import init_database
 from ledgerflow.config import Settings
 from ledgerflow.domain.ledger import Account, Direction, Leg, Posting, PostingKind
@@ -237,16 +236,12 @@ class LedgerMachine(RuleBasedStateMachine):
         self.directory = Path(tempfile.mkdtemp(prefix="ledger-stateful-"))
         path = self.directory / "ledger.sqlite3"
         shutil.copyfile(template_database(), path)
-        # No fsync: durability is not under test here, and it keeps the run to a few seconds.
-        connection = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
-        connection.execute("PRAGMA journal_mode=WAL")
-        connection.execute("PRAGMA synchronous=OFF")
+        # No fsync at commits (NORMAL in WAL mode): durability is not under test here, and it keeps the run short.
+        connection = connect(path, synchronous="NORMAL")
         self.store = SqliteLedgerStore(path, connection=connection)
         # A second writer on the same file (another process, in production): each store keeps the accounts it has
         # loaded between batches, which must never hide what the other one wrote.
-        other_connection = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
-        other_connection.execute("PRAGMA synchronous=OFF")
-        self.other = SqliteLedgerStore(path, connection=other_connection)
+        self.other = SqliteLedgerStore(path, connection=connect(path, synchronous="NORMAL"))
         accounts = initial_accounts()
         self.store.create_accounts(accounts)
         self.model = Model(accounts={account.account_id: model_account(account) for account in accounts})

@@ -4,6 +4,7 @@ transaction holds the write lock; the WAL index is read right; and the WAL is re
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import struct
 import sys
@@ -303,4 +304,91 @@ def test_a_reader_holding_frames_back_does_not_make_every_transaction_checkpoint
     # Once the reader let go, a checkpoint copied everything and the WAL restarted.
     assert checkpoints.frames_waiting() < 1_000
     assert connection.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+    connection.close()
+
+
+def test_a_held_back_count_is_forgotten_once_another_writer_copied_the_frames(tmp_path: Path) -> None:
+    path = tmp_path / "db.sqlite3"
+    held_back = _connection_with_table(path, checkpoint_frames=100)
+    other_writer = _connection_with_table(path, checkpoint_frames=100)
+    _write_pages(held_back, 3)
+    reader = sqlite3.connect(path, isolation_level=None)
+    reader.execute("BEGIN")
+    reader.execute("SELECT count(*) FROM t").fetchone()
+    while held_back.wal_checkpoints.frames_waiting() < 400:  # type: ignore[attr-defined]
+        _write_pages(held_back, 5)
+    assert held_back.wal_checkpoints.runs >= 1  # type: ignore[attr-defined]  # each one held back by the reader
+    reader.execute("COMMIT")
+    reader.close()
+    _write_pages(other_writer, 1)  # its checkpoint copies everything; its next transaction restarts the WAL
+    _write_pages(other_writer, 1)
+    assert other_writer.wal_checkpoints.frames_waiting() < 100  # type: ignore[attr-defined]
+    runs_before = held_back.wal_checkpoints.runs  # type: ignore[attr-defined]
+    transactions = 0
+    while held_back.wal_checkpoints.runs == runs_before:  # type: ignore[attr-defined]
+        _write_pages(held_back, 5)
+        transactions += 1
+    # Due again at the threshold (100 frames, ~17 of these transactions), not at the old held-back count (~400) plus
+    # a tenth (~70 transactions).
+    assert transactions < 40, transactions
+    held_back.close()
+    other_writer.close()
+
+
+def test_the_companion_never_creates_a_database(tmp_path: Path) -> None:
+    checkpoints = WalCheckpoints(str(tmp_path / "missing.sqlite3"), synchronous="FULL")
+    with pytest.raises(sqlite3.OperationalError):
+        checkpoints._companion_connection()
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_path_with_uri_characters_is_checkpointed(tmp_path: Path) -> None:
+    directory = tmp_path / "odd ?#% dir é"
+    directory.mkdir()
+    connection = _connection_with_table(directory / "db;&mode=ro.sqlite3", checkpoint_frames=50)
+    for _ in range(10):
+        _write_pages(connection, 20)
+    assert connection.wal_checkpoints.runs >= 3  # type: ignore[attr-defined]
+    assert "db;&mode=ro.sqlite3" in {p.name for p in directory.iterdir()}
+    assert not [p for p in tmp_path.iterdir() if p != directory]
+    connection.close()
+
+
+def test_a_store_refuses_a_connection_without_checkpoints(tmp_path: Path) -> None:
+    from ledgerflow.adapters.sqlite.ledger_store import SqliteLedgerStore
+
+    plain = sqlite3.connect(tmp_path / "db.sqlite3")
+    with pytest.raises(ValueError, match="connect"):
+        SqliteLedgerStore(tmp_path / "db.sqlite3", connection=plain)
+    plain.close()
+
+
+def test_the_descriptor_of_a_removed_index_is_closed(tmp_path: Path) -> None:
+    from ledgerflow.adapters.sqlite import wal_checkpoints
+
+    path = tmp_path / "db.sqlite3"
+    index_path = os.path.realpath(f"{path}-shm")
+    for _ in range(5):  # each round: the last connection closes, SQLite removes the index, a new one is made
+        connection = _connection_with_table(path, checkpoint_frames=10**9)
+        _write_pages(connection, 2)
+        connection.wal_checkpoints.frames_waiting()  # type: ignore[attr-defined]
+        connection.close()
+    descriptor, _ = wal_checkpoints._index_descriptors[index_path]
+    retired_open = [fd for fd in wal_checkpoints._retired_index_descriptors if _is_index_of(fd, tmp_path)]
+    assert retired_open == []
+    assert descriptor >= 0
+
+
+def _is_index_of(descriptor: int, directory: Path) -> bool:
+    try:
+        return os.readlink(f"/proc/self/fd/{descriptor}").startswith(str(directory))
+    except OSError:
+        return False
+
+
+def test_a_grown_wal_is_cut_back_when_it_restarts(tmp_path: Path) -> None:
+    from ledgerflow.adapters.sqlite.ledger_store import WAL_SIZE_LIMIT_BYTES
+
+    connection = _connection_with_table(tmp_path / "db.sqlite3", checkpoint_frames=10**9)
+    assert connection.execute("PRAGMA journal_size_limit").fetchone() == (WAL_SIZE_LIMIT_BYTES,)
     connection.close()

@@ -23,6 +23,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import IO, Any
+from urllib.parse import quote
 
 import msgspec
 import structlog
@@ -231,7 +232,7 @@ def serve(options: WorkerOptions, requests: IO[bytes], answers: IO[bytes]) -> No
     from ledgerflow.pipeline.gc_pause import collector_paused
     from ledgerflow.pipeline.prepare import PreparedSet
 
-    connection = sqlite3.connect(f"file:{options.database_path}?mode=ro", uri=True, isolation_level=None)
+    connection = sqlite3.connect(f"file:{quote(str(options.database_path))}?mode=ro", uri=True, isolation_level=None)
     connection.execute("PRAGMA busy_timeout=60000")
     connection.execute("PRAGMA wal_autocheckpoint=0")  # it only reads; said anyway (adapters/sqlite/wal_checkpoints.py)
     directory = CardDirectory(connection)

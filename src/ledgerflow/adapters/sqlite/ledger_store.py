@@ -45,6 +45,8 @@ from ledgerflow.ports import (
 )
 
 BUSY_TIMEOUT_MS = 60_000
+# Above the WAL's usual size (~40 MiB of frames at a checkpoint, and the transactions until the next one).
+WAL_SIZE_LIMIT_BYTES = 64 * 1024 * 1024
 # Prepared statements a connection keeps (the driver's default is 128): the multi-row inserts (multirow.py) cost far
 # more to prepare than to run, and a pipeline step uses a few dozen distinct texts besides them.
 STATEMENTS_CACHED = 512
@@ -72,6 +74,9 @@ def connect(path: Path | str, *, synchronous: str = "FULL") -> sqlite3.Connectio
         connection.execute("PRAGMA temp_store=MEMORY")
         # Checkpoints run under this connection's write lock, not after its commits (wal_checkpoints.py).
         attach_checkpoints(connection, path, synchronous=synchronous)
+        # A WAL that readers made grow (no checkpoint can copy frames a reader still needs) is cut back to this size
+        # when it next restarts, instead of keeping its largest size on disk.
+        connection.execute(f"PRAGMA journal_size_limit={WAL_SIZE_LIMIT_BYTES}")
     except sqlite3.Error as exc:
         raise StoreUnavailableError(f"cannot open SQLite database {path}: {exc}") from exc
     return connection
@@ -156,11 +161,12 @@ class SqliteLedgerStore(LedgerStore):
     def __init__(self, path: Path | str, *, synchronous: str = "FULL",
                  connection: sqlite3.Connection | None = None) -> None:
         self.path = Path(path)
+        if connection is not None and getattr(connection, "wal_checkpoints", None) is None:
+            # Any other connection would checkpoint after its commits, where the WAL-reset race lives, or not at all
+            # (its WAL growing without bound): wal_checkpoints.py.
+            raise ValueError("SqliteLedgerStore takes a connection opened by connect() (it checkpoints the WAL "
+                             "under its write lock)")
         self.connection = connection or connect(self.path, synchronous=synchronous)
-        if getattr(self.connection, "wal_checkpoints", None) is None:
-            # A connection not opened by connect(): it must not checkpoint after its commits, where the WAL-reset race
-            # lives (wal_checkpoints.py); it does not checkpoint at all, connect()'s connections do.
-            self.connection.execute("PRAGMA wal_autocheckpoint=0")
         # The accounts loaded by earlier batches as this store's engine left them (limits and counters), with their
         # chain heads (account_id -> [last_entry_seq, entry_count]). Valid only while the database holds the write
         # token this store set last (migration 0007): see `_cached_accounts`.

@@ -21,6 +21,7 @@ not synchronized with writers; it is only a hint of when to checkpoint, never of
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import sqlite3
@@ -86,7 +87,11 @@ class WalCheckpoints:
         appends, and the WAL would grow without end. A checkpoint that a reader on an older snapshot held back
         answers False (no restart is possible then anyway), and the next one is due only once a tenth of
         CHECKPOINT_FRAMES more frames wait, not at every transaction."""
-        if self.frames_waiting() < self._due_at_frames():
+        frames_waiting = self.frames_waiting()
+        if self._frames_held_back is not None and frames_waiting < self._frames_held_back:
+            # Another writer's checkpoint copied them since (and the WAL may have restarted): back to the threshold.
+            self._frames_held_back = None
+        if frames_waiting < self._due_at_frames():
             return False
         try:
             companion = self._companion_connection()
@@ -133,14 +138,16 @@ class WalCheckpoints:
                 logger.warning("closing the checkpoint connection of %s failed: %s", self.database_path, exc)
 
 
-# The WAL index files this process reads: path -> (descriptor, inode). A descriptor is NEVER closed: on POSIX, closing
-# any descriptor of a file releases every fcntl lock the process holds on that file, and SQLite's connections hold
-# their WAL locks (the write lock among them) as fcntl locks on the `-shm` file. One descriptor per file and process;
-# when the file at the path is another one (all connections closed, SQLite removed it, a new one was made), a new
-# descriptor is opened and the old one kept open as well.
+# The WAL index files this process reads: path -> (descriptor, inode). A descriptor is not closed while its file
+# exists: on POSIX, closing any descriptor of a file releases every fcntl lock the process holds on that file, and
+# SQLite's connections hold their WAL locks (the write lock among them) as fcntl locks on the `-shm` file. One
+# descriptor per file and process. When the file at the path is another one (all connections closed, SQLite removed
+# the old one, a new one was made), a new descriptor is opened; the old one is closed once its file is removed (SQLite
+# removes it only under an exclusive lock on the database, so no connection holds locks on it any more).
 _index_descriptors: dict[str, tuple[int, int]] = {}
 _retired_index_descriptors: list[int] = []
 _index_descriptors_lock = threading.Lock()
+_index_errors_logged: set[tuple[str, int]] = set()
 
 
 def _read_index_prefix(index_path: str) -> bytes:
@@ -153,10 +160,36 @@ def _read_index_prefix(index_path: str) -> bytes:
                 descriptor = os.open(index_path, os.O_RDONLY)
                 if known is not None:
                     _retired_index_descriptors.append(known[0])
+                    _close_removed_index_descriptors()
                 known = _index_descriptors[index_path] = (descriptor, os.fstat(descriptor).st_ino)
         return os.pread(known[0], _INDEX_PREFIX_BYTES, 0)
-    except OSError:
+    except OSError as exc:
+        # No index (not in WAL mode, or between connections) is normal; anything else would stop the checkpoints
+        # silently (the count reads 0), so it is logged, once per file and kind of error.
+        if exc.errno != errno.ENOENT and (index_path, exc.errno or 0) not in _index_errors_logged:
+            _index_errors_logged.add((index_path, exc.errno or 0))
+            logger.warning("cannot read the WAL index %s, no checkpoints from this process: %s", index_path, exc)
         return b""
+
+
+def _close_removed_index_descriptors() -> None:
+    """Close the retired descriptors whose file is gone (called under _index_descriptors_lock)."""
+    still_linked = []
+    for descriptor in _retired_index_descriptors:
+        if os.fstat(descriptor).st_nlink == 0:
+            os.close(descriptor)
+        else:
+            still_linked.append(descriptor)
+    _retired_index_descriptors[:] = still_linked
+
+
+def _new_lock_in_child() -> None:
+    # A fork taken while another thread held the lock would leave the child's copy held for ever.
+    global _index_descriptors_lock
+    _index_descriptors_lock = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_new_lock_in_child)
 
 
 class CheckpointingConnection(sqlite3.Connection):
@@ -174,7 +207,8 @@ def attach_checkpoints(connection: CheckpointingConnection, path: Path | str, *,
     """Turn the connection's automatic checkpoints off and give it checkpoints under its write lock."""
     connection.execute("PRAGMA wal_autocheckpoint=0")
     database_path = str(path)
-    if database_path != ":memory:" and not database_path.startswith("file:"):
+    # (connect() opens paths, not URIs: a name starting with "file:" is a file name there.)
+    if database_path not in (":memory:", ""):
         connection.wal_checkpoints = WalCheckpoints(database_path, synchronous=synchronous)
 
 
