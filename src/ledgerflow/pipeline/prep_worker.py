@@ -234,7 +234,6 @@ def serve(options: WorkerOptions, requests: IO[bytes], answers: IO[bytes]) -> No
 
     connection = sqlite3.connect(f"file:{quote(str(options.database_path))}?mode=ro", uri=True, isolation_level=None)
     connection.execute("PRAGMA busy_timeout=60000")
-    connection.execute("PRAGMA wal_autocheckpoint=0")  # it only reads; said anyway (adapters/sqlite/wal_checkpoints.py)
     directory = CardDirectory(connection)
     duplicates = DuplicateKeyConfig(fields=options.duplicate_fields, window_seconds=options.duplicate_window_seconds)
     stages = PreparedSet(directory, rules_engine(options.rules), duplicates,

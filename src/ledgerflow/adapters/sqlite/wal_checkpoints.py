@@ -126,7 +126,8 @@ class WalCheckpoints:
 
     def close(self) -> None:
         # A SQLite connection's close is safe for the others of the process (SQLite defers closing a file that
-        # other connections hold locks on); the WAL index descriptor is shared and never closed (see below).
+        # other connections hold locks on); the WAL index descriptor is shared, and closed only once SQLite has
+        # removed its file (see below).
         self._close_companion()
 
     def _close_companion(self) -> None:

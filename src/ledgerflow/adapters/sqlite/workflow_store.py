@@ -14,13 +14,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from ledgerflow.adapters.sqlite.ledger_store import write_transaction
-from ledgerflow.adapters.sqlite.wal_checkpoints import CheckpointingConnection, attach_checkpoints
-from ledgerflow.ports import StoreConflictError
+from ledgerflow.adapters.sqlite.ledger_store import connect, write_transaction
+from ledgerflow.ports import StoreConflictError, StoreUnavailableError
 from ledgerflow.workflow.errors import WorkflowError
 from ledgerflow.workflow.store import ExecutionRecord, ExecutionStore, Transition, TransitionConflict
-
-BUSY_TIMEOUT_MS = 30_000
 
 SCHEMA = (
     """CREATE TABLE IF NOT EXISTS wf_executions (
@@ -81,17 +78,12 @@ class SqliteExecutionStore(ExecutionStore):
             raise ValueError(f"synchronous must be FULL or NORMAL, not {synchronous!r}")
         self.path = Path(path)
         try:
-            self._connection = sqlite3.connect(str(self.path), isolation_level=None,
-                                               timeout=BUSY_TIMEOUT_MS / 1000, check_same_thread=False,
-                                               factory=CheckpointingConnection)
-            self._connection.execute("PRAGMA journal_mode=WAL")
-            self._connection.execute(f"PRAGMA synchronous={synchronous}")
-            self._connection.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
-            attach_checkpoints(self._connection, self.path, synchronous=synchronous)
+            # The ledger's own connection settings (WAL, checkpoints under the write lock: wal_checkpoints.py).
+            self._connection = connect(self.path, synchronous=synchronous)
             with self._transaction() as connection:
                 for statement in SCHEMA:
                     connection.execute(statement)
-        except sqlite3.Error as exc:
+        except (sqlite3.Error, StoreUnavailableError) as exc:
             raise WorkflowStoreError(f"cannot open workflow store {self.path}: {exc}") from exc
 
     def close(self) -> None:
