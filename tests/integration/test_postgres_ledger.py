@@ -433,7 +433,8 @@ def test_array_literals_round_trip(postgres_ledger: PostgresLedgerStore, texts, 
 
 
 @pytest.mark.postgres
-@pytest.mark.parametrize("query", ["RECORDED_SQL", "LOCK_ACCOUNTS_SQL", "HOLD_LEGS_SQL", "RESOLUTIONS_SQL"])
+@pytest.mark.parametrize("query", ["RECORDED_SQL", "LOCK_BALANCES_SQL", "ACCOUNT_STATICS_SQL", "HOLD_LEGS_SQL",
+                                   "RESOLUTIONS_SQL"])
 def test_lookups_in_write_transactions_are_index_probes(ledger: PostgresLedgerStore, query: str) -> None:
     """Cached generic plans live as long as the connection; a sequential scan planned while a table was small
     would cost a full scan per batch later. Write transactions rule scans out."""
@@ -445,3 +446,76 @@ def test_lookups_in_write_transactions_are_index_probes(ledger: PostgresLedgerSt
         plan = "\n".join(row[0] for row in tx.execute(
             "EXPLAIN " + getattr(ledger_store, query), (text_array([f"s{index}" for index in range(300)]),)))
     assert "Seq Scan" not in plan and "Hash Join" not in plan, plan
+
+
+# -- accounts' static columns kept between batches (migration 0008) ----------------------------------------------
+def _accounts_version(store: PostgresLedgerStore) -> int:
+    row = store.connection().execute("SELECT version FROM accounts_version WHERE id = 1").fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+@pytest.mark.postgres
+def test_an_account_frozen_from_another_session_is_refused_by_the_next_batch(ledger: PostgresLedgerStore) -> None:
+    """The store keeps the customer's status from its first batch; an operator's UPDATE from a session whose
+    search_path is the server's default (schema-qualified, as in psql) must still reach the next batch."""
+    assert ledger.post_batch([transfer("t1", "customer", "settlement", 10)]) == [R.ok]
+    with psycopg.connect(libpq_url(ledger.database_url), autocommit=True) as operator:
+        operator.execute(f'UPDATE "{ledger.schema}".accounts SET status = %s WHERE account_id = %s',
+                         ("frozen", "customer"))
+        assert ledger.post_batch([transfer("t2", "customer", "settlement", 10)]) == [R.account_frozen]
+        operator.execute(f'UPDATE "{ledger.schema}".accounts SET status = %s WHERE account_id = %s',
+                         ("open", "customer"))
+    assert ledger.post_batch([transfer("t3", "customer", "settlement", 10)]) == [R.ok]
+    assert counters(ledger, "customer") == (0, 20, 0, 1_000)
+
+
+@pytest.mark.postgres
+def test_a_limit_changed_from_another_connection_applies_to_the_next_batch(ledger: PostgresLedgerStore) -> None:
+    assert ledger.post_batch([transfer("t1", "customer", "settlement", 1_000)]) == [R.ok]
+    assert ledger.post_batch([transfer("t2", "customer", "settlement", 1)]) == [R.exceeds_available_balance]
+    with raw(ledger) as other:
+        other.execute("UPDATE accounts SET overdraft_limit_minor = 500 WHERE account_id = 'customer'")
+    assert ledger.post_batch([transfer("t3", "customer", "settlement", 500),
+                              transfer("t4", "customer", "settlement", 1)]) == [R.ok, R.exceeds_available_balance]
+
+
+@pytest.mark.postgres
+def test_every_change_of_accounts_moves_the_version(ledger: PostgresLedgerStore) -> None:
+    before = _accounts_version(ledger)
+    ledger.create_accounts([Account(account_id="new", currency="EUR")])
+    after_insert = _accounts_version(ledger)
+    assert after_insert > before
+    assert ledger.set_account_status("new", "frozen")
+    after_status = _accounts_version(ledger)
+    assert after_status > after_insert
+    with raw(ledger) as other:
+        other.execute("UPDATE accounts SET status = status WHERE account_id = 'new'")
+        after_update = _accounts_version(ledger)
+        assert after_update > after_status
+        # A statement that changes no row still counts (statement-level trigger): never a missed change.
+        other.execute("UPDATE accounts SET status = 'open' WHERE account_id = 'nobody'")
+        assert _accounts_version(ledger) > after_update
+        # A change rolled back leaves the version as it was.
+        stable = _accounts_version(ledger)
+        other.execute("BEGIN")
+        other.execute("UPDATE accounts SET status = 'closed' WHERE account_id = 'new'")
+        other.execute("ROLLBACK")
+        assert _accounts_version(ledger) == stable
+
+
+@pytest.mark.postgres
+def test_known_accounts_are_not_read_again_while_the_version_stands(ledger: PostgresLedgerStore,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    from ledgerflow.adapters.postgres import ledger_store
+
+    ledger.create_accounts([Account(account_id="fresh", currency="EUR")])
+    assert ledger.post_batch([transfer("warm", "customer", "settlement", 1)]) == [R.ok]
+    # From here on, reading any account's static columns fails the batch.
+    monkeypatch.setattr(ledger_store, "ACCOUNT_STATICS_SQL", "SELECT 1 / 0 FROM unnest(%s::text[])")
+    assert ledger.post_batch([transfer("again", "customer", "settlement", 1)]) == [R.ok]
+    # An account the store has not seen yet is read (and so fails here): the patch is in effect.
+    with pytest.raises(StoreUnavailableError):
+        ledger.post_batch([transfer("first-touch", "settlement", "fresh", 1)])
+    monkeypatch.undo()
+    assert ledger.post_batch([transfer("first-touch", "settlement", "fresh", 1)]) == [R.ok]

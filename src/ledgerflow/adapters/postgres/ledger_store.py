@@ -47,9 +47,9 @@ from ledgerflow.adapters.postgres.connection import (
 )
 from ledgerflow.adapters.postgres.digests_aside import digests_computed_aside
 from ledgerflow.adapters.postgres.ledger_writes import NEXT_ENTRY_SEQ_BLOCK_SQL, write_effects
-from ledgerflow.domain.engine import BatchEffects, LoadedState
+from ledgerflow.domain.engine import AccountState, BatchEffects, LoadedState
 from ledgerflow.domain.ledger import LEGS_MAX, Account, Posting
-from ledgerflow.ports import ACCOUNT_COLUMNS, LedgerStore, account_row, account_state, holds_from_rows
+from ledgerflow.ports import ACCOUNT_COLUMNS, LedgerStore, account_row, holds_from_rows
 
 __all__ = ["PostgresLedgerStore", "libpq_url", "schema_from_url", "sqlalchemy_url"]
 
@@ -86,19 +86,28 @@ LEGACY_HOLD_LEGS_SQL = (
     "JOIN entries e ON e.posting_id = p.posting_id WHERE p.kind = 1 AND p.result = 0"
 )
 LEGACY_INDEX_SQL = "SELECT to_regclass('entries_posting_leg_unique') IS NOT NULL"
-# Locks the balance rows in account order (the inner ORDER BY feeds the row locks), then joins the account rows
-# outside the locking query: a join under FOR UPDATE costs the server about twice as much. FOR NO KEY UPDATE is the
-# lock an UPDATE of non-key columns takes anyway.
+# Locks the balance rows in account order. FOR NO KEY UPDATE is the lock an UPDATE of non-key columns takes anyway.
 # It also returns each locked row's physical address (ctid): the batch's balance UPDATE finds the rows by it (a TID
 # scan) instead of probing the primary key a second time (ledger_writes.ADD_DELTAS_SQL). The address stays valid
 # until the transaction ends: nobody else can update a row we hold locked, and the table lock that comes with the
 # row locks keeps VACUUM FULL and CLUSTER out.
-LOCK_ACCOUNTS_SQL = (
-    f"SELECT a.{ACCOUNT_COLUMNS.replace(', ', ', a.')}, l.debits_pending, l.debits_posted, l.credits_pending, "
-    "l.credits_posted, l.last_entry_seq, l.entry_count, l.ctid FROM (SELECT b.ctid, b.* FROM "
-    "unnest(%s::text[]) AS ids(account_id) JOIN balances b ON b.account_id = ids.account_id ORDER BY b.account_id "
-    "FOR NO KEY UPDATE OF b) l JOIN accounts a ON a.account_id = l.account_id"
+# The accounts' static columns (currency, status, limits) are not joined here: the store keeps them between batches
+# and checks ACCOUNTS_VERSION_SQL in the same round trip (migration 0008); a join under FOR UPDATE cost the server
+# about twice as much as a join outside it, and either cost more than the version check.
+LOCK_BALANCES_SQL = (
+    "SELECT b.account_id, b.debits_pending, b.debits_posted, b.credits_pending, b.credits_posted, b.last_entry_seq, "
+    "b.entry_count, b.ctid FROM unnest(%s::text[]) AS ids(account_id) JOIN balances b "
+    "ON b.account_id = ids.account_id ORDER BY b.account_id FOR NO KEY UPDATE OF b"
 )
+ACCOUNTS_VERSION_SQL = "SELECT version FROM accounts_version WHERE id = 1"
+# The columns of ACCOUNT_COLUMNS that AccountState takes, by account (kind is not needed by the engine).
+ACCOUNT_STATICS_SQL = (
+    "SELECT a.account_id, a.currency, a.status, a.debits_must_not_exceed_credits, a.credits_must_not_exceed_debits, "
+    "a.overdraft_limit_minor FROM unnest(%s::text[]) AS ids(account_id) JOIN accounts a "
+    "ON a.account_id = ids.account_id"
+)
+# A store keeps at most this many accounts' static columns (~250 bytes each); past it the cache starts again.
+ACCOUNT_STATICS_CACHED_MAX = 200_000
 RESOLUTIONS_SQL = (
     "SELECT r.pending_id, r.resolution FROM unnest(%s::text[]) AS ids(pending_id) "
     "JOIN pending_resolutions r ON r.pending_id = ids.pending_id"
@@ -141,6 +150,10 @@ class PostgresLedgerStore(LedgerStore):
         self._row_ids: dict[str, str] | None = None
         # Whether holds recorded before migration 0004 must be looked up through the old index (read once).
         self._legacy_hold_lookup: bool | None = None
+        # account_id -> (currency, status, debits_must_not_exceed_credits, credits_must_not_exceed_debits,
+        # overdraft_limit_minor) as of `accounts_version` = self._statics_version (see _account_statics).
+        self._statics: dict[str, tuple] = {}
+        self._statics_version: int | None = None
 
     def close(self) -> None:
         if self._connection is not None:
@@ -196,17 +209,24 @@ class PostgresLedgerStore(LedgerStore):
             hold_ids = {row[0] for row in leg_rows}
             # One round trip. The statements run in order, so everything after the lock sees what the writers we
             # waited for committed (READ COMMITTED takes a fresh snapshot per statement).
+            statics = self._statics
+            unknown = [account_id for account_id in account_ids if account_id not in statics]
             with tx.pipeline():
-                locked = tx.execute(LOCK_ACCOUNTS_SQL, (text_array(sorted(account_ids)),)) if account_ids else None
+                locked = tx.execute(LOCK_BALANCES_SQL, (text_array(sorted(account_ids)),)) if account_ids else None
+                version = tx.execute(ACCOUNTS_VERSION_SQL)
+                fetched = tx.execute(ACCOUNT_STATICS_SQL, (text_array(unknown),)) if unknown else None
                 resolved = tx.execute(RESOLUTIONS_SQL, (text_array(hold_ids),)) if hold_ids else None
                 recorded = tx.execute(RECORDED_SQL, (text_array(posting_ids),)) if posting_ids else None
                 clock = tx.execute(NOW_MS_SQL)
                 # Drawn after the locks were granted: per account, entry numbers follow commit order.
                 block = tx.execute(NEXT_ENTRY_SEQ_BLOCK_SQL)
             locked_rows = locked.fetchall() if locked else []
-            accounts = {row[0]: account_state(row) for row in locked_rows}
-            self._chain_heads = {row[0]: [row[11], row[12]] for row in locked_rows}
-            self._row_ids = dict(map(itemgetter(0, 13), locked_rows))
+            statics = self._account_statics(tx, int(version.fetchone()[0]),  # type: ignore[index]
+                                             fetched.fetchall() if fetched else [], account_ids)
+            accounts = {row[0]: AccountState(row[0], *statics[row[0]], row[1], row[2], row[3], row[4])
+                        for row in locked_rows}
+            self._chain_heads = {row[0]: [row[5], row[6]] for row in locked_rows}
+            self._row_ids = dict(map(itemgetter(0, 7), locked_rows))
             resolutions = dict(resolved.fetchall()) if resolved else {}
             records = {posting_id: (bytes(digest), int(result))
                        for posting_id, digest, result in (recorded.fetchall() if recorded else ())}
@@ -217,6 +237,22 @@ class PostgresLedgerStore(LedgerStore):
                      for pending_id, expires_at_ms in expiries.items()]
         holds = holds_from_rows(hold_rows, [(row[0], row[2], row[3], row[4], row[5]) for row in leg_rows])
         return LoadedState(accounts=accounts, holds=holds, recorded=records)
+
+    def _account_statics(self, tx: psycopg.Connection, version: int, fetched: list[tuple],
+                         account_ids: set[str]) -> dict[str, tuple]:
+        """The static columns of the batch's accounts as of `version`, read under the batch's locks.
+
+        The cache holds what was read while `accounts_version` was `self._statics_version`; a different version
+        means an account changed since (or nothing was read yet): the cache is dropped and the batch's accounts
+        are read again, in this transaction. An account missing from `accounts` stays missing (the engine answers
+        account_not_found)."""
+        if version != self._statics_version or len(self._statics) > ACCOUNT_STATICS_CACHED_MAX:
+            self._statics, self._statics_version = {}, version
+            fetched = tx.execute(ACCOUNT_STATICS_SQL, (text_array(account_ids),)).fetchall() if account_ids else []
+        statics = self._statics
+        for row in fetched:
+            statics[row[0]] = (row[1], row[2], bool(row[3]), bool(row[4]), row[5])
+        return statics
 
     def _load_batch(self, tx: psycopg.Connection, postings: list[Posting], account_ids: set[str],
                     pending_ids: set[str], posting_ids: set[str]) -> LoadedState:
