@@ -43,3 +43,23 @@ def test_the_thread_is_joined_when_the_block_fails() -> None:
         raise RuntimeError("the server went away")
     assert not _aside_threads()
     assert postings[-1].digest_computed == payload_digest_of(postings[-1])
+
+
+def test_the_thread_offers_the_gil_before_it_starts_and_between_chunks(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A thread that computes from its first instruction keeps the GIL for a whole switch interval (5 ms), and the
+    writer's thread waits that long in `Thread.start()` and again when the server answers."""
+    from ledgerflow.adapters.postgres import digests_aside
+
+    postings = _postings(DIGESTS_ASIDE_POSTINGS_MIN * 2 + 7)
+    computed_at_each_offer: list[int] = []
+
+    def offer(seconds: float) -> None:
+        assert seconds == 0
+        computed_at_each_offer.append(sum(posting.digest_computed is not None for posting in postings))
+
+    monkeypatch.setattr(digests_aside.time, "sleep", offer)
+    with digests_computed_aside(postings):
+        pass
+    per_yield = digests_aside.DIGESTS_PER_YIELD
+    assert computed_at_each_offer == list(range(0, len(postings), per_yield))
+    assert all(posting.digest_computed == payload_digest_of(posting) for posting in postings)

@@ -12,17 +12,26 @@ from __future__ import annotations
 
 import contextlib
 import threading
+import time
 from collections.abc import Iterator, Sequence
 
 from ledgerflow.domain.ledger import Posting
 
 # Below this many postings the wait is short and a thread's start (~100 µs) would cost more than it saves.
 DIGESTS_ASIDE_POSTINGS_MIN = 1_000
+# Digests computed between two offers of the GIL (~0.4 ms of work).
+DIGESTS_PER_YIELD = 256
 
 
 def _compute_digests(postings: Sequence[Posting]) -> None:
-    for posting in postings:
-        posting.payload_digest()
+    # The GIL passes from a thread that computes to one that waits only when the computing one lets it go, or after a
+    # whole switch interval (5 ms): `Thread.start()` itself waits for the GIL once the new thread runs, and the
+    # writer's thread, woken by the server's answer, would wait again. So this thread offers the GIL (sleep(0))
+    # before it starts and between small chunks: measured, start() returned after ~5.2 ms without, ~0.14 ms with.
+    for start in range(0, len(postings), DIGESTS_PER_YIELD):
+        time.sleep(0)
+        for posting in postings[start:start + DIGESTS_PER_YIELD]:
+            posting.payload_digest()
 
 
 @contextlib.contextmanager
