@@ -449,10 +449,10 @@ def test_lookups_in_write_transactions_are_index_probes(ledger: PostgresLedgerSt
 
 
 # -- accounts' static columns kept between batches (migration 0008) ----------------------------------------------
-def _accounts_version(store: PostgresLedgerStore) -> int:
+def _accounts_version(store: PostgresLedgerStore) -> object:
     row = store.connection().execute("SELECT version FROM accounts_version WHERE id = 1").fetchone()
     assert row is not None
-    return int(row[0])
+    return row[0]
 
 
 @pytest.mark.postgres
@@ -481,32 +481,66 @@ def test_a_limit_changed_from_another_connection_applies_to_the_next_batch(ledge
 
 
 @pytest.mark.postgres
-def test_every_change_of_accounts_moves_the_version(ledger: PostgresLedgerStore) -> None:
-    before = _accounts_version(ledger)
-    ledger.create_accounts([Account(account_id="new", currency="EUR")])
-    after_insert = _accounts_version(ledger)
-    assert after_insert > before
+def test_every_change_of_accounts_sets_a_new_token(ledger: PostgresLedgerStore) -> None:
+    seen = [_accounts_version(ledger)]
+
+    def changed() -> bool:
+        seen.append(_accounts_version(ledger))
+        return seen[-1] not in seen[:-1]
+
+    ledger.create_accounts([Account(account_id="new", currency="EUR"), Account(account_id="gone", currency="EUR")])
+    assert changed()
     assert ledger.set_account_status("new", "frozen")
-    after_status = _accounts_version(ledger)
-    assert after_status > after_insert
+    assert changed()
     with raw(ledger) as other:
         other.execute("UPDATE accounts SET status = status WHERE account_id = 'new'")
-        after_update = _accounts_version(ledger)
-        assert after_update > after_status
+        assert changed()
         # A statement that changes no row still counts (statement-level trigger): never a missed change.
         other.execute("UPDATE accounts SET status = 'open' WHERE account_id = 'nobody'")
-        assert _accounts_version(ledger) > after_update
-        # A change rolled back leaves the version as it was.
-        stable = _accounts_version(ledger)
+        assert changed()
+        other.execute("DELETE FROM balances WHERE account_id = 'gone'")
+        other.execute("DELETE FROM accounts WHERE account_id = 'gone'")
+        assert changed()
+        with other.cursor().copy("COPY accounts (account_id, currency, kind, status, debits_must_not_exceed_credits, "
+                                 "credits_must_not_exceed_debits, overdraft_limit_minor, created_at_ms) "
+                                 "FROM STDIN") as copy:
+            copy.write_row(("copied", "EUR", "customer", "open", False, False, 0, 0))
+        assert changed()
+        # A change rolled back leaves the token as it was.
         other.execute("BEGIN")
         other.execute("UPDATE accounts SET status = 'closed' WHERE account_id = 'new'")
         other.execute("ROLLBACK")
-        assert _accounts_version(ledger) == stable
+        assert _accounts_version(ledger) == seen[-1]
 
 
 @pytest.mark.postgres
-def test_known_accounts_are_not_read_again_while_the_version_stands(ledger: PostgresLedgerStore,
-                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_cache_filled_in_a_transaction_that_rolled_back_is_not_trusted_again(ledger: PostgresLedgerStore) -> None:
+    """A caller's transaction raises the customer's limit, posts through the store (which reads the uncommitted
+    limit and its token), then rolls back; another session's later change of any account must not make that cache
+    look current again (a counter would have come back to the same value)."""
+    assert ledger.post_batch([transfer("t1", "customer", "settlement", 900)]) == [R.ok]
+    with pytest.raises(RuntimeError), ledger._transaction() as tx:
+        tx.execute("UPDATE accounts SET overdraft_limit_minor = 1000000 WHERE account_id = 'customer'")
+        assert ledger.apply_postings(tx, [transfer("inside", "customer", "settlement", 5_000)]) == [R.ok]
+        raise RuntimeError("the caller gives up")
+    with raw(ledger) as other:
+        other.execute("UPDATE accounts SET status = status WHERE account_id = 'nobody'")
+    assert ledger.post_batch([transfer("t2", "customer", "settlement", 5_000)]) == [R.exceeds_available_balance]
+    assert counters(ledger, "customer") == (0, 900, 0, 1_000)
+
+
+@pytest.mark.postgres
+def test_a_reconnected_store_reads_accounts_again(ledger: PostgresLedgerStore) -> None:
+    assert ledger.post_batch([transfer("t1", "customer", "settlement", 1)]) == [R.ok]
+    assert ledger._statics
+    ledger.connection().close()
+    ledger.connection()
+    assert not ledger._statics and ledger._statics_version is None
+
+
+@pytest.mark.postgres
+def test_known_accounts_are_not_read_again_while_the_token_stands(ledger: PostgresLedgerStore,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     from ledgerflow.adapters.postgres import ledger_store
 
     ledger.create_accounts([Account(account_id="fresh", currency="EUR")])

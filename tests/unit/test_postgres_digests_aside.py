@@ -5,6 +5,7 @@ ends."""
 from __future__ import annotations
 
 import threading
+from types import SimpleNamespace
 
 import pytest
 
@@ -57,7 +58,8 @@ def test_the_thread_offers_the_gil_before_it_starts_and_between_chunks(monkeypat
         assert seconds == 0
         computed_at_each_offer.append(sum(posting.digest_computed is not None for posting in postings))
 
-    monkeypatch.setattr(digests_aside.time, "sleep", offer)
+    # The module's own name for `time`, not the module itself: other threads keep the real sleep.
+    monkeypatch.setattr(digests_aside, "time", SimpleNamespace(sleep=offer))
     with digests_computed_aside(postings):
         pass
     per_yield = digests_aside.DIGESTS_PER_YIELD

@@ -106,7 +106,8 @@ ACCOUNT_STATICS_SQL = (
     "a.overdraft_limit_minor FROM unnest(%s::text[]) AS ids(account_id) JOIN accounts a "
     "ON a.account_id = ids.account_id"
 )
-# A store keeps at most this many accounts' static columns (~250 bytes each); past it the cache starts again.
+# A store keeps the static columns of at most about this many accounts (~320 bytes each; the bound is checked before a
+# batch adds its own); past it the cache starts again.
 ACCOUNT_STATICS_CACHED_MAX = 200_000
 RESOLUTIONS_SQL = (
     "SELECT r.pending_id, r.resolution FROM unnest(%s::text[]) AS ids(pending_id) "
@@ -151,9 +152,10 @@ class PostgresLedgerStore(LedgerStore):
         # Whether holds recorded before migration 0004 must be looked up through the old index (read once).
         self._legacy_hold_lookup: bool | None = None
         # account_id -> (currency, status, debits_must_not_exceed_credits, credits_must_not_exceed_debits,
-        # overdraft_limit_minor) as of `accounts_version` = self._statics_version (see _account_statics).
+        # overdraft_limit_minor) as read while `accounts_version` held the token self._statics_version
+        # (see _account_statics).
         self._statics: dict[str, tuple] = {}
-        self._statics_version: int | None = None
+        self._statics_version: object = None
 
     def close(self) -> None:
         if self._connection is not None:
@@ -168,6 +170,9 @@ class PostgresLedgerStore(LedgerStore):
                 with contextlib.suppress(psycopg.Error):
                     connection.close()
             self._connection = connection = connect(self.database_url)
+            # Another server may answer now (a failover to a standby): nothing read through the old connection is
+            # trusted.
+            self._statics, self._statics_version = {}, None
         return connection
 
     @contextlib.contextmanager
@@ -221,7 +226,7 @@ class PostgresLedgerStore(LedgerStore):
                 # Drawn after the locks were granted: per account, entry numbers follow commit order.
                 block = tx.execute(NEXT_ENTRY_SEQ_BLOCK_SQL)
             locked_rows = locked.fetchall() if locked else []
-            statics = self._account_statics(tx, int(version.fetchone()[0]),  # type: ignore[index]
+            statics = self._account_statics(tx, version.fetchone()[0],  # type: ignore[index]
                                              fetched.fetchall() if fetched else [], account_ids)
             accounts = {row[0]: AccountState(row[0], *statics[row[0]], row[1], row[2], row[3], row[4])
                         for row in locked_rows}
@@ -238,15 +243,16 @@ class PostgresLedgerStore(LedgerStore):
         holds = holds_from_rows(hold_rows, [(row[0], row[2], row[3], row[4], row[5]) for row in leg_rows])
         return LoadedState(accounts=accounts, holds=holds, recorded=records)
 
-    def _account_statics(self, tx: psycopg.Connection, version: int, fetched: list[tuple],
+    def _account_statics(self, tx: psycopg.Connection, version: object, fetched: list[tuple],
                          account_ids: set[str]) -> dict[str, tuple]:
-        """The static columns of the batch's accounts as of `version`, read under the batch's locks.
+        """The static columns of the batch's accounts as of the token `version`, read under the batch's locks.
 
-        The cache holds what was read while `accounts_version` was `self._statics_version`; a different version
-        means an account changed since (or nothing was read yet): the cache is dropped and the batch's accounts
-        are read again, in this transaction. An account missing from `accounts` stays missing (the engine answers
-        account_not_found)."""
-        if version != self._statics_version or len(self._statics) > ACCOUNT_STATICS_CACHED_MAX:
+        The cache holds what was read while `accounts_version` held `self._statics_version`; another token means an
+        account changed since (or nothing was read yet): the cache is dropped and the batch's accounts are read
+        again, in this transaction. Tokens are random (migration 0008): one set by a transaction that rolled back
+        (this one included, when its caller changed `accounts` before posting) never comes back. An account missing
+        from `accounts` stays missing (the engine answers account_not_found)."""
+        if version is None or version != self._statics_version or len(self._statics) > ACCOUNT_STATICS_CACHED_MAX:
             self._statics, self._statics_version = {}, version
             fetched = tx.execute(ACCOUNT_STATICS_SQL, (text_array(account_ids),)).fetchall() if account_ids else []
         statics = self._statics
