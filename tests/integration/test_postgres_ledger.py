@@ -553,3 +553,67 @@ def test_known_accounts_are_not_read_again_while_the_token_stands(ledger: Postgr
         ledger.post_batch([transfer("first-touch", "settlement", "fresh", 1)])
     monkeypatch.undo()
     assert ledger.post_batch([transfer("first-touch", "settlement", "fresh", 1)]) == [R.ok]
+
+
+# -- the idempotency read skipped while batches bring only new ids ---------------------------------------------------
+def _quiet_batches(store: PostgresLedgerStore, prefix: str, count: int = 1_000) -> None:
+    from ledgerflow.adapters.postgres.ledger_store import QUIET_RECORDED_READS_BEFORE_SKIPPING
+
+    for batch in range(QUIET_RECORDED_READS_BEFORE_SKIPPING):
+        postings = [transfer(f"{prefix}-{batch}-{index}", "opening", "settlement", 1) for index in range(count)]
+        assert set(store.post_batch(postings)) == {R.ok}
+
+
+@pytest.mark.postgres
+def test_a_skipped_read_still_answers_replays_exactly(ledger: PostgresLedgerStore,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    from ledgerflow.adapters.postgres import ledger_store
+
+    assert ledger.post_batch([transfer("first", "customer", "settlement", 100),
+                              transfer("refused", "customer", "settlement", 10**9)]) == [
+        R.ok, R.exceeds_available_balance]
+    _quiet_batches(ledger, "quiet")
+    # The read is skipped now: a batch of new ids goes through without it.
+    monkeypatch.setattr(ledger_store, "RECORDED_SQL", "SELECT NULL, NULL, 1 / 0 FROM unnest(%s::text[])")
+    assert set(ledger.post_batch([transfer(f"new-{index}", "opening", "settlement", 1)
+                                  for index in range(1_000)])) == {R.ok}
+    monkeypatch.undo()
+    before = counters(ledger, "settlement")
+    replays = [transfer("first", "customer", "settlement", 100),       # the same payload: exists
+               transfer("refused", "customer", "settlement", 10**9),  # a refusal is remembered
+               transfer("new-5", "opening", "settlement", 2)]          # another payload: refused as such
+    fresh = [transfer(f"more-{index}", "opening", "settlement", 1) for index in range(1_000)]
+    results = ledger.post_batch(replays + fresh)
+    assert results[:3] == [R.exists, R.exceeds_available_balance, R.exists_with_different_payload]
+    assert set(results[3:]) == {R.ok}
+    # Each fresh posting once, the replays nothing.
+    assert counters(ledger, "settlement")[3] == before[3] + 1_000
+    assert ledger.check()["ok"]
+
+
+@pytest.mark.postgres
+def test_after_a_replay_the_read_runs_again(ledger: PostgresLedgerStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    from ledgerflow.adapters.postgres import ledger_store
+
+    _quiet_batches(ledger, "quiet")
+    assert ledger.post_batch([transfer("dup", "opening", "settlement", 1)] +
+                             [transfer(f"a-{index}", "opening", "settlement", 1) for index in range(999)])[0] == R.ok
+    assert ledger._quiet_recorded_reads >= ledger_store.QUIET_RECORDED_READS_BEFORE_SKIPPING
+    results = ledger.post_batch([transfer("dup", "opening", "settlement", 1)] +
+                                [transfer(f"b-{index}", "opening", "settlement", 1) for index in range(999)])
+    assert results[0] == R.exists
+    # The conflict made the retry read (which found the replay), and the next batches read too until enough of them
+    # find nothing.
+    assert ledger._quiet_recorded_reads == 0
+    monkeypatch.setattr(ledger_store, "RECORDED_SQL", "SELECT NULL, NULL, 1 / 0 FROM unnest(%s::text[])")
+    with pytest.raises(StoreUnavailableError):
+        ledger.post_batch([transfer(f"c-{index}", "opening", "settlement", 1) for index in range(1_000)])
+
+
+@pytest.mark.postgres
+def test_a_caller_with_its_own_transaction_always_gets_the_read(ledger: PostgresLedgerStore) -> None:
+    _quiet_batches(ledger, "quiet")
+    with ledger._transaction() as tx:
+        results = ledger.apply_postings(tx, [transfer("quiet-0-0", "opening", "settlement", 1)] +
+                                        [transfer(f"own-{index}", "opening", "settlement", 1) for index in range(999)])
+    assert results[0] == R.exists and set(results[1:]) == {R.ok}
