@@ -557,11 +557,69 @@ def test_known_accounts_are_not_read_again_while_the_token_stands(ledger: Postgr
 
 # -- the idempotency read skipped while batches bring only new ids ---------------------------------------------------
 def _quiet_batches(store: PostgresLedgerStore, prefix: str, count: int = 1_000) -> None:
-    from ledgerflow.adapters.postgres.ledger_store import QUIET_RECORDED_READS_BEFORE_SKIPPING
-
-    for batch in range(QUIET_RECORDED_READS_BEFORE_SKIPPING):
+    """Batches of new ids until the store skips its idempotency read."""
+    batch = 0
+    while store._quiet_recorded_reads < store._quiet_recorded_reads_required:
         postings = [transfer(f"{prefix}-{batch}-{index}", "opening", "settlement", 1) for index in range(count)]
         assert set(store.post_batch(postings)) == {R.ok}
+        batch += 1
+
+
+def _filler(prefix: str, count: int = 1_000) -> list[Posting]:
+    return [transfer(f"{prefix}-{index}", "opening", "settlement", 1) for index in range(count)]
+
+
+# Batches that replay what `_history` recorded, mixed with new ids; each must get, with the read skipped, exactly the
+# answers it gets with the read.
+REPLAY_SCENARIOS = {
+    "an ok posting, last in the batch": lambda: [*_filler("f1"), transfer("h-ok", "customer", "settlement", 10)],
+    "a refusal": lambda: [transfer("h-refused", "customer", "settlement", 10**9), *_filler("f2")],
+    "another payload": lambda: [transfer("h-ok", "customer", "settlement", 11), *_filler("f3")],
+    "a hold, its capture and a void": lambda: [hold("h-hold1", "customer", "settlement", 5), capture("h-cap1", "h-hold1"),
+                                               void("h-void2", "h-hold2"), *_filler("f4")],
+    "a new capture of a captured hold": lambda: [capture("h-cap1-again", "h-hold1"), *_filler("f5")],
+    "a failed linked chain": lambda: [transfer("h-l1", "opening", "settlement", 1, linked=True),
+                                      transfer("h-l2", "customer", "settlement", 10**9), *_filler("f6")],
+    "a chain with a replayed member": lambda: [transfer("h-ok", "customer", "settlement", 10, linked=True),
+                                               transfer("n-1", "opening", "settlement", 1), *_filler("f7")],
+    "an open-ended chain ending in a replay": lambda: [*_filler("f8"),
+                                                       transfer("h-ok", "customer", "settlement", 10, linked=True)],
+    "an id twice in the batch and a replay": lambda: [transfer("d-1", "opening", "settlement", 1),
+                                                      transfer("d-1", "opening", "settlement", 1),
+                                                      transfer("h-ok", "customer", "settlement", 10), *_filler("f9")],
+}
+
+
+def _history(store: PostgresLedgerStore) -> None:
+    store.post_batch([transfer("h-ok", "customer", "settlement", 10),
+                      transfer("h-refused", "customer", "settlement", 10**9),
+                      hold("h-hold1", "customer", "settlement", 5), capture("h-cap1", "h-hold1"),
+                      hold("h-hold2", "customer", "settlement", 5), void("h-void2", "h-hold2"),
+                      transfer("h-l1", "opening", "settlement", 1, linked=True),
+                      transfer("h-l2", "customer", "settlement", 10**9)])
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("scenario", list(REPLAY_SCENARIOS))
+def test_replays_get_the_same_answers_with_the_read_skipped(ledger: PostgresLedgerStore, scenario: str,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    _history(ledger)
+    batch = REPLAY_SCENARIOS[scenario]()
+    with pytest.raises(LookupError), ledger._transaction() as tx:
+        expected = ledger.apply_postings(tx, batch)  # the read always runs here
+        raise LookupError("rolled back: only the answers are wanted")
+    _quiet_batches(ledger, "quiet")
+    skipped: list[bool] = []
+    real_write = ledger._write
+
+    def watched(*args):  # type: ignore[no-untyped-def]
+        skipped.append(ledger._recorded_read_skipped)
+        return real_write(*args)
+
+    monkeypatch.setattr(ledger, "_write", watched)
+    assert ledger.post_batch(batch) == expected
+    assert skipped[0] is True
+    assert ledger.check()["ok"]
 
 
 @pytest.mark.postgres
@@ -596,18 +654,39 @@ def test_after_a_replay_the_read_runs_again(ledger: PostgresLedgerStore, monkeyp
     from ledgerflow.adapters.postgres import ledger_store
 
     _quiet_batches(ledger, "quiet")
+    writes: list[int] = []
+    real_write = ledger._write_effects
+
+    def counted(*args):  # type: ignore[no-untyped-def]
+        writes.append(1)
+        return real_write(*args)
+
+    monkeypatch.setattr(ledger, "_write_effects", counted)
     assert ledger.post_batch([transfer("dup", "opening", "settlement", 1)] +
                              [transfer(f"a-{index}", "opening", "settlement", 1) for index in range(999)])[0] == R.ok
-    assert ledger._quiet_recorded_reads >= ledger_store.QUIET_RECORDED_READS_BEFORE_SKIPPING
+    assert len(writes) == 1
     results = ledger.post_batch([transfer("dup", "opening", "settlement", 1)] +
                                 [transfer(f"b-{index}", "opening", "settlement", 1) for index in range(999)])
-    assert results[0] == R.exists
-    # The conflict made the retry read (which found the replay), and the next batches read too until enough of them
-    # find nothing.
+    assert results[0] == R.exists and set(results[1:]) == {R.ok}
+    # The read was skipped, the insert met the recorded id, and the batch ran again with the read.
+    assert len(writes) == 3
+    # That retry's read found the replay; from now on twice as many quiet batches are asked for.
     assert ledger._quiet_recorded_reads == 0
+    assert ledger._quiet_recorded_reads_required == 2 * ledger_store.QUIET_RECORDED_READS_BEFORE_SKIPPING
     monkeypatch.setattr(ledger_store, "RECORDED_SQL", "SELECT NULL, NULL, 1 / 0 FROM unnest(%s::text[])")
     with pytest.raises(StoreUnavailableError):
         ledger.post_batch([transfer(f"c-{index}", "opening", "settlement", 1) for index in range(1_000)])
+
+
+@pytest.mark.postgres
+def test_small_batches_always_read(ledger: PostgresLedgerStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    from ledgerflow.adapters.postgres import ledger_store
+
+    _quiet_batches(ledger, "quiet")
+    monkeypatch.setattr(ledger_store, "RECORDED_SQL", "SELECT NULL, NULL, 1 / 0 FROM unnest(%s::text[])")
+    small = ledger_store.RECORDED_READ_SKIP_POSTINGS_MIN - 1
+    with pytest.raises(StoreUnavailableError):
+        ledger.post_batch([transfer(f"s-{index}", "opening", "settlement", 1) for index in range(small)])
 
 
 @pytest.mark.postgres

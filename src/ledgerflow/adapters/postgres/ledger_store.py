@@ -108,10 +108,12 @@ ACCOUNT_STATICS_SQL = (
     "ON a.account_id = ids.account_id"
 )
 # The idempotency read (RECORDED_SQL) probes the postings index once per posting (~0.8 ms of server time per 1,000 new
-# ids). `post_batch` skips it for a batch of at least this many postings once this many batches in a row found no
-# posting recorded before: the postings primary key is the backstop (see _load_batch).
+# ids). `post_batch` skips it for a batch of at least this many postings once enough batches in a row found no posting
+# recorded before: the postings primary key is the backstop (see _load_batch). A replay met without the read costs
+# the attempt up to the postings insert (the locks, the engine), so each one doubles the quiet batches asked for.
 RECORDED_READ_SKIP_POSTINGS_MIN = 1_000
 QUIET_RECORDED_READS_BEFORE_SKIPPING = 3
+QUIET_RECORDED_READS_REQUIRED_MAX = 192
 # A store keeps the static columns of at most about this many accounts (~320 bytes each; the bound is checked before a
 # batch adds its own); past it the cache starts again.
 ACCOUNT_STATICS_CACHED_MAX = 200_000
@@ -165,6 +167,7 @@ class PostgresLedgerStore(LedgerStore):
         # Batches in a row whose idempotency read found nothing; whether post_batch runs; whether the current
         # transaction skipped the read (see _load_batch).
         self._quiet_recorded_reads = 0
+        self._quiet_recorded_reads_required = QUIET_RECORDED_READS_BEFORE_SKIPPING
         self._in_post_batch = False
         self._recorded_read_skipped = False
 
@@ -288,12 +291,13 @@ class PostgresLedgerStore(LedgerStore):
                     pending_ids: set[str], posting_ids: set[str]) -> LoadedState:
         # Postings replayed after their first write are rare once a sender's batches bring only new ids. Then the
         # read is skipped: the engine takes every id as new, and an id recorded before fails the postings insert with
-        # a unique violation (every posting not found recorded is written, refusals included): StoreConflictError,
-        # and post_batch runs the batch again, this time with the read. The store reads again until batches in a
-        # row find nothing. Concurrent writers recording the same id meet the same backstop with or without the read.
+        # a unique violation (every posting not found recorded is written, refusals included; postings are inserted
+        # before entries): StoreConflictError, and post_batch runs the batch again, this time with the read (one of
+        # its TRANSACTION_ATTEMPTS_MAX attempts). The store then reads until twice as many batches in a row as before
+        # find nothing. Concurrent writers recording the same id meet the same backstop with or without the read.
         self._recorded_read_skipped = (
             self._in_post_batch and len(posting_ids) >= RECORDED_READ_SKIP_POSTINGS_MIN
-            and self._quiet_recorded_reads >= QUIET_RECORDED_READS_BEFORE_SKIPPING)
+            and self._quiet_recorded_reads >= self._quiet_recorded_reads_required)
         # The engine's digests are computed while this thread waits for the locks and reads (digests_aside.py).
         with digests_computed_aside(postings):
             return self._load(tx, account_ids, pending_ids, posting_ids)
@@ -306,6 +310,8 @@ class PostgresLedgerStore(LedgerStore):
             if read_skipped:
                 # Perhaps an id recorded before: the retry, and the batches after it, read the records.
                 self._quiet_recorded_reads = 0
+                self._quiet_recorded_reads_required = min(2 * self._quiet_recorded_reads_required,
+                                                          QUIET_RECORDED_READS_REQUIRED_MAX)
             raise
 
     def _write_effects(self, tx: psycopg.Connection, effects: BatchEffects, now_ms: int) -> None:

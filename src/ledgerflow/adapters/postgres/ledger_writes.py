@@ -2,7 +2,7 @@
 
 Two ways, same effect:
 - small batches: ONE statement (data-modifying CTEs over `unnest` of array literals), a single round trip;
-- large batches: binary COPY of entries, postings and resolutions straight into their tables, then one UPDATE.
+- large batches: binary COPY of postings, entries and resolutions straight into their tables, then one UPDATE.
 Either way every balance row gets ONE update per batch, with that account's deltas summed by the engine, so a hot
 account costs nothing extra. A posting id that another transaction recorded first fails the insert with a unique
 violation, which the caller maps to StoreConflictError (the batch is then retried and sees `exists`).
@@ -159,19 +159,21 @@ def _write_in_one_statement(tx: psycopg.Connection, effects: BatchEffects, batch
 
 def _write_with_copy(tx: psycopg.Connection, effects: BatchEffects, now_ms: int, entry_seq_block: int,
                      heads: dict[str, list[int]], row_ids: dict[str, str]) -> tuple[_Linked, int]:
-    """COPY entries, postings, resolutions, then the marks and the balance UPDATE; returns (batch, rows updated)."""
+    """COPY postings, entries, resolutions, then the marks and the balance UPDATE; returns (batch, rows updated)."""
     batch = _Linked(effects, now_ms, entry_seq_block, heads, row_ids)
     with tx.cursor() as cursor:
-        with cursor.copy(f"COPY entries ({ENTRY_COLUMNS}) FROM STDIN (FORMAT BINARY)") as copy:
-            copy.set_types(list(ENTRY_TYPES))
-            write_row = copy.write_row
-            for row in batch.entries:
-                write_row(row)
+        # Postings first: a posting id recorded before (a replay the store did not read for, see
+        # PostgresLedgerStore._load_batch, or a racing writer's) fails here, before the entries are sent.
         with cursor.copy(f"COPY postings ({POSTING_COLUMNS}) FROM STDIN (FORMAT BINARY)") as copy:
             copy.set_types(list(POSTING_TYPES))
             write_row = copy.write_row
             for row, first in zip(effects.posting_rows, batch.seq_first):
                 write_row((*row, first, now_ms))
+        with cursor.copy(f"COPY entries ({ENTRY_COLUMNS}) FROM STDIN (FORMAT BINARY)") as copy:
+            copy.set_types(list(ENTRY_TYPES))
+            write_row = copy.write_row
+            for row in batch.entries:
+                write_row(row)
         if effects.resolution_rows:
             with cursor.copy(f"COPY pending_resolutions ({RESOLUTION_COLUMNS}) FROM STDIN (FORMAT BINARY)") as copy:
                 copy.set_types(list(RESOLUTION_TYPES))
