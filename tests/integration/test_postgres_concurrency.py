@@ -66,6 +66,39 @@ def post_shared(url: str, start_at: float, seed: int, batch_size: int) -> list[t
         store.close()
 
 
+def large_shared_postings() -> list[Posting]:
+    """The same 3,000 postings for every process, for batches of 1,000 (the size that may skip the idempotency read)."""
+    chooser = random.Random(11)
+    return [transfer(f"large-{index:04}", f"c{chooser.randrange(CUSTOMERS):02}", "settle", chooser.randint(1, 1_000))
+            for index in range(3_000)]
+
+
+def post_large_shared_after_warming(url: str, start_at: float, seed: int) -> tuple[list, list, int]:
+    """Batches of this process's own new ids until the store skips its idempotency read, then every large shared
+    posting in this process's own order, 1,000 per batch. Returns (warm-up moves, outcomes, the quiet batches the
+    store asks for at the end: above its starting value when a replay was met without the read)."""
+    store = PostgresLedgerStore(url)
+    try:
+        warm_moves = []
+        batch_index = 0
+        while store._quiet_recorded_reads < store._quiet_recorded_reads_required:
+            batch = [transfer(f"warm-{seed}-{batch_index}-{i}", "settle", f"c{i % CUSTOMERS:02}", 1)
+                     for i in range(1_000)]
+            assert set(store.post_batch(batch)) == {R.ok}
+            warm_moves += [("settle", posting.legs[1].account_id, 1) for posting in batch]
+            batch_index += 1
+        time.sleep(max(0.0, start_at - time.time()))
+        postings = large_shared_postings()
+        random.Random(seed).shuffle(postings)
+        outcomes = []
+        for start in range(0, len(postings), 1_000):
+            batch = postings[start:start + 1_000]
+            outcomes += [(posting.posting_id, int(result)) for posting, result in zip(batch, store.post_batch(batch))]
+        return warm_moves, outcomes, store._quiet_recorded_reads_required
+    finally:
+        store.close()
+
+
 def post_hot(url: str, start_at: float, seed: int, batches: int, batch_size: int) -> list[tuple[str, int, int]]:
     """Post unique transfers from random customers to the one settlement account."""
     chooser = random.Random(seed)
@@ -164,6 +197,34 @@ def test_processes_posting_the_same_ids_record_each_exactly_once(ledger: Postgre
     report = ledger.check()
     assert report["ok"], report
     assert report["postings"] == len(postings) and report["entries"] == 2 * len(postings)
+
+
+def test_processes_skipping_the_read_still_record_each_shared_id_once(ledger: PostgresLedgerStore) -> None:
+    """As above, with batches of 1,000 posted by stores that skip their idempotency read (the postings primary key
+    is then the only thing that stops a second write)."""
+    from ledgerflow.adapters.postgres.ledger_store import QUIET_RECORDED_READS_BEFORE_SKIPPING
+
+    # The shared postings start 10 s after the processes do, once every store has warmed up.
+    start_at = time.time() + 10.0
+    context = multiprocessing.get_context("spawn")
+    with context.Pool(PROCESSES) as pool:
+        per_process = pool.starmap_async(
+            post_large_shared_after_warming, [(ledger.database_url, start_at, seed) for seed in range(PROCESSES)],
+        ).get(timeout=RUN_TIMEOUT_S)
+    postings = large_shared_postings()
+    winners = Counter[str]()
+    moves = []
+    for warm_moves, outcomes, _required in per_process:
+        moves += warm_moves
+        assert sorted(posting_id for posting_id, _ in outcomes) == sorted(p.posting_id for p in postings)
+        assert {result for _, result in outcomes} <= {R.ok, R.exists}
+        winners.update(posting_id for posting_id, result in outcomes if result == R.ok)
+    assert winners == Counter({posting.posting_id: 1 for posting in postings})
+    # The stores did skip their read and met the others' ids at the insert.
+    assert any(required > QUIET_RECORDED_READS_BEFORE_SKIPPING for _w, _o, required in per_process)
+    moves += [(p.legs[0].account_id, p.legs[1].account_id, p.legs[0].amount_minor) for p in postings]
+    assert balances(ledger) == expected_balances(moves)
+    assert ledger.check()["ok"]
 
 
 def test_many_writers_on_one_hot_account_keep_exact_balances(ledger: PostgresLedgerStore) -> None:
