@@ -279,7 +279,7 @@ class PostgresLedgerStore(LedgerStore):
         again, in this transaction. Tokens are random (migration 0008): one set by a transaction that rolled back
         (this one included, when its caller changed `accounts` before posting) never comes back. An account missing
         from `accounts` stays missing (the engine answers account_not_found)."""
-        if version is None or version != self._statics_version or len(self._statics) > ACCOUNT_STATICS_CACHED_MAX:
+        if version != self._statics_version or len(self._statics) > ACCOUNT_STATICS_CACHED_MAX:
             self._statics, self._statics_version = {}, version
             fetched = tx.execute(ACCOUNT_STATICS_SQL, (text_array(account_ids),)).fetchall() if account_ids else []
         statics = self._statics
