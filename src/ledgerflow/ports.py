@@ -37,6 +37,7 @@ from ledgerflow.domain.ledger import (
     PostingKind,
 )
 from ledgerflow.domain.results import AccountResult, PostingResult
+from ledgerflow.gc_pause import collector_paused
 from ledgerflow.journal_chains import ENTRY_COLUMNS, counters_as_of, journal_rows
 
 BATCH_POSTINGS_MAX = 50_000
@@ -100,18 +101,20 @@ class LedgerStore(abc.ABC):
         """Apply postings in one database transaction; one result per posting, in order.
 
         Validation errors (malformed requests) raise LedgerValidationError before anything is applied. Races with
-        other writers are retried whole, at most TRANSACTION_ATTEMPTS_MAX times.
+        other writers are retried whole, at most TRANSACTION_ATTEMPTS_MAX times. The cyclic garbage collector is
+        paused meanwhile (gc_pause.py): a batch's loaded state and rows are many short-lived objects without cycles.
         """
         postings = list(postings)
         if len(postings) > BATCH_POSTINGS_MAX:
             raise LedgerValidationError(f"a batch holds at most {BATCH_POSTINGS_MAX} postings")
-        for attempt in range(TRANSACTION_ATTEMPTS_MAX):
-            try:
-                with self._transaction() as tx:
-                    return self.apply_postings(tx, postings)
-            except StoreConflictError:
-                if attempt == TRANSACTION_ATTEMPTS_MAX - 1:
-                    raise
+        with collector_paused():
+            for attempt in range(TRANSACTION_ATTEMPTS_MAX):
+                try:
+                    with self._transaction() as tx:
+                        return self.apply_postings(tx, postings)
+                except StoreConflictError:
+                    if attempt == TRANSACTION_ATTEMPTS_MAX - 1:
+                        raise
         raise AssertionError("unreachable")
 
     def apply_postings(self, tx: Any, postings: list[Posting]) -> list[PostingResult]:

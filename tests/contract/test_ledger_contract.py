@@ -541,3 +541,36 @@ def test_init_twice_is_harmless(ledger: LedgerStore, ledger_settings: Settings) 
         assert again.check()["ok"]
     finally:
         again.close()
+
+
+def test_a_batch_runs_with_the_collector_paused_and_restores_it(ledger: LedgerStore,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """post_batch pauses the cyclic garbage collector for the batch (its objects are short-lived, without cycles),
+    on every attempt, and turns it back on afterwards, also when the batch fails."""
+    import gc
+
+    enabled_while_writing: list[bool] = []
+    write = type(ledger)._write
+
+    def spying_write(self: LedgerStore, tx: object, effects: object, now_ms: int) -> None:
+        enabled_while_writing.append(gc.isenabled())
+        write(self, tx, effects, now_ms)  # type: ignore[arg-type]
+
+    def failing_clock(self: LedgerStore, tx: object) -> int:
+        raise RuntimeError("clock")
+
+    monkeypatch.setattr(type(ledger), "_write", spying_write)
+    was_enabled = gc.isenabled()
+    gc.enable()
+    try:
+        assert ledger.post_batch([transfer("gc-1", "alice", "bob", 10)]) == [R.ok]
+        assert gc.isenabled()
+        monkeypatch.setattr(type(ledger), "_now_ms", failing_clock)
+        with pytest.raises(RuntimeError, match="clock"):
+            ledger.post_batch([transfer("gc-2", "alice", "bob", 10)])
+        assert gc.isenabled()
+    finally:
+        if not was_enabled:
+            gc.disable()
+    assert enabled_while_writing == [False]
+    assert counters(ledger, "bob") == (0, 0, 0, 10)

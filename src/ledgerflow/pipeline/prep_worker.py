@@ -228,8 +228,8 @@ def _read_exactly(stream: IO[bytes], size: int) -> bytearray:
 def serve(options: WorkerOptions, requests: IO[bytes], answers: IO[bytes]) -> None:
     """The worker process: answer each request until told to stop or the step's process is gone."""
     from ledgerflow.bootstrap import rules_engine
+    from ledgerflow.gc_pause import collector_paused
     from ledgerflow.pipeline.directory import CardDirectory
-    from ledgerflow.pipeline.gc_pause import collector_paused
     from ledgerflow.pipeline.prepare import PreparedSet
 
     connection = sqlite3.connect(f"file:{quote(str(options.database_path))}?mode=ro", uri=True, isolation_level=None)

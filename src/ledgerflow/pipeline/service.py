@@ -34,10 +34,10 @@ from ledgerflow.domain.canonical import KIND_COMPLETION, KIND_REVERSAL
 from ledgerflow.domain.engine import RESOLUTION_POSTED
 from ledgerflow.domain.ledger import Posting
 from ledgerflow.domain.results import PostingResult
+from ledgerflow.gc_pause import collector_paused
 from ledgerflow.pipeline import duplicate_store
 from ledgerflow.pipeline.dedup import DuplicateKeyConfig
 from ledgerflow.pipeline.directory import CardDirectory
-from ledgerflow.pipeline.gc_pause import collector_paused
 from ledgerflow.pipeline.outcomes import PostedBalances, RejectedDetail
 from ledgerflow.pipeline.posting import check_posting_id_order, reversal_of_capture
 from ledgerflow.pipeline.prepare import (

@@ -2,7 +2,7 @@ import gc
 
 import pytest
 
-from ledgerflow.pipeline.gc_pause import collector_paused
+from ledgerflow.gc_pause import collector_paused
 
 
 @pytest.fixture
