@@ -71,3 +71,24 @@ def test_the_cached_digest_is_not_part_of_equality_or_of_the_constructor() -> No
     assert "digest_computed" not in repr(computed)
     with pytest.raises(TypeError):
         Posting(posting_id="p-1", legs=legs, digest_computed=b"0" * 16)  # type: ignore[call-arg]
+
+
+def _digest_as_first_recorded(posting: Posting) -> bytes:
+    """The digest's definition as the ledger first recorded it: recorded digests are compared with new ones, so a
+    faster computation must give these very bytes."""
+    import hashlib
+
+    legs = [(leg.account_id, int(leg.direction), leg.amount_minor, leg.currency) for leg in posting.legs]
+    payload = (int(posting.kind), legs, posting.pending_id, posting.amount_minor, posting.expires_after_seconds,
+               posting.correlation_id, posting.metadata_json)
+    return hashlib.blake2b(msgspec.msgpack.encode(payload), digest_size=16).digest()
+
+
+@given(postings())
+def test_the_digest_keeps_the_bytes_of_its_first_definition(posting: Posting) -> None:
+    assert payload_digest_of(posting) == _digest_as_first_recorded(posting)
+
+
+def test_the_digest_of_a_known_posting_is_pinned() -> None:
+    posting = Posting(posting_id="p-1", legs=(Leg("ACC-1", Direction.debit, 5), Leg("ACC-2", Direction.credit, 5)))
+    assert payload_digest_of(posting).hex() == "d05610e84b13e4509446bc86b6ec7e42"

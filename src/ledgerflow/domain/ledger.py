@@ -139,14 +139,22 @@ class Posting:
         return digest
 
 
+_DIGEST_HASH = hashlib.blake2b(digest_size=16)
+
+
 def payload_digest_of(posting: Posting) -> bytes:
-    """The idempotency digest, computed from the fields (see `Posting.payload_digest`)."""
-    legs = [(leg.account_id, int(leg.direction), leg.amount_minor, leg.currency) for leg in posting.legs]
-    payload = (
-        int(posting.kind), legs, posting.pending_id, posting.amount_minor, posting.expires_after_seconds,
+    """The idempotency digest, computed from the fields (see `Posting.payload_digest`): blake2b-128 of the msgpack
+    array (kind, [(account_id, direction, amount_minor, currency), ...], pending_id, amount_minor,
+    expires_after_seconds, correlation_id, metadata_json). Recorded digests are compared with new ones, so these
+    bytes must never change. msgpack writes the IntEnum members as their integers; a copy of an empty hash object
+    costs less than building one with its parameters."""
+    legs = [(leg.account_id, leg.direction, leg.amount_minor, leg.currency) for leg in posting.legs]
+    hasher = _DIGEST_HASH.copy()
+    hasher.update(_encode_msgpack((
+        posting.kind, legs, posting.pending_id, posting.amount_minor, posting.expires_after_seconds,
         posting.correlation_id, posting.metadata_json,
-    )
-    return hashlib.blake2b(_encode_msgpack(payload), digest_size=16).digest()
+    )))
+    return hasher.digest()
 
 
 _DIRECTIONS = tuple(Direction)
