@@ -92,3 +92,16 @@ def test_the_digest_keeps_the_bytes_of_its_first_definition(posting: Posting) ->
 def test_the_digest_of_a_known_posting_is_pinned() -> None:
     posting = Posting(posting_id="p-1", legs=(Leg("ACC-1", Direction.debit, 5), Leg("ACC-2", Direction.credit, 5)))
     assert payload_digest_of(posting).hex() == "d05610e84b13e4509446bc86b6ec7e42"
+
+
+@given(first=AMOUNTS, second=AMOUNTS, linked=st.booleans(),
+       metadata=st.none() | st.dictionaries(st.text(max_size=8), st.integers() | st.text(max_size=8), max_size=3),
+       correlation_id=st.none() | st.text(max_size=20))
+def test_the_digest_keeps_its_bytes_for_plain_int_kinds_more_legs_and_metadata(
+        first: int, second: int, linked: bool, metadata: dict | None, correlation_id: str | None) -> None:
+    """Kinds and directions given as plain ints, three legs, a metadata dict, linked postings: same bytes."""
+    posting = Posting(posting_id="p-many", kind=0, linked=linked, metadata=metadata,  # type: ignore[arg-type]
+                      correlation_id=correlation_id,
+                      legs=(Leg("ACC-1", 0, first), Leg("ACC-2", 0, second),  # type: ignore[arg-type]
+                            Leg("settlement:EUR", 1, first + second)))  # type: ignore[arg-type]
+    assert payload_digest_of(posting) == _digest_as_first_recorded(posting)
