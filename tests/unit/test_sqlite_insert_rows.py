@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from ledgerflow.adapters.sqlite.multirow import (
     INSERT_ROWS_PER_STATEMENT,
+    _nulls_written,
     columns_interleaved,
     insert_flat,
     insert_rows,
@@ -124,3 +125,63 @@ def test_statement_texts_do_not_depend_on_the_values() -> None:
     first = statement_text("INSERT INTO t (k, v, n)", "(?,?,?1)", 3, "", 1)
     assert first == "INSERT INTO t (k, v, n) VALUES (?2,?,?1),(?,?,?1),(?,?,?1)"
     assert statement_text("INSERT INTO t (k, v, n)", "(?,?,?1)", 3, "", 1) is first
+
+
+def wide_table() -> sqlite3.Connection:
+    connection = sqlite3.connect(":memory:", isolation_level=None)
+    connection.execute("CREATE TABLE w (k INTEGER PRIMARY KEY, a, b, c, d, stamp INTEGER)")
+    return connection
+
+
+def wide_contents(connection: sqlite3.Connection) -> list[tuple]:
+    return connection.execute("SELECT k, a, typeof(a), b, typeof(b), c, typeof(c), d, typeof(d), stamp "
+                              "FROM w ORDER BY k").fetchall()
+
+
+@settings(max_examples=80, deadline=None)
+@given(data=st.data(), count=st.integers(0, INSERT_ROWS_PER_STATEMENT + 40), stamp=st.integers(0, 2**62))
+def test_nulls_written_as_literals_and_blobs_as_bytearray_store_what_executemany_stores(
+        data: st.DataObject, count: int, stamp: int) -> None:
+    """Rows of every None pattern, blobs among them, an extra column after the rows and a shared value: the same
+    rows, values and SQLite types as `executemany` (the rows' order may differ between patterns; `k` orders them)."""
+    nullable_values = st.one_of(st.none(), st.integers(-(2**63), 2**63 - 1), st.text(max_size=5))
+    rows = [(index, data.draw(nullable_values), data.draw(st.one_of(st.none(), st.binary(max_size=6))),
+             data.draw(st.one_of(st.none(), st.binary(max_size=6)))) for index in range(count)]
+    after = [data.draw(st.one_of(st.none(), st.text(max_size=3))) for _ in range(count)]
+    expected, written = wide_table(), wide_table()
+    expected.executemany("INSERT INTO w (k, a, b, c, d, stamp) VALUES (?,?,?,?,?,?)",
+                         [(*row, extra, stamp) for row, extra in zip(rows, after)])
+    insert_rows(written, "INSERT INTO w (k, a, b, c, d, stamp)", "(?,?,?,?,?,?1)", rows, shared=(stamp,),
+                columns_after=(after,), nullable=(1, 2, 4), blobs=(2, 3))
+    assert wide_contents(written) == wide_contents(expected)
+
+
+def test_a_run_of_one_pattern_keeps_its_order_and_each_pattern_gets_its_own_statement_text() -> None:
+    connection = sqlite3.connect(":memory:", isolation_level=None)
+    connection.execute("CREATE TABLE o (position INTEGER, a, b)")
+    seen: list[str] = []
+    connection.set_trace_callback(seen.append)
+    rows = [(0, None, 1), (1, "x", None), (2, None, 2), (3, "y", None), (4, None, 3)]
+    insert_rows(connection, "INSERT INTO o (position, a, b)", "(?,?,?)", rows, nullable=(1, 2))
+    stored = connection.execute("SELECT position, a, b FROM o ORDER BY rowid").fetchall()
+    assert sorted(stored) == rows
+    # Within a pattern, the rows keep their order.
+    assert [row for row in stored if row[1] is None] == [(0, None, 1), (2, None, 2), (4, None, 3)]
+    assert [row for row in stored if row[2] is None] == [(1, "x", None), (3, "y", None)]
+    inserts = [text for text in seen if text.startswith("INSERT")]
+    # Three rows of one pattern (statements of 2 and 1 rows), two of the other; all five in one text would be two.
+    assert len(inserts) == 3
+
+
+def test_the_none_positions_of_a_pattern_become_null_literals_in_the_row_template() -> None:
+    assert _nulls_written("(?,?,?,?1)", frozenset({0, 2})) == "(NULL,?,NULL,?1)"
+    assert _nulls_written("('s',?,?)", frozenset({1})) == "('s',?,NULL)"
+    assert statement_text("INSERT INTO t (a, b, c, n)", _nulls_written("(?,?,?,?1)", frozenset({0})), 2, "", 1) == (
+        "INSERT INTO t (a, b, c, n) VALUES (NULL,?2,?,?1),(NULL,?,?,?1)")
+
+
+def test_blobs_bound_as_bytearray_read_back_as_bytes() -> None:
+    connection = table()
+    insert_rows(connection, "INSERT INTO t (k, v)", "(?,?)", [("a", b"\x00\x01"), ("b", b"")], blobs=(1,))
+    stored = connection.execute("SELECT k, v, typeof(v) FROM t ORDER BY rowid").fetchall()
+    assert stored == [("a", b"\x00\x01", "blob"), ("b", b"", "blob")]

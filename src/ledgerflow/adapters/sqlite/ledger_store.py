@@ -148,6 +148,10 @@ def _is_busy(exc: sqlite3.OperationalError) -> bool:
 
 
 _encode_json = msgspec.json.Encoder().encode
+# Positions in a postings row (BatchEffects.posting_rows, then entry_seq_first): the digest, and the columns that may
+# be NULL (pending_id, amount_minor, expires_at_ms, correlation_id, metadata_json, entry_seq_first).
+_POSTING_DIGEST = 3
+_POSTING_NULLABLE = (4, 5, 6, 7, 8, POSTING_ROW_WIDTH)
 
 
 def _ids_param(ids: set[str] | list[str]) -> str:
@@ -253,15 +257,18 @@ class SqliteLedgerStore(LedgerStore):
     def _write(self, tx: sqlite3.Connection, effects: BatchEffects, now_ms: int) -> None:
         try:
             entry_seqs, prevs, first_seq, marks = self._link_entries(tx, effects.entry_rows)
-            insert_flat(
+            # The optional columns are NULL in most rows (all of them for a plain two-leg posting): written as NULL
+            # literals instead of bound, and the digest bound as a bytearray (multirow.insert_rows).
+            insert_rows(
                 tx,
                 "INSERT INTO postings (posting_id, kind, result, payload_digest, pending_id, amount_minor, "
                 "expires_at_ms, correlation_id, metadata_json, entry_seq_first, created_at_ms)",
                 "(?,?,?,?,?,?,?,?,?,?,?1)",
-                columns_interleaved(effects.posting_rows,
-                                    list(map(first_seq.get, map(itemgetter(0), effects.posting_rows)))),
-                POSTING_ROW_WIDTH + 1,
+                effects.posting_rows,
                 shared=(now_ms,),
+                columns_after=(list(map(first_seq.get, map(itemgetter(0), effects.posting_rows))),),
+                nullable=_POSTING_NULLABLE,
+                blobs=(_POSTING_DIGEST,),
             )
             insert_flat(
                 tx,
