@@ -140,44 +140,46 @@ def wide_contents(connection: sqlite3.Connection) -> list[tuple]:
 
 @settings(max_examples=80, deadline=None)
 @given(data=st.data(), count=st.integers(0, INSERT_ROWS_PER_STATEMENT + 40), stamp=st.integers(0, 2**62))
-def test_nulls_written_as_literals_and_blobs_as_bytearray_store_what_executemany_stores(
+def test_nulls_not_bound_and_blobs_as_bytearray_store_what_executemany_stores(
         data: st.DataObject, count: int, stamp: int) -> None:
-    """Rows of every None pattern, blobs among them, an extra column after the rows and a shared value: the same
-    rows, values and SQLite types as `executemany` (the rows' order may differ between patterns; `k` orders them)."""
-    nullable_values = st.one_of(st.none(), st.integers(-(2**63), 2**63 - 1), st.text(max_size=5))
-    rows = [(index, data.draw(nullable_values), data.draw(st.one_of(st.none(), st.binary(max_size=6))),
-             data.draw(st.one_of(st.none(), st.binary(max_size=6)))) for index in range(count)]
-    after = [data.draw(st.one_of(st.none(), st.text(max_size=3))) for _ in range(count)]
+    """Nullable columns None in every row, in some or in none (texts and integers, zero and empty among them), blobs
+    (None among them), an extra column after the rows and a shared value: the same rows, in the same order, with the
+    same values and SQLite types as `executemany`."""
+    text_or_int = st.one_of(st.integers(-(2**63), 2**63 - 1), st.text(max_size=5), st.sampled_from([0, ""]))
+    def column(values: st.SearchStrategy) -> list:
+        shape = data.draw(st.sampled_from(["all None", "some None", "no None"]))
+        if shape == "all None":
+            return [None] * count
+        return [data.draw(st.one_of(st.none(), values) if shape == "some None" else values) for _ in range(count)]
+    a, b, c, after = column(text_or_int), column(st.binary(max_size=6)), column(st.binary(max_size=6)), \
+        column(st.text(max_size=3))
+    rows = list(zip(range(count), a, b, c))
     expected, written = wide_table(), wide_table()
     expected.executemany("INSERT INTO w (k, a, b, c, d, stamp) VALUES (?,?,?,?,?,?)",
                          [(*row, extra, stamp) for row, extra in zip(rows, after)])
     insert_rows(written, "INSERT INTO w (k, a, b, c, d, stamp)", "(?,?,?,?,?,?1)", rows, shared=(stamp,),
-                columns_after=(after,), nullable=(1, 2, 4), blobs=(2, 3))
+                columns_after=(after,), nullable=(1, 4), blobs=(2, 3))
     assert wide_contents(written) == wide_contents(expected)
+    assert written.execute("SELECT k FROM w ORDER BY rowid").fetchall() == [(k,) for k in range(count)]
 
 
-def test_a_run_of_one_pattern_keeps_its_order_and_each_pattern_gets_its_own_statement_text() -> None:
+def test_rows_of_mixed_none_patterns_keep_their_order_in_two_statements() -> None:
     connection = sqlite3.connect(":memory:", isolation_level=None)
-    connection.execute("CREATE TABLE o (position INTEGER, a, b)")
-    seen: list[str] = []
-    connection.set_trace_callback(seen.append)
-    rows = [(0, None, 1), (1, "x", None), (2, None, 2), (3, "y", None), (4, None, 3)]
-    insert_rows(connection, "INSERT INTO o (position, a, b)", "(?,?,?)", rows, nullable=(1, 2))
-    stored = connection.execute("SELECT position, a, b FROM o ORDER BY rowid").fetchall()
-    assert sorted(stored) == rows
-    # Within a pattern, the rows keep their order.
-    assert [row for row in stored if row[1] is None] == [(0, None, 1), (2, None, 2), (4, None, 3)]
-    assert [row for row in stored if row[2] is None] == [(1, "x", None), (3, "y", None)]
-    inserts = [text for text in seen if text.startswith("INSERT")]
-    # Three rows of one pattern (statements of 2 and 1 rows), two of the other; all five in one text would be two.
-    assert len(inserts) == 3
+    connection.execute("CREATE TABLE o (position INTEGER, a, b, c)")
+    executed: list[str] = []
+    connection.set_trace_callback(executed.append)
+    rows = [(0, None, 1, None), (1, "x", None, None), (2, None, 2, None), (3, "y", None, None), (4, None, 3, None)]
+    insert_rows(connection, "INSERT INTO o (position, a, b, c)", "(?,?,?,?)", rows, nullable=(1, 2, 3))
+    assert connection.execute("SELECT position, a, b, c FROM o ORDER BY rowid").fetchall() == rows
+    assert len([text for text in executed if text.startswith("INSERT")]) == 2  # 4 rows, then 1
 
 
-def test_the_none_positions_of_a_pattern_become_null_literals_in_the_row_template() -> None:
-    assert _nulls_written("(?,?,?,?1)", frozenset({0, 2})) == "(NULL,?,NULL,?1)"
-    assert _nulls_written("('s',?,?)", frozenset({1})) == "('s',?,NULL)"
-    assert statement_text("INSERT INTO t (a, b, c, n)", _nulls_written("(?,?,?,?1)", frozenset({0})), 2, "", 1) == (
-        "INSERT INTO t (a, b, c, n) VALUES (NULL,?2,?,?1),(NULL,?,?,?1)")
+def test_the_none_positions_become_null_literals_or_nullif_in_the_row_template() -> None:
+    assert _nulls_written("(?,?,?,?1)", frozenset({0, 2}), frozenset()) == "(NULL,?,NULL,?1)"
+    assert _nulls_written("('s',?,?)", frozenset({1}), frozenset({0})) == "('s',NULLIF(?, x''),NULL)"
+    assert statement_text("INSERT INTO t (a, b, c, n)", _nulls_written("(?,?,?,?1)", frozenset({0}), frozenset({2})),
+                          2, "", 1) == (
+        "INSERT INTO t (a, b, c, n) VALUES (NULL,?2,NULLIF(?, x''),?1),(NULL,?,NULLIF(?, x''),?1)")
 
 
 def test_blobs_bound_as_bytearray_read_back_as_bytes() -> None:

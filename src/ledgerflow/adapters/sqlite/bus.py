@@ -20,8 +20,6 @@ from ledgerflow.bus.transport import (
 
 # (message_id, detail_type, body): an outbound message in the columns it is stored in.
 OutboxRow = tuple[str, str, bytes]
-# The body's position in those rows: bound as a bytearray, without the driver's adapter lookup (multirow.insert_rows).
-_BODY = (2,)
 
 
 class SqliteEventTransport(EventTransport):
@@ -50,7 +48,6 @@ class SqliteEventTransport(EventTransport):
             f"('{_literal(stream)}',?,?,?,?1,?)",
             [(message_id, detail_type, body, message_id) for message_id, detail_type, body in rows],
             shared=(_now_ms(tx),),
-            blobs=_BODY,
         )
         return tx.total_changes - before
 
@@ -68,7 +65,6 @@ class SqliteEventTransport(EventTransport):
             f"('{_literal(stream)}',?,?,?,?1)",
             rows,
             shared=(now_ms,),
-            blobs=_BODY,
         )
 
     def ensure_consumer(self, tx: sqlite3.Connection, consumer: str, stream: str) -> None:

@@ -14,8 +14,7 @@ import functools
 import re
 import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
-from itertools import chain, groupby, repeat
-from operator import is_
+from itertools import chain
 from typing import Any
 
 # Rows per statement: 500 rows of up to 12 values stay far below SQLite's bound-parameter limit (32,766 since
@@ -37,59 +36,55 @@ def insert_rows(tx: sqlite3.Connection, head: str, row: str, rows: Sequence[Sequ
 
     Each row's values may go on in `columns_after` (one sequence per extra column, a value per row). Binding a None or a
     bytes value costs the driver an adapter lookup (binding.py) that ints, strs and bytearrays do not need, so:
-    - at the value positions listed in `nullable`, None is written into the statement as a NULL literal instead of
-      bound. Rows are then inserted grouped by which of those positions hold None, each group in its order: only for
-      tables where the order of the rows of one call does not matter (no conflict clause between rows of different
-      groups, no reliance on rowid order);
+    - at the value positions listed in `nullable` (positions that never hold bytes), None is not bound: a position
+      that is None in every row is written into the statement as a NULL literal, and one that is None in some rows
+      as `NULLIF(?, x'')` with an empty bytearray bound in place of None (a text or integer value never equals a
+      BLOB, so every other value is stored as it was);
     - the bytes values at the positions listed in `blobs` are bound as bytearray (stored as the same BLOB).
+    Rows keep their order, and statement texts still depend only on which positions are None in all or some rows.
     """
     if not rows:
         return
     width = len(rows[0]) + len(columns_after)
     parameters = columns_interleaved(rows, *columns_after)
-    if not nullable:
-        insert_flat(tx, head, row, _blobs_as_bytearray(parameters, width, blobs), width, shared, tail)
-        return
-    for pattern, first, count in _null_pattern_runs(parameters, width, nullable):
-        kept = [position for position in range(width) if position not in pattern]
-        values = parameters[first * width:(first + count) * width]
-        if pattern:
-            selected: list[Any] = [None] * (count * len(kept))
-            for index, position in enumerate(kept):
-                selected[index::len(kept)] = values[position::width]
-            values = selected
-        kept_blobs = [kept.index(position) for position in blobs if position in kept]
-        insert_flat(tx, head, _nulls_written(row, pattern), _blobs_as_bytearray(values, len(kept), kept_blobs),
-                    len(kept), shared, tail)
+    if nullable:
+        row_count = len(rows)
+        omitted, stood_in = [], []
+        for position in nullable:
+            values = parameters[position::width]
+            nulls = values.count(None)
+            if nulls == row_count:
+                omitted.append(position)
+            elif nulls:
+                stood_in.append(position)
+                parameters[position::width] = [_NULL_STAND_IN if value is None else value for value in values]
+        if omitted or stood_in:
+            row = _nulls_written(row, frozenset(omitted), frozenset(stood_in))
+            if omitted:
+                kept = [position for position in range(width) if position not in omitted]
+                selected: list[Any] = [None] * (row_count * len(kept))
+                for index, position in enumerate(kept):
+                    selected[index::len(kept)] = parameters[position::width]
+                parameters, blobs = selected, [kept.index(position) for position in blobs if position in kept]
+                width = len(kept)
+    insert_flat(tx, head, row, _blobs_as_bytearray(parameters, width, blobs), width, shared, tail)
 
 
-def _null_pattern_runs(parameters: list[Any], width: int, nullable: Sequence[int]
-                       ) -> Iterator[tuple[frozenset[int], int, int]]:
-    """Reorders `parameters` (rows of `width`) in place so that rows with None at the same `nullable` positions are
-    adjacent, each group in its order; yields (positions holding None, first row, rows) per group."""
-    row_count = len(parameters) // width
-    nulls_by_position = {position: parameters[position::width].count(None) for position in nullable}
-    always = frozenset(position for position, nulls in nulls_by_position.items() if nulls == row_count)
-    mixed = [position for position, nulls in nulls_by_position.items() if 0 < nulls < row_count]
-    if not mixed:
-        yield always, 0, row_count
-        return
-    # Which of the mixed positions hold None, row by row (one C-level pass per position).
-    is_null = list(zip(*[map(is_, parameters[position::width], repeat(None)) for position in mixed]))
-    order = sorted(range(row_count), key=is_null.__getitem__)  # stable: a group keeps its rows' order
-    parameters[:] = chain.from_iterable([parameters[index * width:(index + 1) * width] for index in order])
-    first = 0
-    for flags, run in groupby([is_null[index] for index in order]):
-        count = sum(1 for _ in run)
-        yield always | {position for position, null in zip(mixed, flags) if null}, first, count
-        first += count
+# Bound for a None in a column that is None in some rows only, as `NULLIF(?, x'')` (see insert_rows).
+_NULL_STAND_IN = bytearray()
 
 
 @functools.lru_cache(maxsize=64)
-def _nulls_written(row: str, positions: frozenset[int]) -> str:
-    """`row` with its plain `?` number `position` (counting from 0) replaced by NULL, for each of `positions`."""
+def _nulls_written(row: str, omitted: frozenset[int], stood_in: frozenset[int]) -> str:
+    """`row` with its plain `?` number `position` (counting from 0) replaced by NULL for each of `omitted`, and by
+    `NULLIF(?, x'')` for each of `stood_in`."""
     plain = iter(range(row.count("?") + 1))
-    return _FIRST_PLAIN_PLACEHOLDER.sub(lambda match: "NULL" if next(plain) in positions else "?", row)
+
+    def written(_match: re.Match[str]) -> str:
+        position = next(plain)
+        return "NULL" if position in omitted else "NULLIF(?, x'')" if position in stood_in else "?"
+
+    return _FIRST_PLAIN_PLACEHOLDER.sub(written, row)
 
 
 def _blobs_as_bytearray(parameters: list[Any], width: int, blobs: Sequence[int]) -> list[Any]:
