@@ -33,3 +33,11 @@ def test_kinds_are_posted_one_batch_each_in_turn_and_timed_apart() -> None:
 def test_a_refused_bench_posting_fails_the_run() -> None:
     with pytest.raises(RuntimeError, match="refused"):
         ledger_bench.time_interleaved(RecordingStore(refuse=True), {"only": ["p"]}, 1)  # type: ignore[arg-type]
+
+
+def test_the_instruction_count_workload_posts_every_posting_it_is_asked_for() -> None:
+    from ledgerflow import ledger_instructions
+
+    assert ledger_instructions.run("sqlite", "uniform", 150) == 150
+    assert ledger_instructions.run("sqlite", "hot", 0) == 0
+    assert ledger_instructions.main(["sqlite", "sideways", "10"]) == 2
