@@ -187,3 +187,8 @@ def test_blobs_bound_as_bytearray_read_back_as_bytes() -> None:
     insert_rows(connection, "INSERT INTO t (k, v)", "(?,?)", [("a", b"\x00\x01"), ("b", b"")], blobs=(1,))
     stored = connection.execute("SELECT k, v, typeof(v) FROM t ORDER BY rowid").fetchall()
     assert stored == [("a", b"\x00\x01", "blob"), ("b", b"", "blob")]
+
+
+def test_a_position_cannot_be_both_nullable_and_a_blob() -> None:
+    with pytest.raises(AssertionError):
+        insert_rows(table(), "INSERT INTO t (k, v)", "(?,?)", [("a", b"")], nullable=(1,), blobs=(1,))

@@ -45,6 +45,7 @@ def insert_rows(tx: sqlite3.Connection, head: str, row: str, rows: Sequence[Sequ
     """
     if not rows:
         return
+    assert not set(nullable) & set(blobs), "a nullable position holds no bytes: its stand-in would equal an empty one"
     width = len(rows[0]) + len(columns_after)
     parameters = columns_interleaved(rows, *columns_after)
     if nullable:
