@@ -204,3 +204,12 @@ def test_unknown_currency_text_is_refused(code: str) -> None:
 def test_non_ascii_digits_as_currency_are_a_validation_error() -> None:
     with pytest.raises(LedgerValidationError, match="currency"):
         Account(account_id="x", currency="¹")
+
+
+def test_correlation_id_and_metadata_json_must_be_text() -> None:
+    from ledgerflow.domain.ledger import Direction, LedgerValidationError, Leg, Posting
+
+    legs = (Leg("a", Direction.debit, 1), Leg("b", Direction.credit, 1))
+    for fields in ({"correlation_id": b"c"}, {"metadata_json": b"{}"}, {"correlation_id": 7}):
+        with pytest.raises(LedgerValidationError, match="must be text"):
+            Posting(posting_id="p", legs=legs, **fields)

@@ -190,5 +190,5 @@ def test_blobs_bound_as_bytearray_read_back_as_bytes() -> None:
 
 
 def test_a_position_cannot_be_both_nullable_and_a_blob() -> None:
-    with pytest.raises(AssertionError):
+    with pytest.raises(ValueError):
         insert_rows(table(), "INSERT INTO t (k, v)", "(?,?)", [("a", b"")], nullable=(1,), blobs=(1,))

@@ -238,6 +238,10 @@ def validate_posting(posting: Posting) -> None:
                 f"posting {posting.posting_id!r}: expires_after_seconds must be 1..{EXPIRES_AFTER_SECONDS_MAX}"
                 " and only on pending postings"
             )
+    for name in ("correlation_id", "metadata_json"):
+        # Text or nothing: the SQLite store writes these columns' None values unbound (multirow.insert_rows).
+        if not isinstance(getattr(posting, name), str | None):
+            raise LedgerValidationError(f"posting {posting.posting_id!r}: {name} must be text")
     if posting.metadata_json is None:
         object.__setattr__(posting, "metadata_json", encode_metadata(posting.posting_id, posting.metadata))
 

@@ -257,7 +257,7 @@ class SqliteLedgerStore(LedgerStore):
     def _write(self, tx: sqlite3.Connection, effects: BatchEffects, now_ms: int) -> None:
         try:
             entry_seqs, prevs, first_seq, marks = self._link_entries(tx, effects.entry_rows)
-            # The optional columns are NULL in most rows (all of them for a plain two-leg posting): written as NULL
+            # The optional columns are NULL in most rows (five of the six for a plain two-leg posting): written as NULL
             # literals instead of bound, and the digest bound as a bytearray (multirow.insert_rows).
             insert_rows(
                 tx,
