@@ -192,3 +192,22 @@ def test_blobs_bound_as_bytearray_read_back_as_bytes() -> None:
 def test_a_position_cannot_be_both_nullable_and_a_blob() -> None:
     with pytest.raises(ValueError):
         insert_rows(table(), "INSERT INTO t (k, v)", "(?,?)", [("a", b"")], nullable=(1,), blobs=(1,))
+
+
+def test_values_other_than_bytes_at_a_blob_position_are_stored_as_executemany_stores_them() -> None:
+    rows = [("a", b"\x01"), ("b", 5), ("c", "text"), ("d", None), ("e", 0)]
+    expected, written = table(), table()
+    expected.executemany("INSERT INTO t (k, v) VALUES (?,?)", rows)
+    insert_rows(written, "INSERT INTO t (k, v)", "(?,?)", rows, blobs=(1,))
+    typed = "SELECT k, v, typeof(v) FROM t ORDER BY rowid"
+    assert written.execute(typed).fetchall() == expected.execute(typed).fetchall()
+    assert written.execute(typed).fetchall()[1] == ("b", 5, "integer")
+
+
+@given(count=st.integers(1, INSERT_ROWS_PER_STATEMENT + 3))
+@settings(max_examples=10, deadline=None)
+def test_rows_whose_every_value_is_a_nullable_none_are_still_inserted(count: int) -> None:
+    connection = sqlite3.connect(":memory:", isolation_level=None)
+    connection.execute("CREATE TABLE z (a, b)")
+    insert_rows(connection, "INSERT INTO z (a, b)", "(?,?)", [(None, None)] * count, nullable=(0, 1))
+    assert connection.execute("SELECT a, b, count(*) FROM z GROUP BY a, b").fetchall() == [(None, None, count)]

@@ -42,7 +42,8 @@ def insert_rows(tx: sqlite3.Connection, head: str, row: str, rows: Sequence[Sequ
       that is None in every row is written into the statement as a NULL literal, and one that is None in some rows
       as `NULLIF(?, x'')` with an empty bytearray bound in place of None (a text or integer value never equals a
       BLOB, so every other value is stored as it was);
-    - the bytes values at the positions listed in `blobs` are bound as bytearray (stored as the same BLOB).
+    - the bytes values at the positions listed in `blobs` are bound as bytearray (stored as the same BLOB); other
+      values there are bound as they are.
     Rows keep their order, and statement texts still depend only on which positions are None in all or some rows.
     """
     if not rows:
@@ -62,6 +63,9 @@ def insert_rows(tx: sqlite3.Connection, head: str, row: str, rows: Sequence[Sequ
             elif nulls:
                 stood_in.append(position)
                 parameters[position::width] = [_NULL_STAND_IN if value is None else value for value in values]
+        if len(omitted) == width:
+            # A statement needs a value of its own per row: the last of these columns binds its None values.
+            omitted.pop()
         if omitted or stood_in:
             row = _nulls_written(row, frozenset(omitted), frozenset(stood_in))
             if omitted:
@@ -92,8 +96,9 @@ def _nulls_written(row: str, omitted: frozenset[int], stood_in: frozenset[int]) 
 
 
 def _blobs_as_bytearray(parameters: list[Any], width: int, blobs: Sequence[int]) -> list[Any]:
+    # Only bytes: any other value (None, an int, a text) is bound as it is, as executemany would bind it.
     for position in blobs:
-        parameters[position::width] = [value if value is None else bytearray(value)
+        parameters[position::width] = [bytearray(value) if type(value) is bytes else value
                                        for value in parameters[position::width]]
     return parameters
 
