@@ -67,6 +67,20 @@ def test_init_twice_is_harmless_and_reports_the_database(data_dir: Path) -> None
     assert {"accounts", "balances", "postings", "entries", "pending_resolutions"} <= {t for (t,) in tables}
 
 
+def test_data_dir_before_the_command_is_every_command_s_default_and_the_command_s_own_wins(
+        store: LedgerStore, tmp_path: Path, data_dir: Path) -> None:
+    code, out, _err = run("--data-dir", str(data_dir), "ledger", "balance", "alice", "--json")
+    assert code == 0 and json.loads(out)["account_id"] == "alice"
+    other = tmp_path / "other"
+    code, out, _err = run("--data-dir", str(other), "init", "--json")
+    assert code == 0 and (other / "ledgerflow.sqlite3").exists()
+    # The command's own option names the directory that holds the account, over the one given before it.
+    code, out, _err = run("--data-dir", str(other), "ledger", "balance", "alice", "--data-dir", str(data_dir), "--json")
+    assert code == 0 and json.loads(out)["account_id"] == "alice"
+    code, _out, _err = run("--data-dir", str(other), "ledger", "balance", "alice", "--json")
+    assert code != 0
+
+
 def test_check_json_is_exactly_the_store_report_and_fails_when_tampered(store: LedgerStore, data_dir: Path) -> None:
     assert store.post_batch([_transfer("p1", "opening", "alice", 500)]) == [PostingResult.ok]
     code, out, _err = run("ledger", "check", "--data-dir", str(data_dir), "--json")

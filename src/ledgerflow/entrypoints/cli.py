@@ -6,9 +6,13 @@ result, `--json` for one JSON object on stdout.
 
 from __future__ import annotations
 
+import os
+
 import typer
 
+from ledgerflow.config import DATA_DIR_ENV
 from ledgerflow.entrypoints import cli_events, cli_ledger, cli_pipeline, cli_workflow
+from ledgerflow.entrypoints.options import DataDirOption
 
 APP_HELP = (
     "ledgerflow: card authorization events posted to customer accounts on a double-entry ledger in near real "
@@ -19,11 +23,19 @@ APP_HELP = (
 
 def build_app() -> typer.Typer:
     app = typer.Typer(no_args_is_help=True, add_completion=False, help=APP_HELP)
+    app.callback()(_choose_data_dir)
     cli_ledger.register(app)
     cli_pipeline.register(app)
     cli_events.register(app)
     cli_workflow.register(app)
     return app
+
+
+def _choose_data_dir(data_dir: DataDirOption = None) -> None:
+    """`ledgerflow --data-dir DIR COMMAND ...` as well as `ledgerflow COMMAND --data-dir DIR ...`: given before the
+    command, the directory becomes every command's default (the command's own option still wins)."""
+    if data_dir is not None:
+        os.environ[DATA_DIR_ENV] = str(data_dir)
 
 
 def main() -> None:
