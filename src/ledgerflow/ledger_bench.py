@@ -193,11 +193,13 @@ def _postgres_schema(server_url: str) -> Iterator[str]:
 
     import psycopg
 
+    from ledgerflow.adapters.postgres.connection import mapped_errors
+
     parts = urlsplit(server_url)
     query = [(key, value) for key, value in parse_qsl(parts.query) if key != "schema"]
     libpq_url = urlunsplit((parts.scheme, parts.netloc, parts.path, urlencode(query), parts.fragment))
     schema = "lf_bench_" + secrets.token_hex(6)
-    with psycopg.connect(libpq_url, autocommit=True) as connection:
+    with mapped_errors("cannot create the benchmark's schema"), psycopg.connect(libpq_url, autocommit=True) as connection:
         connection.execute(f'CREATE SCHEMA "{schema}"')
     try:
         yield urlunsplit((parts.scheme, parts.netloc, parts.path, urlencode([*query, ("schema", schema)]), ""))

@@ -81,6 +81,33 @@ def test_data_dir_before_the_command_is_every_command_s_default_and_the_command_
     assert code != 0
 
 
+def _unreachable_postgres_url() -> str:
+    import socket
+
+    with socket.socket() as probe:  # a port nothing listens on once the probe is closed
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    return f"postgresql://127.0.0.1:{port}/test"
+
+
+@pytest.mark.parametrize("args", [("init",), ("ledger", "check", "--json"), ("ledger", "balance", "alice", "--json")])
+def test_an_unreachable_postgresql_server_is_a_clear_error_not_a_traceback(
+        args: tuple[str, ...], data_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LEDGERFLOW_DATABASE_URL", _unreachable_postgres_url())
+    result = CliRunner().invoke(build_app(), [*args, "--data-dir", str(data_dir)])
+    assert isinstance(result.exception, SystemExit) and result.exit_code == 1
+    assert "error:" in result.stderr and "schema up to date" in result.stderr.replace("\n", " ")
+    assert "Traceback" not in result.stderr and result.stdout == ""
+
+
+def test_the_postgresql_ledger_bench_without_a_server_is_a_clear_error() -> None:
+    result = CliRunner().invoke(build_app(), ["bench", "ledger", "--store", "postgres", "--database-url",
+                                              _unreachable_postgres_url(), "--json"])
+    assert isinstance(result.exception, SystemExit) and result.exit_code == 1
+    assert "the benchmark could not run" in result.stderr and "database unavailable" in result.stderr.replace("\n", " ")
+    assert result.stdout == ""
+
+
 def test_check_json_is_exactly_the_store_report_and_fails_when_tampered(store: LedgerStore, data_dir: Path) -> None:
     assert store.post_batch([_transfer("p1", "opening", "alice", 500)]) == [PostingResult.ok]
     code, out, _err = run("ledger", "check", "--data-dir", str(data_dir), "--json")

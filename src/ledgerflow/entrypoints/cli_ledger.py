@@ -108,9 +108,13 @@ def init_command(data_dir: DataDirOption = None, json_output: JsonOption = False
     """Create or upgrade the database schema (safe to run any number of times)."""
     from ledgerflow.bootstrap import init_database
     from ledgerflow.config import Settings
+    from ledgerflow.ports import LedgerError
 
     settings = Settings.load(data_dir)
-    init_database(settings)
+    try:
+        init_database(settings)
+    except LedgerError as exc:
+        raise _fail(str(exc)) from None
     database = str(settings.sqlite_path) if settings.database_url is None else _without_secrets(settings.url)
     if json_output:
         _print_json({"ok": True, "database": database})
@@ -241,7 +245,12 @@ def bench_ledger_command(
 
     if store not in ("sqlite", "postgres"):
         raise _fail(f"--store must be sqlite or postgres, not {store!r}")
-    report = run_ledger_bench(BenchConfig(store=store, database_url=database_url))
+    from ledgerflow.ports import LedgerError
+
+    try:
+        report = run_ledger_bench(BenchConfig(store=store, database_url=database_url))
+    except LedgerError as exc:
+        raise _fail(f"the benchmark could not run: {exc}") from None
     if json_output:
         _print_json(report)
     else:

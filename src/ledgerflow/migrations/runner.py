@@ -7,6 +7,9 @@ from pathlib import Path
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import create_engine, event
+from sqlalchemy.exc import DBAPIError
+
+from ledgerflow.ports import StoreUnavailableError
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent
 
@@ -30,5 +33,9 @@ def upgrade_to_head(url: str, *, schema: str | None = None) -> None:
             config.attributes["schema"] = schema
             command.upgrade(config, "head")
             connection.commit()
+    except DBAPIError as exc:
+        # The driver's own message (server unreachable, file not writable, ...) without SQLAlchemy's wrapping.
+        reason = str(exc.orig).strip().splitlines()[0] if str(exc.orig).strip() else type(exc.orig).__name__
+        raise StoreUnavailableError(f"cannot bring the database schema up to date: {reason}") from exc
     finally:
         engine.dispose()
