@@ -32,19 +32,31 @@ import typer
 
 from ledgerflow.entrypoints.options import DataDirOption, JsonOption
 
+EXIT_FAILURE = 1
 EXIT_INVALID_INPUT = 2
 PIPELINE_CONSUMER_NAME = "posting-pipeline"
 PipelineOption = Annotated[bool, typer.Option("--pipeline", help="The posting pipeline's dead letters.")]
+
+
+def _open_ledger(settings: Any) -> Any:
+    """The data directory's ledger (migrated first); a database that cannot be opened is a clear error."""
+    from ledgerflow.bootstrap import open_ledger
+    from ledgerflow.ports import LedgerError
+
+    try:
+        return open_ledger(settings)
+    except LedgerError as exc:
+        typer.echo(f"error: cannot open the ledger: {exc}", err=True)
+        raise typer.Exit(EXIT_FAILURE) from None
 
 
 @contextmanager
 def _pipeline_transport(data_dir: Path | None) -> Iterator[Any]:
     """The embedded transport of the data directory (the pipeline's dead letters live there)."""
     from ledgerflow.adapters.sqlite.bus import SqliteEventTransport
-    from ledgerflow.bootstrap import open_ledger
     from ledgerflow.config import Settings
 
-    ledger = open_ledger(Settings.load(data_dir))
+    ledger = _open_ledger(Settings.load(data_dir))
     try:
         yield SqliteEventTransport(ledger.connection)
     finally:
@@ -147,7 +159,6 @@ BusOption = Annotated[str, typer.Option("--bus", help="Event bus name.")]
 @contextmanager
 def _router(data_dir: Path | None) -> Iterator[Any]:
     """An EventRouter on the data dir's database (migrated first); refusals become exit 2 with the AWS name."""
-    from ledgerflow.bootstrap import open_ledger
     from ledgerflow.bus.patterns import InvalidEventPatternException
     from ledgerflow.config import Settings
     from ledgerflow.pipeline.secrets import tokenizer_for
@@ -158,7 +169,7 @@ def _router(data_dir: Path | None) -> Iterator[Any]:
         typer.echo("ValidationException: the event router runs on the embedded (SQLite) store; unset "
                    "the PostgreSQL database URL to use it", err=True)
         raise typer.Exit(EXIT_INVALID_INPUT)
-    ledger = open_ledger(settings)
+    ledger = _open_ledger(settings)
     try:
         yield EventRouter(ledger.connection, tokenizer=tokenizer_for(settings.data_dir))
     except InvalidEventPatternException as exc:

@@ -34,11 +34,15 @@ def register(app: typer.Typer) -> None:
 def _ledger(data_dir: Path | None) -> Iterator[Any]:
     from ledgerflow.bootstrap import open_ledger
     from ledgerflow.config import Settings
+    from ledgerflow.ports import LedgerError
 
     settings = Settings.load(data_dir)
     if settings.database_url is not None:
         raise _fail("the pipeline commands run on the embedded SQLite store; unset LEDGERFLOW_DATABASE_URL")
-    ledger = open_ledger(settings)
+    try:
+        ledger = open_ledger(settings)
+    except LedgerError as exc:
+        raise _fail(f"cannot open the ledger: {exc}") from None
     try:
         yield ledger, settings
     finally:

@@ -46,12 +46,16 @@ def _read_definition(path: Path) -> str:
 
 
 def _open_store(data_dir: Path | None) -> Any:
-    from ledgerflow.adapters.sqlite.workflow_store import SqliteExecutionStore
+    from ledgerflow.adapters.sqlite.workflow_store import SqliteExecutionStore, WorkflowStoreError
     from ledgerflow.config import Settings
 
     settings = Settings.load(data_dir)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    return SqliteExecutionStore(settings.sqlite_path, synchronous=settings.sqlite_synchronous)
+    try:
+        return SqliteExecutionStore(settings.sqlite_path, synchronous=settings.sqlite_synchronous)
+    except WorkflowStoreError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(EXIT_FAILURE) from None
 
 
 def validate_command(
