@@ -76,7 +76,7 @@ def accounts_import_command(file: FileArgument, data_dir: DataDirOption = None, 
         except ValueError as exc:
             raise _fail(str(exc)) from None
     _emit(report.as_dict(), json_output)
-    if report.errors and not report.created and not report.unchanged:
+    if report.errors and not report.created and not report.unchanged and not report.cards_added:
         raise typer.Exit(1)
 
 

@@ -4,16 +4,24 @@ Columns `account_id,pan,currency` are required; `opening_balance_minor, overdraf
 product_type, sort_code, account_number, status` are optional. Settlement and opening accounts per currency are
 created on first sight. Opening balances are postings (`opening:<account_id>`) from the currency's opening account,
 so re-importing the same file changes nothing: every write is idempotent.
+
+Every line is accounted for: created, unchanged, another card of an account, or rejected with its line number and
+the reason. A line never changes an existing account silently (other currency, limits or opening balance), and a card
+never moves to another account (docs/pipeline.md, "Accounts import").
 """
 
 from __future__ import annotations
 
 import csv
-from dataclasses import dataclass, field
+import json
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+import msgspec
+
 from ledgerflow.adapters.sqlite.ledger_store import SqliteLedgerStore, write_transaction
-from ledgerflow.domain.ledger import Account, AccountKind, Direction, Leg, Posting
+from ledgerflow.domain.canonical import AccountRecord
+from ledgerflow.domain.ledger import Account, AccountKind, AccountStatus, Direction, Leg, Posting
 from ledgerflow.domain.results import AccountResult, PostingResult
 from ledgerflow.pipeline.directory import bump_directory_version
 from ledgerflow.pipeline.enrich import account_record_from_row
@@ -29,15 +37,43 @@ class ImportReport:
     created: int = 0
     unchanged: int = 0
     opening_postings: int = 0
+    # Cards added to accounts that already had one (a later line, or a later import, for the same account).
+    cards_added: int = 0
     errors: list[dict] = field(default_factory=list)
 
     def as_dict(self) -> dict:
         return {"created": self.created, "unchanged": self.unchanged, "opening_postings": self.opening_postings,
-                "rejected": len(self.errors), "errors": self.errors}
+                "cards_added": self.cards_added, "rejected": len(self.errors), "errors": self.errors}
+
+
+@dataclass(frozen=True, slots=True)
+class _Row:
+    line: int
+    record: AccountRecord
+    account: Account
+    opening_minor: int
+    status: str
+
+    def same_account_as(self, other: _Row) -> bool:
+        """Everything but the card equal: the two lines describe one account (with one card each)."""
+        return (msgspec.structs.replace(self.record, pan_token=""), self.account, self.opening_minor,
+                self.status) == (msgspec.structs.replace(other.record, pan_token=""), other.account,
+                                 other.opening_minor, other.status)
+
+
+@dataclass(slots=True)
+class _FileState:
+    """What the earlier lines of the file settled, for the lines after them."""
+
+    first_rows: dict[str, _Row] = field(default_factory=dict)  # account_id -> the first line that named it
+    card_rows: dict[str, _Row] = field(default_factory=dict)  # pan_token -> the first line that gave the card
+    refused: set[str] = field(default_factory=set)  # accounts whose first line was rejected
 
 
 def import_accounts(ledger: SqliteLedgerStore, tokenizer: PanTokenizer, path: Path) -> ImportReport:
+    """Every line is created, unchanged, adds a card, or is rejected with its line number and the reason."""
     report = ImportReport()
+    state = _FileState()
     with open(path, newline="", encoding="utf-8") as handle:
         reader = csv.DictReader(handle)
         missing = [c for c in REQUIRED_COLUMNS if c not in (reader.fieldnames or [])]
@@ -47,69 +83,158 @@ def import_accounts(ledger: SqliteLedgerStore, tokenizer: PanTokenizer, path: Pa
         for line, row in enumerate(reader, start=2):
             chunk.append((line, row))
             if len(chunk) >= IMPORT_CHUNK_ROWS:
-                _import_chunk(ledger, tokenizer, chunk, report)
+                _import_chunk(ledger, tokenizer, chunk, report, state)
                 chunk = []
         if chunk:
-            _import_chunk(ledger, tokenizer, chunk, report)
+            _import_chunk(ledger, tokenizer, chunk, report, state)
+    report.errors.sort(key=lambda error: error["line"])
     return report
 
 
 def _import_chunk(ledger: SqliteLedgerStore, tokenizer: PanTokenizer, chunk: list[tuple[int, dict]],
-                  report: ImportReport) -> None:
-    parsed = []
-    for line, row in chunk:
+                  report: ImportReport, state: _FileState) -> None:
+    rows: list[_Row] = []  # the first line of each account
+    more_cards: list[_Row] = []  # later lines of an account that differ from its first only by the card
+    for line, fields in chunk:
         try:
-            status = (row.get("status") or "open").strip().lower()
-            # The directory says `active` where the ledger says `open`.
-            record = account_record_from_row({**row, "status": "active" if status == "open" else status}, tokenizer)
-            opening = _minor(row.get("opening_balance_minor"), "opening_balance_minor")
-            overdraft = _minor(row.get("overdraft_limit_minor"), "overdraft_limit_minor")
-            status = "open" if status == "active" else status
-            account = Account(account_id=record.account_id, currency=record.currency, kind=AccountKind.customer,
-                              debits_must_not_exceed_credits=True, overdraft_limit_minor=overdraft)
-            parsed.append((line, record, account, opening, status))
+            row = _parse(line, fields, tokenizer)
         except (ValueError, KeyError) as exc:
             report.errors.append({"line": line, "reason": str(exc)})
-    currencies = sorted({account.currency for _l, _r, account, _o, _s in parsed})
-    system_accounts = [Account(account_id=settlement_account_id(c), currency=c, kind=AccountKind.settlement)
-                       for c in currencies]
-    system_accounts += [Account(account_id=opening_account_id(c), currency=c, kind=AccountKind.opening)
-                        for c in currencies]
-    ledger.create_accounts(system_accounts)
-    fresh = []
-    for (line, record, account, opening, status) in parsed:
-        existing = ledger.account(account.account_id)
-        if existing is None:
-            fresh.append((line, record, account, opening, status))
+            continue
+        card_first = state.card_rows.setdefault(row.record.pan_token, row)
+        if card_first.account.account_id != row.account.account_id:
+            _reject(report, row, f"its card is given on line {card_first.line} for account "
+                                 f"{card_first.account.account_id}")
+            continue
+        first = state.first_rows.setdefault(row.account.account_id, row)
+        if first is row:
+            rows.append(row)
+        elif not row.same_account_as(first):
+            _reject(report, row, f"already given on line {first.line} with other values")
+        elif row.record.pan_token == first.record.pan_token:
+            report.unchanged += 1
+        else:
+            more_cards.append(row)
+    _create_system_accounts(ledger, {row.account.currency for row in rows})
+    owners = _card_owners(ledger, [row.record.pan_token for row in [*rows, *more_cards]])
+    fresh: list[_Row] = []
+    cards: list[AccountRecord] = []
+    for row in rows:
+        account_id = row.account.account_id
+        owner = owners.get(row.record.pan_token)
+        existing = ledger.account(account_id)
+        refusal = None
+        if owner is not None and owner != account_id:
+            refusal = f"its card already belongs to account {owner}"
+        elif existing is None:
+            fresh.append(row)
+            cards.append(row.record)
+        elif replace(existing, status=AccountStatus.open) != row.account:
+            # The status is left out: an account frozen since its import stays as it is.
+            refusal = f"exists with other fields ({_differences(existing, row.account)})"
+        elif (opened := _opening_minor(ledger, account_id)) != row.opening_minor:
+            refusal = f"exists with an opening balance of {opened} minor units, not {row.opening_minor}"
+        elif owner is None:
+            report.cards_added += 1
+            cards.append(row.record)
         else:
             report.unchanged += 1
-    results = ledger.create_accounts([account for _l, _r, account, _o, _s in fresh])
-    openings = [
-        Posting(posting_id=f"opening:{account.account_id}",
-                legs=(Leg(opening_account_id(account.currency), Direction.debit, opening),
-                      Leg(account.account_id, Direction.credit, opening)))
-        for _l, _r, account, opening, _s in fresh if opening > 0
-    ]
-    for posting, result in zip(openings, ledger.post_batch(openings)):
-        if result is PostingResult.ok:
-            report.opening_postings += 1
-        elif result is not PostingResult.exists:
-            report.errors.append({"line": 0, "reason": f"{posting.posting_id}: {result.name}"})
+        if refusal is not None:
+            state.refused.add(account_id)
+            _reject(report, row, refusal)
+    for row in more_cards:
+        owner = owners.get(row.record.pan_token)
+        if row.account.account_id in state.refused:
+            _reject(report, row, f"not imported (line {state.first_rows[row.account.account_id].line} was "
+                                 "rejected)")
+        elif owner is not None and owner != row.account.account_id:
+            _reject(report, row, f"its card already belongs to account {owner}")
+        elif owner is not None:
+            report.unchanged += 1
+        else:
+            report.cards_added += 1
+            cards.append(row.record)
+    _create_customer_accounts(ledger, fresh, report)
     with write_transaction(ledger.connection) as tx:
         tx.executemany(
             "INSERT OR IGNORE INTO card_accounts (pan_token, account_id, currency, holder_name, product_type, "
             "sort_code, account_number, iban) VALUES (?,?,?,?,?,?,?,?)",
             [(r.pan_token, r.account_id, r.currency, r.holder_name, r.product_type, r.sort_code, r.account_number,
-              r.iban) for _l, r, _a, _o, _s in fresh],
+              r.iban) for r in cards],
         )
-        for (_l, _r, account, _o, status), result in zip(fresh, results):
-            if status != "open":
-                tx.execute("UPDATE accounts SET status = ? WHERE account_id = ?", (status, account.account_id))
-            if result is AccountResult.ok:
-                report.created += 1
-            else:
-                report.unchanged += 1
+        for row in fresh:
+            if row.status != "open":
+                tx.execute("UPDATE accounts SET status = ? WHERE account_id = ?",
+                           (row.status, row.account.account_id))
         bump_directory_version(tx)
+
+
+def _parse(line: int, fields: dict, tokenizer: PanTokenizer) -> _Row:
+    status = (fields.get("status") or "open").strip().lower()
+    # The directory says `active` where the ledger says `open`.
+    record = account_record_from_row({**fields, "status": "active" if status == "open" else status}, tokenizer)
+    opening = _minor(fields.get("opening_balance_minor"), "opening_balance_minor")
+    overdraft = _minor(fields.get("overdraft_limit_minor"), "overdraft_limit_minor")
+    account = Account(account_id=record.account_id, currency=record.currency, kind=AccountKind.customer,
+                      debits_must_not_exceed_credits=True, overdraft_limit_minor=overdraft)
+    return _Row(line, record, account, opening, "open" if status == "active" else status)
+
+
+def _reject(report: ImportReport, row: _Row, reason: str) -> None:
+    report.errors.append({"line": row.line, "reason": f"account {row.account.account_id}: {reason}"})
+
+
+def _create_system_accounts(ledger: SqliteLedgerStore, currencies: set[str]) -> None:
+    ledger.create_accounts(
+        [Account(account_id=settlement_account_id(c), currency=c, kind=AccountKind.settlement)
+         for c in sorted(currencies)]
+        + [Account(account_id=opening_account_id(c), currency=c, kind=AccountKind.opening) for c in sorted(currencies)]
+    )
+
+
+def _create_customer_accounts(ledger: SqliteLedgerStore, fresh: list[_Row], report: ImportReport) -> None:
+    """The new accounts, then their opening balances (postings from the currency's opening account)."""
+    for result in ledger.create_accounts([row.account for row in fresh]):
+        if result is AccountResult.ok:
+            report.created += 1
+        else:  # created meanwhile by another import of the same file
+            report.unchanged += 1
+    openings = [
+        (row, Posting(posting_id=f"opening:{row.account.account_id}",
+                      legs=(Leg(opening_account_id(row.account.currency), Direction.debit, row.opening_minor),
+                            Leg(row.account.account_id, Direction.credit, row.opening_minor))))
+        for row in fresh if row.opening_minor > 0
+    ]
+    for (row, posting), result in zip(openings, ledger.post_batch([posting for _row, posting in openings])):
+        if result is PostingResult.ok:
+            report.opening_postings += 1
+        elif result is not PostingResult.exists:
+            _reject(report, row, f"opening balance refused: {result.name}")
+
+
+def _card_owners(ledger: SqliteLedgerStore, pan_tokens: list[str]) -> dict[str, str]:
+    """pan_token -> account_id for the tokens already in the card directory."""
+    if not pan_tokens:
+        return {}
+    rows = ledger.connection.execute(
+        "SELECT pan_token, account_id FROM card_accounts WHERE pan_token IN (SELECT value FROM json_each(?))",
+        (json.dumps(pan_tokens),)).fetchall()
+    return dict(rows)
+
+
+def _opening_minor(ledger: SqliteLedgerStore, account_id: str) -> int:
+    """What the account's opening posting credited it (0 when it has none)."""
+    record = ledger.posting(f"opening:{account_id}")
+    if record is None:
+        return 0
+    return sum(entry.amount_minor for entry in record.entries if entry.account_id == account_id)
+
+
+def _differences(existing: Account, wanted: Account) -> str:
+    names = ("currency", "kind", "debits_must_not_exceed_credits", "credits_must_not_exceed_debits",
+             "overdraft_limit_minor")
+    return ", ".join(f"{name} {getattr(existing, name)!s} here, {getattr(wanted, name)!s} in the file"
+                     for name in names if getattr(existing, name) != getattr(wanted, name))
 
 
 def _minor(text: str | None, name: str) -> int:
