@@ -99,3 +99,12 @@ def test_another_card_of_a_rejected_account_is_rejected_too(tmp_path: Path) -> N
         (3, "account A1: not imported (line 2 was rejected)"),
     ]
     assert list(cards_of(tmp_path).values()) == ["A1"]
+
+
+def test_a_repeat_of_a_rejected_line_is_rejected_too(tmp_path: Path) -> None:
+    run_import(tmp_path, "a.csv", [account("A1", VISA)])
+    report = run_import(tmp_path, "b.csv", [account("A1", VISA, opening=5), account("A1", VISA, opening=5)])
+    assert (report.unchanged, reasons(report)) == (0, [
+        (2, "account A1: exists with an opening balance of 100 minor units, not 5"),
+        (3, "account A1: not imported (line 2 was rejected)"),
+    ])

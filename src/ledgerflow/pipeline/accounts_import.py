@@ -95,6 +95,7 @@ def _import_chunk(ledger: SqliteLedgerStore, tokenizer: PanTokenizer, chunk: lis
                   report: ImportReport, state: _FileState) -> None:
     rows: list[_Row] = []  # the first line of each account
     more_cards: list[_Row] = []  # later lines of an account that differ from its first only by the card
+    repeats: list[_Row] = []  # later lines equal to their account's first
     for line, fields in chunk:
         try:
             row = _parse(line, fields, tokenizer)
@@ -112,7 +113,7 @@ def _import_chunk(ledger: SqliteLedgerStore, tokenizer: PanTokenizer, chunk: lis
         elif not row.same_account_as(first):
             _reject(report, row, f"already given on line {first.line} with other values")
         elif row.record.pan_token == first.record.pan_token:
-            report.unchanged += 1
+            repeats.append(row)
         else:
             more_cards.append(row)
     _create_system_accounts(ledger, {row.account.currency for row in rows})
@@ -142,11 +143,15 @@ def _import_chunk(ledger: SqliteLedgerStore, tokenizer: PanTokenizer, chunk: lis
         if refusal is not None:
             state.refused.add(account_id)
             _reject(report, row, refusal)
+    for row in repeats:
+        if row.account.account_id in state.refused:
+            _reject(report, row, f"not imported (line {state.first_rows[row.account.account_id].line} was rejected)")
+        else:
+            report.unchanged += 1
     for row in more_cards:
         owner = owners.get(row.record.pan_token)
         if row.account.account_id in state.refused:
-            _reject(report, row, f"not imported (line {state.first_rows[row.account.account_id].line} was "
-                                 "rejected)")
+            _reject(report, row, f"not imported (line {state.first_rows[row.account.account_id].line} was rejected)")
         elif owner is not None and owner != row.account.account_id:
             _reject(report, row, f"its card already belongs to account {owner}")
         elif owner is not None:
