@@ -168,18 +168,23 @@ class LedgerStore(abc.ABC):
         raise AssertionError("unreachable")
 
     def _create_accounts_once(self, accounts: Sequence[Account]) -> list[AccountResult]:
-        results: list[AccountResult] = []
         with self._transaction() as tx:
-            now_ms = self._now_ms(tx)
-            for account in accounts:
-                existing = self.account(account.account_id, tx=tx)
-                if existing is None:
-                    self._insert_account(tx, account, now_ms)
-                    results.append(AccountResult.ok)
-                elif existing == account:
-                    results.append(AccountResult.exists)
-                else:
-                    results.append(AccountResult.exists_with_different_fields)
+            return self.create_accounts_in(tx, accounts)
+
+    def create_accounts_in(self, tx: Any, accounts: Sequence[Account]) -> list[AccountResult]:
+        """create_accounts inside the caller's open write transaction `tx` (with other writes that must commit
+        with them, as apply_postings does for postings)."""
+        results: list[AccountResult] = []
+        now_ms = self._now_ms(tx)
+        for account in accounts:
+            existing = self.account(account.account_id, tx=tx)
+            if existing is None:
+                self._insert_account(tx, account, now_ms)
+                results.append(AccountResult.ok)
+            elif existing == account:
+                results.append(AccountResult.exists)
+            else:
+                results.append(AccountResult.exists_with_different_fields)
         return results
 
     def set_account_status(self, account_id: str, status: str) -> bool:

@@ -108,3 +108,48 @@ def test_a_repeat_of_a_rejected_line_is_rejected_too(tmp_path: Path) -> None:
         (2, "account A1: exists with an opening balance of 100 minor units, not 5"),
         (3, "account A1: not imported (line 2 was rejected)"),
     ])
+
+
+def test_bad_lines_are_rejected_alone_and_the_rest_of_the_file_goes_in(tmp_path: Path) -> None:
+    report = run_import(tmp_path, "a.csv", [
+        account("A1", VISA, opening=10**19), account("A2", MASTERCARD, overdraft_limit_minor=10**19),
+        account("opening:EUR", AMEX), account("A3", "4111111111111112"), account("A4", ""),
+        account("A5", "5105 1051 0510 5100", status="frozen"), account("A6", "5105-1051-0510-5100"),
+        account("A7", VISA_DEBIT),
+    ])
+    assert (report.created, report.opening_postings) == (2, 2)
+    assert reasons(report) == [
+        (2, f"opening_balance_minor must be at most {2**53} minor units"),
+        (3, f"overdraft_limit_minor must be at most {2**53} minor units"),
+        (4, "account opening:EUR: ids starting with opening: or settlement: are the ledger's own"),
+        (5, "account A3: pan must be 12-19 digits passing the Luhn check"),
+        (6, "missing pan"),
+        (8, "account A6: its card is given on line 7 for account A5"),
+    ]
+    assert "4111111111111112" not in str(report.errors)
+    assert balance_of(tmp_path, "A5") == 100  # its opening balance went in before it was frozen
+    with read_only(tmp_path / "data") as connection:
+        assert connection.execute("SELECT status FROM accounts WHERE account_id = 'A5'").fetchone() == ("frozen",)
+
+
+def test_line_numbers_are_the_file_s_own_lines(tmp_path: Path) -> None:
+    path = tmp_path / "blank.csv"
+    path.write_text("account_id,pan,currency\nA1,4111111111111111,GBP\n\nA2,4111111111111112,GBP\n"
+                    '"A3\nB",5555555555554444,XXX\n', encoding="utf-8")
+    report = import_accounts(tmp_path / "data", path)
+    assert [error["line"] for error in report.errors] == [4, 6]
+
+
+def test_other_holder_or_bank_details_for_an_existing_account_are_rejected(tmp_path: Path) -> None:
+    run_import(tmp_path, "a.csv", [account("A1", VISA, holder_name="Alice Smith", sort_code="123456")])
+    report = run_import(tmp_path, "b.csv", [account("A1", MASTERCARD, holder_name="Mallory", sort_code="654321")])
+    assert reasons(report) == [(2, "account A1: exists with other details (holder_name differs, sort_code differs)")]
+    assert list(cards_of(tmp_path).values()) == ["A1"]
+
+
+def test_a_closed_account_takes_no_new_card_and_a_card_given_twice_is_one_card(tmp_path: Path) -> None:
+    report = run_import(tmp_path, "a.csv", [account("A1", VISA), account("A1", MASTERCARD), account("A1", MASTERCARD),
+                                            account("A2", AMEX, status="closed")])
+    assert (report.created, report.cards_added, report.unchanged, report.errors) == (2, 1, 1, [])
+    report = run_import(tmp_path, "b.csv", [account("A2", VISA_DEBIT, status="closed")])
+    assert reasons(report) == [(2, "account A2: is closed: no new card")]

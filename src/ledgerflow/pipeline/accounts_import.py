@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import csv
 import json
+import sqlite3
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -21,7 +22,16 @@ import msgspec
 
 from ledgerflow.adapters.sqlite.ledger_store import SqliteLedgerStore, write_transaction
 from ledgerflow.domain.canonical import AccountRecord
-from ledgerflow.domain.ledger import Account, AccountKind, AccountStatus, Direction, Leg, Posting
+from ledgerflow.domain.events import luhn_valid
+from ledgerflow.domain.ledger import (
+    AMOUNT_MINOR_MAX,
+    Account,
+    AccountKind,
+    AccountStatus,
+    Direction,
+    Leg,
+    Posting,
+)
 from ledgerflow.domain.results import AccountResult, PostingResult
 from ledgerflow.pipeline.directory import bump_directory_version
 from ledgerflow.pipeline.enrich import account_record_from_row
@@ -29,6 +39,7 @@ from ledgerflow.pipeline.posting import opening_account_id, settlement_account_i
 from ledgerflow.pipeline.tokenize import PanTokenizer
 
 REQUIRED_COLUMNS = ("account_id", "pan", "currency")
+_SYSTEM_ACCOUNT_PREFIXES = ("opening:", "settlement:")
 IMPORT_CHUNK_ROWS = 5_000
 
 
@@ -80,8 +91,9 @@ def import_accounts(ledger: SqliteLedgerStore, tokenizer: PanTokenizer, path: Pa
         if missing:
             raise ValueError(f"{path}: missing required column(s) {', '.join(missing)}")
         chunk: list[tuple[int, dict]] = []
-        for line, row in enumerate(reader, start=2):
-            chunk.append((line, row))
+        for row in reader:
+            # The file's own line (where the record ends), blank lines and quoted line breaks counted.
+            chunk.append((reader.line_num, row))
             if len(chunk) >= IMPORT_CHUNK_ROWS:
                 _import_chunk(ledger, tokenizer, chunk, report, state)
                 chunk = []
@@ -112,29 +124,42 @@ def _import_chunk(ledger: SqliteLedgerStore, tokenizer: PanTokenizer, chunk: lis
             rows.append(row)
         elif not row.same_account_as(first):
             _reject(report, row, f"already given on line {first.line} with other values")
-        elif row.record.pan_token == first.record.pan_token:
+        elif card_first is not row:  # this card was given for this account on an earlier line
             repeats.append(row)
         else:
             more_cards.append(row)
     _create_system_accounts(ledger, {row.account.currency for row in rows})
-    owners = _card_owners(ledger, [row.record.pan_token for row in [*rows, *more_cards]])
+    # One transaction for the rest of the chunk: the checks see what the writes change, and a line's account, its
+    # opening balance, its card and its status commit together or not at all.
+    with write_transaction(ledger.connection) as tx:
+        _settle_chunk(ledger, tx, rows, more_cards, repeats, report, state)
+        bump_directory_version(tx)
+
+
+def _settle_chunk(ledger: SqliteLedgerStore, tx: sqlite3.Connection, rows: list[_Row], more_cards: list[_Row],
+                  repeats: list[_Row], report: ImportReport, state: _FileState) -> None:
+    owners = _card_owners(tx, [row.record.pan_token for row in [*rows, *more_cards]])
     fresh: list[_Row] = []
     cards: list[AccountRecord] = []
     for row in rows:
         account_id = row.account.account_id
         owner = owners.get(row.record.pan_token)
-        existing = ledger.account(account_id)
+        existing = ledger.account(account_id, tx=tx)
         refusal = None
         if owner is not None and owner != account_id:
             refusal = f"its card already belongs to account {owner}"
         elif existing is None:
             fresh.append(row)
             cards.append(row.record)
-        elif replace(existing, status=AccountStatus.open) != row.account:
-            # The status is left out: an account frozen since its import stays as it is.
+        elif replace(existing, status=row.account.status) != row.account:
+            # The status is left out: an account frozen or closed since its import stays as it is.
             refusal = f"exists with other fields ({_differences(existing, row.account)})"
         elif (opened := _opening_minor(ledger, account_id)) != row.opening_minor:
             refusal = f"exists with an opening balance of {opened} minor units, not {row.opening_minor}"
+        elif (details := _card_details_differ(tx, row.record)) is not None:
+            refusal = f"exists with other details ({details})"
+        elif owner is None and existing.status is AccountStatus.closed:
+            refusal = "is closed: no new card"
         elif owner is None:
             report.cards_added += 1
             cards.append(row.record)
@@ -159,30 +184,39 @@ def _import_chunk(ledger: SqliteLedgerStore, tokenizer: PanTokenizer, chunk: lis
         else:
             report.cards_added += 1
             cards.append(row.record)
-    _create_customer_accounts(ledger, fresh, report)
-    with write_transaction(ledger.connection) as tx:
-        tx.executemany(
-            "INSERT OR IGNORE INTO card_accounts (pan_token, account_id, currency, holder_name, product_type, "
-            "sort_code, account_number, iban) VALUES (?,?,?,?,?,?,?,?)",
-            [(r.pan_token, r.account_id, r.currency, r.holder_name, r.product_type, r.sort_code, r.account_number,
-              r.iban) for r in cards],
-        )
-        for row in fresh:
-            if row.status != "open":
-                tx.execute("UPDATE accounts SET status = ? WHERE account_id = ?",
-                           (row.status, row.account.account_id))
-        bump_directory_version(tx)
+    _create_customer_accounts(ledger, tx, fresh, report)
+    tx.executemany(
+        "INSERT INTO card_accounts (pan_token, account_id, currency, holder_name, product_type, sort_code, "
+        "account_number, iban) VALUES (?,?,?,?,?,?,?,?)",
+        [(r.pan_token, r.account_id, r.currency, r.holder_name, r.product_type, r.sort_code, r.account_number,
+          r.iban) for r in cards],
+    )
 
 
 def _parse(line: int, fields: dict, tokenizer: PanTokenizer) -> _Row:
+    missing = [name for name in REQUIRED_COLUMNS if not (fields.get(name) or "").strip()]
+    if missing:
+        raise ValueError(f"missing {', '.join(missing)}")
+    account_id = fields["account_id"].strip()
+    if account_id.startswith(_SYSTEM_ACCOUNT_PREFIXES):
+        raise ValueError(f"account {account_id}: ids starting with {' or '.join(_SYSTEM_ACCOUNT_PREFIXES)} are the "
+                         "ledger's own")
+    # Written with spaces or dashes or not, one card is one token; ingest takes the digits only.
+    pan = fields["pan"].strip().replace(" ", "").replace("-", "")
+    if not (pan.isascii() and pan.isdigit() and 12 <= len(pan) <= 19 and luhn_valid(pan)):
+        raise ValueError(f"account {account_id}: pan must be 12-19 digits passing the Luhn check")  # never echoed
     status = (fields.get("status") or "open").strip().lower()
     # The directory says `active` where the ledger says `open`.
-    record = account_record_from_row({**fields, "status": "active" if status == "open" else status}, tokenizer)
+    record = account_record_from_row(
+        {**fields, "account_id": account_id, "pan": pan, "status": "active" if status == "open" else status},
+        tokenizer)
     opening = _minor(fields.get("opening_balance_minor"), "opening_balance_minor")
     overdraft = _minor(fields.get("overdraft_limit_minor"), "overdraft_limit_minor")
+    status = "open" if status == "active" else status
     account = Account(account_id=record.account_id, currency=record.currency, kind=AccountKind.customer,
-                      debits_must_not_exceed_credits=True, overdraft_limit_minor=overdraft)
-    return _Row(line, record, account, opening, "open" if status == "active" else status)
+                      status=AccountStatus(status), debits_must_not_exceed_credits=True,
+                      overdraft_limit_minor=overdraft)
+    return _Row(line, record, account, opening, status)
 
 
 def _reject(report: ImportReport, row: _Row, reason: str) -> None:
@@ -197,31 +231,39 @@ def _create_system_accounts(ledger: SqliteLedgerStore, currencies: set[str]) -> 
     )
 
 
-def _create_customer_accounts(ledger: SqliteLedgerStore, fresh: list[_Row], report: ImportReport) -> None:
-    """The new accounts, then their opening balances (postings from the currency's opening account)."""
-    for result in ledger.create_accounts([row.account for row in fresh]):
-        if result is AccountResult.ok:
-            report.created += 1
-        else:  # created meanwhile by another import of the same file
-            report.unchanged += 1
+def _create_customer_accounts(ledger: SqliteLedgerStore, tx: sqlite3.Connection, fresh: list[_Row],
+                              report: ImportReport) -> None:
+    """The new accounts, their opening balances (postings from the currency's opening account), then their status
+    (a frozen account takes no posting, its opening balance included)."""
+    results = ledger.create_accounts_in(tx, [replace(row.account, status=AccountStatus.open) for row in fresh])
+    for row, result in zip(fresh, results, strict=True):
+        # Checked under the same lock just before: nobody else can have created it since.
+        assert result is AccountResult.ok, (row.account.account_id, result)
+        report.created += 1
     openings = [
         (row, Posting(posting_id=f"opening:{row.account.account_id}",
                       legs=(Leg(opening_account_id(row.account.currency), Direction.debit, row.opening_minor),
                             Leg(row.account.account_id, Direction.credit, row.opening_minor))))
         for row in fresh if row.opening_minor > 0
     ]
-    for (row, posting), result in zip(openings, ledger.post_batch([posting for _row, posting in openings])):
-        if result is PostingResult.ok:
-            report.opening_postings += 1
-        elif result is not PostingResult.exists:
-            _reject(report, row, f"opening balance refused: {result.name}")
+    for (row, _posting), result in zip(openings, ledger.apply_postings(tx, [p for _row, p in openings]), strict=True):
+        if result is not PostingResult.ok:
+            # Every line was checked before anything was written: a refusal here is a fault, and the whole chunk
+            # rolls back with it.
+            raise ValueError(f"line {row.line}: account {row.account.account_id}: opening balance refused "
+                             f"({result.name}); nothing of lines {fresh[0].line}-{fresh[-1].line} was imported")
+        report.opening_postings += 1
+    for row in fresh:
+        if row.account.status is not AccountStatus.open:
+            tx.execute("UPDATE accounts SET status = ? WHERE account_id = ?",
+                       (row.account.status.value, row.account.account_id))
 
 
-def _card_owners(ledger: SqliteLedgerStore, pan_tokens: list[str]) -> dict[str, str]:
+def _card_owners(tx: sqlite3.Connection, pan_tokens: list[str]) -> dict[str, str]:
     """pan_token -> account_id for the tokens already in the card directory."""
     if not pan_tokens:
         return {}
-    rows = ledger.connection.execute(
+    rows = tx.execute(
         "SELECT pan_token, account_id FROM card_accounts WHERE pan_token IN (SELECT value FROM json_each(?))",
         (json.dumps(pan_tokens),)).fetchall()
     return dict(rows)
@@ -235,6 +277,21 @@ def _opening_minor(ledger: SqliteLedgerStore, account_id: str) -> int:
     return sum(entry.amount_minor for entry in record.entries if entry.account_id == account_id)
 
 
+_CARD_DETAILS = ("holder_name", "product_type", "sort_code", "account_number", "iban")
+
+
+def _card_details_differ(tx: sqlite3.Connection, record: AccountRecord) -> str | None:
+    """How the line's holder and bank details differ from those the account's cards already carry (None: they do
+    not, or it has no card yet)."""
+    known = tx.execute(f"SELECT {', '.join(_CARD_DETAILS)} FROM card_accounts WHERE account_id = ? LIMIT 1",
+                       (record.account_id,)).fetchone()
+    if known is None:
+        return None
+    differing = [name for name, value in zip(_CARD_DETAILS, known, strict=True)
+                 if (value or None) != (getattr(record, name) or None)]
+    return ", ".join(f"{name} differs" for name in differing) or None
+
+
 def _differences(existing: Account, wanted: Account) -> str:
     names = ("currency", "kind", "debits_must_not_exceed_credits", "credits_must_not_exceed_debits",
              "overdraft_limit_minor")
@@ -246,6 +303,8 @@ def _minor(text: str | None, name: str) -> int:
     text = (text or "").strip()
     if not text:
         return 0
-    if not text.isdigit():
+    if not (text.isascii() and text.isdigit()):
         raise ValueError(f"{name} must be a whole number of minor units, got {text!r}")
+    if len(text) > len(str(AMOUNT_MINOR_MAX)) or int(text) > AMOUNT_MINOR_MAX:
+        raise ValueError(f"{name} must be at most {AMOUNT_MINOR_MAX} minor units")
     return int(text)
