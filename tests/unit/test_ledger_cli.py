@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import sqlite3
 import time
 from collections.abc import Iterator
@@ -79,6 +80,8 @@ def test_data_dir_before_the_command_is_every_command_s_default_and_the_command_
     assert code == 0 and json.loads(out)["account_id"] == "alice"
     code, _out, _err = run("--data-dir", str(other), "ledger", "balance", "alice", "--json")
     assert code != 0
+    # Only for the command it was given with: nothing is left behind for the next one.
+    assert "LEDGERFLOW_DATA_DIR" not in os.environ
 
 
 def _unreachable_postgres_url() -> str:

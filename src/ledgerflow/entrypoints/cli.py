@@ -31,11 +31,21 @@ def build_app() -> typer.Typer:
     return app
 
 
-def _choose_data_dir(data_dir: DataDirOption = None) -> None:
+def _choose_data_dir(context: typer.Context, data_dir: DataDirOption = None) -> None:
     """`ledgerflow --data-dir DIR COMMAND ...` as well as `ledgerflow COMMAND --data-dir DIR ...`: given before the
-    command, the directory becomes every command's default (the command's own option still wins)."""
-    if data_dir is not None:
-        os.environ[DATA_DIR_ENV] = str(data_dir)
+    command, the directory becomes the command's default (its own option still wins) for as long as it runs."""
+    if data_dir is None:
+        return
+    before = os.environ.get(DATA_DIR_ENV)
+    os.environ[DATA_DIR_ENV] = str(data_dir)
+    context.call_on_close(lambda: _restore_environment(DATA_DIR_ENV, before))
+
+
+def _restore_environment(name: str, value: str | None) -> None:
+    if value is None:
+        os.environ.pop(name, None)
+    else:
+        os.environ[name] = value
 
 
 def main() -> None:

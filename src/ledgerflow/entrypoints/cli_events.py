@@ -56,7 +56,12 @@ def _pipeline_transport(data_dir: Path | None) -> Iterator[Any]:
     from ledgerflow.adapters.sqlite.bus import SqliteEventTransport
     from ledgerflow.config import Settings
 
-    ledger = _open_ledger(Settings.load(data_dir))
+    settings = Settings.load(data_dir)
+    if settings.database_url is not None:
+        typer.echo("error: the posting pipeline's dead letters are kept by the embedded (SQLite) store; unset "
+                   "LEDGERFLOW_DATABASE_URL", err=True)
+        raise typer.Exit(EXIT_FAILURE)
+    ledger = _open_ledger(settings)
     try:
         yield SqliteEventTransport(ledger.connection)
     finally:

@@ -260,6 +260,11 @@ def bench_ledger_command(
 def demo_command(data_dir: DataDirOption = None) -> None:
     """A tour of the ledger: accounts, postings, a hold captured in part and one voided, the balances."""
     from ledgerflow.ledger_demo import run_ledger_demo
+    from ledgerflow.ports import LedgerError
 
-    if not run_ledger_demo(data_dir):
+    try:
+        held = run_ledger_demo(data_dir)
+    except LedgerError as exc:
+        raise _fail(f"cannot open the ledger: {exc}") from None
+    if not held:
         raise typer.Exit(EXIT_FAILURE)
