@@ -139,6 +139,7 @@ def _import_chunk(ledger: SqliteLedgerStore, tokenizer: PanTokenizer, chunk: lis
 def _settle_chunk(ledger: SqliteLedgerStore, tx: sqlite3.Connection, rows: list[_Row], more_cards: list[_Row],
                   repeats: list[_Row], report: ImportReport, state: _FileState) -> None:
     owners = _card_owners(tx, [row.record.pan_token for row in [*rows, *more_cards]])
+    details = _card_details(tx, [row.account.account_id for row in rows])
     fresh: list[_Row] = []
     cards: list[AccountRecord] = []
     for row in rows:
@@ -156,8 +157,8 @@ def _settle_chunk(ledger: SqliteLedgerStore, tx: sqlite3.Connection, rows: list[
             refusal = f"exists with other fields ({_differences(existing, row.account)})"
         elif (opened := _opening_minor(ledger, account_id)) != row.opening_minor:
             refusal = f"exists with an opening balance of {opened} minor units, not {row.opening_minor}"
-        elif (details := _card_details_differ(tx, row.record)) is not None:
-            refusal = f"exists with other details ({details})"
+        elif (differing := _details_differ(details.get(account_id), row.record)) is not None:
+            refusal = f"exists with other details ({differing})"
         elif owner is None and existing.status is AccountStatus.closed:
             refusal = "is closed: no new card"
         elif owner is None:
@@ -280,11 +281,19 @@ def _opening_minor(ledger: SqliteLedgerStore, account_id: str) -> int:
 _CARD_DETAILS = ("holder_name", "product_type", "sort_code", "account_number", "iban")
 
 
-def _card_details_differ(tx: sqlite3.Connection, record: AccountRecord) -> str | None:
+def _card_details(tx: sqlite3.Connection, account_ids: list[str]) -> dict[str, tuple]:
+    """account_id -> the holder and bank details its cards carry, for the accounts that have a card (one pass over the
+    card directory, which is keyed by card)."""
+    if not account_ids:
+        return {}
+    rows = tx.execute(f"SELECT account_id, {', '.join(_CARD_DETAILS)} FROM card_accounts "
+                      "WHERE account_id IN (SELECT value FROM json_each(?))", (json.dumps(account_ids),)).fetchall()
+    return {row[0]: row[1:] for row in rows}
+
+
+def _details_differ(known: tuple | None, record: AccountRecord) -> str | None:
     """How the line's holder and bank details differ from those the account's cards already carry (None: they do
     not, or it has no card yet)."""
-    known = tx.execute(f"SELECT {', '.join(_CARD_DETAILS)} FROM card_accounts WHERE account_id = ? LIMIT 1",
-                       (record.account_id,)).fetchone()
     if known is None:
         return None
     differing = [name for name, value in zip(_CARD_DETAILS, known, strict=True)
