@@ -153,3 +153,10 @@ def test_a_closed_account_takes_no_new_card_and_a_card_given_twice_is_one_card(t
     assert (report.created, report.cards_added, report.unchanged, report.errors) == (2, 1, 1, [])
     report = run_import(tmp_path, "b.csv", [account("A2", VISA_DEBIT, status="closed")])
     assert reasons(report) == [(2, "account A2: is closed: no new card")]
+
+
+def test_a_byte_order_mark_is_not_part_of_the_first_column_name(tmp_path: Path) -> None:
+    path = tmp_path / "bom.csv"
+    path.write_bytes("\ufeffaccount_id,pan,currency\nA1,4111111111111111,GBP\n".encode())
+    report = import_accounts(tmp_path / "data", path)
+    assert (report.created, report.errors) == (1, [])

@@ -85,7 +85,8 @@ def import_accounts(ledger: SqliteLedgerStore, tokenizer: PanTokenizer, path: Pa
     """Every line is created, unchanged, adds a card, or is rejected with its line number and the reason."""
     report = ImportReport()
     state = _FileState()
-    with open(path, newline="", encoding="utf-8") as handle:
+    # utf-8-sig: a byte-order mark (as spreadsheet programs write) is not part of the first column's name.
+    with open(path, newline="", encoding="utf-8-sig") as handle:
         reader = csv.DictReader(handle)
         missing = [c for c in REQUIRED_COLUMNS if c not in (reader.fieldnames or [])]
         if missing:
