@@ -160,3 +160,41 @@ def test_a_byte_order_mark_is_not_part_of_the_first_column_name(tmp_path: Path) 
     path.write_bytes("\ufeffaccount_id,pan,currency\nA1,4111111111111111,GBP\n".encode())
     report = import_accounts(tmp_path / "data", path)
     assert (report.created, report.errors) == (1, [])
+
+
+def test_unreadable_bytes_end_the_file_at_their_line_and_what_came_before_goes_in(tmp_path: Path) -> None:
+    path = tmp_path / "latin1.csv"
+    path.write_bytes(b"account_id,pan,currency,holder_name\nA1,4111111111111111,GBP,Ann\n"
+                     b"A2,5555555555554444,GBP,Ren\xe9e\nA3,378282246310005,GBP,Bo\n")
+    report = import_accounts(tmp_path / "data", path)
+    assert report.created == 1
+    assert [error["line"] for error in report.errors] == [3]
+    assert report.errors[0]["reason"].startswith("unreadable from here on: 'utf-8' codec can't decode byte 0xe9")
+
+
+def test_an_account_id_too_long_for_its_opening_posting_id_is_rejected_alone(tmp_path: Path) -> None:
+    report = run_import(tmp_path, "a.csv", [account("A1", VISA), account("B" * 121, MASTERCARD)])
+    assert report.created == 1 and [error["line"] for error in report.errors] == [3]
+    assert "at most 120 characters" in report.errors[0]["reason"]
+
+
+def test_a_line_rejected_for_other_values_does_not_claim_its_card(tmp_path: Path) -> None:
+    report = run_import(tmp_path, "a.csv", [account("A1", VISA), account("A1", MASTERCARD, opening=999),
+                                            account("A1", MASTERCARD)])
+    assert (report.created, report.cards_added, report.unchanged) == (1, 1, 0)
+    assert reasons(report) == [(3, "account A1: already given on line 2 with other values")]
+    assert sorted(cards_of(tmp_path).values()) == ["A1", "A1"]
+
+
+def test_a_repeat_of_a_rejected_card_line_is_rejected_and_a_closed_account_gets_no_card_from_a_later_line(
+        tmp_path: Path) -> None:
+    run_import(tmp_path, "a.csv", [account("B1", MASTERCARD), account("C1", VISA, status="closed")])
+    report = run_import(tmp_path, "b.csv", [account("A1", VISA_DEBIT), account("A1", MASTERCARD),
+                                            account("A1", MASTERCARD), account("C1", VISA, status="closed"),
+                                            account("C1", AMEX, status="closed")])
+    assert reasons(report) == [
+        (3, "account A1: its card already belongs to account B1"),
+        (4, "account A1: not imported (line 3 was rejected)"),
+        (6, "account C1: is closed: no new card"),
+    ]
+    assert (report.created, report.unchanged, report.cards_added) == (1, 1, 0)

@@ -75,6 +75,9 @@ def accounts_import_command(file: FileArgument, data_dir: DataDirOption = None, 
             report = import_accounts(ledger, tokenizer_for(settings.data_dir), file)
         except ValueError as exc:
             raise _fail(str(exc)) from None
+        except OverflowError as exc:
+            # A balance counter past what the database stores (2^63 - 1 minor units): that chunk was rolled back.
+            raise _fail(f"a balance would exceed the largest amount the ledger stores: {exc}") from None
     _emit(report.as_dict(), json_output)
     if report.errors and not report.created and not report.unchanged and not report.cards_added:
         raise typer.Exit(1)

@@ -15,8 +15,10 @@ from __future__ import annotations
 import csv
 import json
 import sqlite3
+from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import BinaryIO
 
 import msgspec
 
@@ -25,6 +27,7 @@ from ledgerflow.domain.canonical import AccountRecord
 from ledgerflow.domain.events import luhn_valid
 from ledgerflow.domain.ledger import (
     AMOUNT_MINOR_MAX,
+    POSTING_ID_LENGTH_MAX,
     Account,
     AccountKind,
     AccountStatus,
@@ -40,6 +43,7 @@ from ledgerflow.pipeline.tokenize import PanTokenizer
 
 REQUIRED_COLUMNS = ("account_id", "pan", "currency")
 _SYSTEM_ACCOUNT_PREFIXES = ("opening:", "settlement:")
+_IMPORTED_ACCOUNT_ID_LENGTH_MAX = POSTING_ID_LENGTH_MAX - len("opening:")
 IMPORT_CHUNK_ROWS = 5_000
 
 
@@ -79,22 +83,21 @@ class _FileState:
     first_rows: dict[str, _Row] = field(default_factory=dict)  # account_id -> the first line that named it
     card_rows: dict[str, _Row] = field(default_factory=dict)  # pan_token -> the first line that gave the card
     refused: set[str] = field(default_factory=set)  # accounts whose first line was rejected
+    refused_cards: set[str] = field(default_factory=set)  # pan tokens of the other card lines rejected
 
 
 def import_accounts(ledger: SqliteLedgerStore, tokenizer: PanTokenizer, path: Path) -> ImportReport:
     """Every line is created, unchanged, adds a card, or is rejected with its line number and the reason."""
     report = ImportReport()
     state = _FileState()
-    # utf-8-sig: a byte-order mark (as spreadsheet programs write) is not part of the first column's name.
-    with open(path, newline="", encoding="utf-8-sig") as handle:
-        reader = csv.DictReader(handle)
+    with open(path, "rb") as handle:
+        reader = csv.DictReader(_decoded_lines(handle))
         missing = [c for c in REQUIRED_COLUMNS if c not in (reader.fieldnames or [])]
         if missing:
             raise ValueError(f"{path}: missing required column(s) {', '.join(missing)}")
         chunk: list[tuple[int, dict]] = []
-        for row in reader:
-            # The file's own line (where the record ends), blank lines and quoted line breaks counted.
-            chunk.append((reader.line_num, row))
+        for line, row in _readable_rows(reader, report):
+            chunk.append((line, row))
             if len(chunk) >= IMPORT_CHUNK_ROWS:
                 _import_chunk(ledger, tokenizer, chunk, report, state)
                 chunk = []
@@ -102,6 +105,28 @@ def import_accounts(ledger: SqliteLedgerStore, tokenizer: PanTokenizer, path: Pa
             _import_chunk(ledger, tokenizer, chunk, report, state)
     report.errors.sort(key=lambda error: error["line"])
     return report
+
+
+def _decoded_lines(handle: BinaryIO) -> Iterator[str]:
+    """The file's lines as text, decoded one at a time so that bytes that are not UTF-8 are found on their own line;
+    a byte-order mark (as spreadsheet programs write) is not part of the first column's name."""
+    for number, raw in enumerate(handle):
+        yield raw.decode("utf-8-sig" if number == 0 else "utf-8")
+
+
+def _readable_rows(reader: csv.DictReader, report: ImportReport) -> Iterator[tuple[int, dict]]:
+    """(the file's own line where the record ends, blank lines and quoted line breaks counted; the record). Bytes
+    that are not UTF-8, or a field past the CSV reader's size limit, end the file there with an error for that line:
+    what came before is imported and reported."""
+    while True:
+        try:
+            row = next(reader)
+        except StopIteration:
+            return
+        except (UnicodeDecodeError, csv.Error) as exc:
+            report.errors.append({"line": reader.line_num + 1, "reason": f"unreadable from here on: {exc}"})
+            return
+        yield reader.line_num, row
 
 
 def _import_chunk(ledger: SqliteLedgerStore, tokenizer: PanTokenizer, chunk: list[tuple[int, dict]],
@@ -115,20 +140,19 @@ def _import_chunk(ledger: SqliteLedgerStore, tokenizer: PanTokenizer, chunk: lis
         except (ValueError, KeyError) as exc:
             report.errors.append({"line": line, "reason": str(exc)})
             continue
-        card_first = state.card_rows.setdefault(row.record.pan_token, row)
-        if card_first.account.account_id != row.account.account_id:
+        card_first = state.card_rows.get(row.record.pan_token)
+        if card_first is not None and card_first.account.account_id != row.account.account_id:
             _reject(report, row, f"its card is given on line {card_first.line} for account "
                                  f"{card_first.account.account_id}")
             continue
         first = state.first_rows.setdefault(row.account.account_id, row)
-        if first is row:
-            rows.append(row)
-        elif not row.same_account_as(first):
+        if first is not row and not row.same_account_as(first):
             _reject(report, row, f"already given on line {first.line} with other values")
-        elif card_first is not row:  # this card was given for this account on an earlier line
+        elif card_first is not None:  # this card was given for this account on an earlier line
             repeats.append(row)
         else:
-            more_cards.append(row)
+            state.card_rows[row.record.pan_token] = row
+            (rows if first is row else more_cards).append(row)
     _create_system_accounts(ledger, {row.account.currency for row in rows})
     # One transaction for the rest of the chunk: the checks see what the writes change, and a line's account, its
     # opening balance, its card and its status commit together or not at all.
@@ -170,22 +194,30 @@ def _settle_chunk(ledger: SqliteLedgerStore, tx: sqlite3.Connection, rows: list[
         if refusal is not None:
             state.refused.add(account_id)
             _reject(report, row, refusal)
-    for row in repeats:
-        if row.account.account_id in state.refused:
-            _reject(report, row, f"not imported (line {state.first_rows[row.account.account_id].line} was rejected)")
-        else:
-            report.unchanged += 1
     for row in more_cards:
         owner = owners.get(row.record.pan_token)
+        refusal = None
         if row.account.account_id in state.refused:
-            _reject(report, row, f"not imported (line {state.first_rows[row.account.account_id].line} was rejected)")
+            refusal = f"not imported (line {state.first_rows[row.account.account_id].line} was rejected)"
         elif owner is not None and owner != row.account.account_id:
-            _reject(report, row, f"its card already belongs to account {owner}")
+            refusal = f"its card already belongs to account {owner}"
         elif owner is not None:
             report.unchanged += 1
+        elif AccountStatus.closed in (row.account.status, getattr(ledger.account(row.account.account_id, tx=tx),
+                                                                   "status", None)):
+            refusal = "is closed: no new card"
         else:
             report.cards_added += 1
             cards.append(row.record)
+        if refusal is not None:
+            state.refused_cards.add(row.record.pan_token)
+            _reject(report, row, refusal)
+    for row in repeats:
+        if row.account.account_id in state.refused or row.record.pan_token in state.refused_cards:
+            rejected_line = state.card_rows.get(row.record.pan_token, state.first_rows[row.account.account_id]).line
+            _reject(report, row, f"not imported (line {rejected_line} was rejected)")
+        else:
+            report.unchanged += 1
     _create_customer_accounts(ledger, tx, fresh, report)
     tx.executemany(
         "INSERT INTO card_accounts (pan_token, account_id, currency, holder_name, product_type, sort_code, "
@@ -200,6 +232,9 @@ def _parse(line: int, fields: dict, tokenizer: PanTokenizer) -> _Row:
     if missing:
         raise ValueError(f"missing {', '.join(missing)}")
     account_id = fields["account_id"].strip()
+    if len(account_id) > _IMPORTED_ACCOUNT_ID_LENGTH_MAX:
+        raise ValueError(f"account ids are at most {_IMPORTED_ACCOUNT_ID_LENGTH_MAX} characters here (the id of the "
+                         "opening balance's posting, `opening:<account_id>`, must fit)")
     if account_id.startswith(_SYSTEM_ACCOUNT_PREFIXES):
         raise ValueError(f"account {account_id}: ids starting with {' or '.join(_SYSTEM_ACCOUNT_PREFIXES)} are the "
                          "ledger's own")
