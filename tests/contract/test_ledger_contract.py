@@ -212,6 +212,24 @@ def test_exceeds_debit_balance(ledger: LedgerStore) -> None:
     assert ledger.post_batch([transfer("p2", "opening", "bank", BANK_DEBITS_MINOR)]) == [R.ok]
 
 
+def test_a_posting_that_would_take_a_counter_past_64_bits_is_refused_and_the_books_still_add_up(
+        ledger: LedgerStore) -> None:
+    ledger.create_accounts([Account(account_id="mint", currency="GBP", kind="opening"),
+                            Account(account_id="vault", currency="GBP"), Account(account_id="spare", currency="GBP")])
+    largest = 2**53  # the largest leg amount
+    filled = [transfer(f"fill{i}", "mint", "vault", largest) for i in range(1023)]
+    assert ledger.post_batch(filled) == [R.ok] * 1023  # 1023 * 2^53 = 2^63 - 2^53 minor units each side
+    assert ledger.post_batch([transfer("last", "mint", "vault", largest - 1)]) == [R.ok]  # 2^63 - 1: the most
+    assert_refused(ledger, transfer("one-more", "mint", "vault", 1), R.overflows_balance)
+    assert_refused(ledger, hold("held-more", "mint", "vault", 1), R.overflows_balance)
+    multi = Posting(posting_id="three-legs", legs=(Leg("mint", Direction.debit, 2), Leg("vault", Direction.credit, 1),
+                                                  Leg("spare", Direction.credit, 1)))
+    assert_refused(ledger, multi, R.overflows_balance)
+    vault = ledger.balance("vault")
+    assert vault is not None and vault.credits_posted == 2**63 - 1
+    assert ledger.check()["ok"] is True
+
+
 def test_pending_not_found(ledger: LedgerStore) -> None:
     assert ledger.post_batch([transfer("posted", "alice", "bob", 10)]) == [R.ok]
     assert_refused(ledger, capture("c1", "nothing"), R.pending_not_found)

@@ -146,6 +146,8 @@ class Model:
                 breaches.add(R.exceeds_available_balance)
             if account.credits_limited and credits and cp + cq + credits > dq:
                 breaches.add(R.exceeds_debit_balance)
+            if dp + dq + debits > 2**63 - 1 or cp + cq + credits > 2**63 - 1:
+                breaches.add(R.overflows_balance)
         if breaches:
             return min(breaches)
         for leg in posting.legs:

@@ -20,6 +20,9 @@ DEBIT = Direction.debit
 # The directions as the entry rows store them.
 DEBIT_CODE, CREDIT_CODE = Direction.debit.value, Direction.credit.value
 
+# The most an account's debits (pending + posted), or its credits, may total: what a signed 64-bit database column
+# holds. A posting that would go past it is refused (`overflows_balance`), never stored as a wrapped or real number.
+COUNTER_MAX_MINOR = 2**63 - 1
 RESOLUTION_POSTED = 1
 RESOLUTION_VOIDED = 2
 RESOLUTION_EXPIRED = 3
@@ -210,13 +213,15 @@ class _Applier:
                 or first.currency is not None or second.currency is not None):
             return None
         pending = posting.kind is PENDING
+        debits_after = debit_account.debits_pending + debit_account.debits_posted + amount
         if debit_account.debits_must_not_exceed_credits and (
-                debit_account.debits_pending + debit_account.debits_posted + amount
-                > debit_account.credits_posted + debit_account.overdraft_limit_minor):
+                debits_after > debit_account.credits_posted + debit_account.overdraft_limit_minor):
             return R.exceeds_available_balance
-        if credit_account.credits_must_not_exceed_debits and (
-                credit_account.credits_pending + credit_account.credits_posted + amount > credit_account.debits_posted):
+        credits_after = credit_account.credits_pending + credit_account.credits_posted + amount
+        if credit_account.credits_must_not_exceed_debits and credits_after > credit_account.debits_posted:
             return R.exceeds_debit_balance
+        if debits_after > COUNTER_MAX_MINOR or credits_after > COUNTER_MAX_MINOR:
+            return R.overflows_balance
         balance_deltas = self.effects.balance_deltas
         debit_deltas = balance_deltas.get(debit_account.account_id)
         if debit_deltas is None:
@@ -288,18 +293,20 @@ class _Applier:
             if pair is None:
                 pair = added[account_id] = [0, 0]
             pair[direction] += amount
-        # Precedence, not leg order, decides which breach is reported: available-balance beats debit-balance.
+        # Precedence, not leg order, decides which breach is reported: available-balance beats debit-balance, which
+        # beats an overflow.
         breach: PostingResult | None = None
         for account_id, (debits_added, credits_added) in added.items():
             account = self.accounts[account_id]
-            if account.debits_must_not_exceed_credits and debits_added:
-                debits = account.debits_pending + account.debits_posted + debits_added
-                if debits > account.credits_posted + account.overdraft_limit_minor:
-                    return R.exceeds_available_balance
-            if account.credits_must_not_exceed_debits and credits_added:
-                credits = account.credits_pending + account.credits_posted + credits_added
-                if credits > account.debits_posted:
-                    breach = R.exceeds_debit_balance
+            debits = account.debits_pending + account.debits_posted + debits_added
+            credits = account.credits_pending + account.credits_posted + credits_added
+            if (account.debits_must_not_exceed_credits and debits_added
+                    and debits > account.credits_posted + account.overdraft_limit_minor):
+                return R.exceeds_available_balance
+            if account.credits_must_not_exceed_debits and credits_added and credits > account.debits_posted:
+                breach = R.exceeds_debit_balance
+            if breach is None and (debits > COUNTER_MAX_MINOR or credits > COUNTER_MAX_MINOR):
+                breach = R.overflows_balance
         return breach
 
     def _apply_resolution(self, posting: Posting) -> PostingResult:

@@ -28,6 +28,7 @@ class PostingResult(enum.IntEnum):
     partial_amount_requires_uniform_legs = 15
     exceeds_available_balance = 16
     exceeds_debit_balance = 17
+    overflows_balance = 18
 
     @property
     def succeeded(self) -> bool:
