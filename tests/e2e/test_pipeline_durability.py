@@ -168,7 +168,11 @@ def test_sigkill_at_random_moments_loses_and_doubles_nothing(
     assert progress == sorted(progress)
 
     final = run_cli("run", "--until-idle", *data, "--json", env=_env())
-    assert json.loads(final.stdout)["events"] == pending_before_final
+    # A kill that lands after the last batch's commit reached the WAL (fsynced: durable) but before the WAL index was
+    # updated leaves that batch invisible to the readers of the moment, and visible once the next connection to find
+    # no other one open rebuilds the index from the WAL: the final run may then have one batch fewer to do. Never
+    # more, and nothing twice (below).
+    assert pending_before_final - BATCH_SIZE_MAX <= json.loads(final.stdout)["events"] <= pending_before_final
     status = run_cli_json("status", *data, env=_env())
     assert status["pending_work"] == 0
     assert status["accepted"] == (
