@@ -168,10 +168,11 @@ def test_sigkill_at_random_moments_loses_and_doubles_nothing(
     assert progress == sorted(progress)
 
     final = run_cli("run", "--until-idle", *data, "--json", env=_env())
-    # A kill that lands after the last batch's commit reached the WAL (fsynced: durable) but before the WAL index was
-    # updated leaves that batch invisible to the readers of the moment, and visible once the next connection to find
-    # no other one open rebuilds the index from the WAL: the final run may then have one batch fewer to do. Never
-    # more, and nothing twice (below).
+    # The final run may find one batch fewer to do than counted right after the last kill (seen once in ~20 runs).
+    # The likely cause: the kill landed after that batch's commit reached the WAL (fsynced: durable) but before the WAL
+    # index was updated, so the readers of the moment did not see it, and the next connection to find no other one
+    # open rebuilt the index from the WAL. Never more than one batch, and every event still settled exactly once
+    # (checked below).
     assert pending_before_final - BATCH_SIZE_MAX <= json.loads(final.stdout)["events"] <= pending_before_final
     status = run_cli_json("status", *data, env=_env())
     assert status["pending_work"] == 0
