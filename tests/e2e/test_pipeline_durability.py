@@ -168,7 +168,7 @@ def test_sigkill_at_random_moments_loses_and_doubles_nothing(
     assert progress == sorted(progress)
 
     final = run_cli("run", "--until-idle", *data, "--json", env=_env())
-    # The final run may find one batch fewer to do than counted right after the last kill (seen once in ~20 runs).
+    # The final run may find one batch fewer to do than counted right after the last kill (seen once, 2026-11-28).
     # The likely cause: the kill landed after that batch's commit reached the WAL (fsynced: durable) but before the WAL
     # index was updated, so the readers of the moment did not see it, and the next connection to find no other one
     # open rebuilt the index from the WAL. Never more than one batch, and every event still settled exactly once
