@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
+from collections.abc import Iterator
 from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import create_engine, event
+from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.exc import DBAPIError
 
 from ledgerflow.ports import StoreUnavailableError
@@ -28,7 +31,7 @@ def upgrade_to_head(url: str, *, schema: str | None = None) -> None:
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS_DIR))
     try:
-        with engine.connect() as connection:
+        with _one_upgrade_at_a_time(engine, schema), engine.connect() as connection:
             config.attributes["connection"] = connection
             config.attributes["schema"] = schema
             command.upgrade(config, "head")
@@ -39,3 +42,33 @@ def upgrade_to_head(url: str, *, schema: str | None = None) -> None:
         raise StoreUnavailableError(f"cannot bring the database schema up to date: {reason}") from exc
     finally:
         engine.dispose()
+
+
+@contextlib.contextmanager
+def _one_upgrade_at_a_time(engine: Engine, schema: str | None) -> Iterator[None]:
+    """Processes that open one new database at once (`run` and `ingest` started together) upgrade it one after
+    the other; the later ones then find it at head. Without this, each ran the first migration and all but one failed
+    ("table accounts already exists").
+
+    SQLite: an exclusive `flock` on a lock file beside the database (never on the database file itself: closing any
+    descriptor of that file would drop the POSIX locks SQLite's own connections in this process hold on it).
+    PostgreSQL: a session advisory lock keyed by the schema, on a connection of its own."""
+    if engine.dialect.name == "sqlite":
+        database = engine.url.database
+        if not database or database == ":memory:":
+            yield
+            return
+        with open(f"{database}.migrate-lock", "a") as lock_file:
+            fcntl.flock(lock_file.fileno(), fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(lock_file.fileno(), fcntl.LOCK_UN)
+        return
+    with engine.connect() as locking:
+        key = f"ledgerflow-migrations:{schema or 'public'}"
+        locking.execute(text("SELECT pg_advisory_lock(hashtext(:key))"), {"key": key})
+        try:
+            yield
+        finally:
+            locking.execute(text("SELECT pg_advisory_unlock(hashtext(:key))"), {"key": key})
