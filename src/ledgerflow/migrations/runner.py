@@ -58,7 +58,14 @@ def _one_upgrade_at_a_time(engine: Engine, schema: str | None) -> Iterator[None]
         if not database or database == ":memory:":
             yield
             return
-        with open(f"{database}.migrate-lock", "a") as lock_file:
+        try:
+            lock_file = open(f"{database}.migrate-lock", "a")  # noqa: SIM115 - closed below
+        except OSError:
+            # A directory this process may not write to: it cannot upgrade anything either, so there is nothing
+            # to take turns at (a database already at head is only read).
+            yield
+            return
+        with lock_file:
             fcntl.flock(lock_file.fileno(), fcntl.LOCK_EX)
             try:
                 yield
