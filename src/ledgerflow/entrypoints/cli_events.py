@@ -30,38 +30,21 @@ from typing import Annotated, Any
 
 import typer
 
-from ledgerflow.entrypoints.options import DataDirOption, JsonOption
+from ledgerflow.entrypoints.options import DataDirOption, JsonOption, open_embedded_ledger
 
-EXIT_FAILURE = 1
 EXIT_INVALID_INPUT = 2
 PIPELINE_CONSUMER_NAME = "posting-pipeline"
 PipelineOption = Annotated[bool, typer.Option("--pipeline", help="The posting pipeline's dead letters.")]
-
-
-def _open_ledger(settings: Any) -> Any:
-    """The data directory's ledger (migrated first); a database that cannot be opened is a clear error."""
-    from ledgerflow.bootstrap import open_ledger
-    from ledgerflow.ports import LedgerError
-
-    try:
-        return open_ledger(settings)
-    except LedgerError as exc:
-        typer.echo(f"error: cannot open the ledger: {exc}", err=True)
-        raise typer.Exit(EXIT_FAILURE) from None
 
 
 @contextmanager
 def _pipeline_transport(data_dir: Path | None) -> Iterator[Any]:
     """The embedded transport of the data directory (the pipeline's dead letters live there)."""
     from ledgerflow.adapters.sqlite.bus import SqliteEventTransport
-    from ledgerflow.config import Settings
 
-    settings = Settings.load(data_dir)
-    if settings.database_url is not None:
-        typer.echo("error: the posting pipeline's dead letters are kept by the embedded (SQLite) store; unset "
-                   "LEDGERFLOW_DATABASE_URL", err=True)
-        raise typer.Exit(EXIT_FAILURE)
-    ledger = _open_ledger(settings)
+    ledger, _settings = open_embedded_ledger(
+        data_dir, refusal="error: the posting pipeline's dead letters are kept by the embedded (SQLite) store; unset "
+                          "LEDGERFLOW_DATABASE_URL")
     try:
         yield SqliteEventTransport(ledger.connection)
     finally:
@@ -165,16 +148,12 @@ BusOption = Annotated[str, typer.Option("--bus", help="Event bus name.")]
 def _router(data_dir: Path | None) -> Iterator[Any]:
     """An EventRouter on the data dir's database (migrated first); refusals become exit 2 with the AWS name."""
     from ledgerflow.bus.patterns import InvalidEventPatternException
-    from ledgerflow.config import Settings
     from ledgerflow.pipeline.secrets import tokenizer_for
     from ledgerflow.router import EventRouter, RouterError
 
-    settings = Settings.load(data_dir)
-    if settings.database_url is not None:
-        typer.echo("ValidationException: the event router runs on the embedded (SQLite) store; unset "
-                   "the PostgreSQL database URL to use it", err=True)
-        raise typer.Exit(EXIT_INVALID_INPUT)
-    ledger = _open_ledger(settings)
+    ledger, settings = open_embedded_ledger(
+        data_dir, refusal="ValidationException: the event router runs on the embedded (SQLite) store; unset the "
+                          "PostgreSQL database URL to use it", refusal_exit_code=EXIT_INVALID_INPUT)
     try:
         yield EventRouter(ledger.connection, tokenizer=tokenizer_for(settings.data_dir))
     except InvalidEventPatternException as exc:

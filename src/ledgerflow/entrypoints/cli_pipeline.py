@@ -16,7 +16,7 @@ from typing import Annotated, Any
 
 import typer
 
-from ledgerflow.entrypoints.options import DataDirOption, JsonOption
+from ledgerflow.entrypoints.options import DataDirOption, JsonOption, open_embedded_ledger
 
 
 def register(app: typer.Typer) -> None:
@@ -32,17 +32,8 @@ def register(app: typer.Typer) -> None:
 
 @contextmanager
 def _ledger(data_dir: Path | None) -> Iterator[Any]:
-    from ledgerflow.bootstrap import open_ledger
-    from ledgerflow.config import Settings
-    from ledgerflow.ports import LedgerError
-
-    settings = Settings.load(data_dir)
-    if settings.database_url is not None:
-        raise _fail("the pipeline commands run on the embedded SQLite store; unset LEDGERFLOW_DATABASE_URL")
-    try:
-        ledger = open_ledger(settings)
-    except LedgerError as exc:
-        raise _fail(f"cannot open the ledger: {exc}") from None
+    ledger, settings = open_embedded_ledger(
+        data_dir, refusal="error: the pipeline commands run on the embedded SQLite store; unset LEDGERFLOW_DATABASE_URL")
     try:
         yield ledger, settings
     finally:
@@ -75,9 +66,6 @@ def accounts_import_command(file: FileArgument, data_dir: DataDirOption = None, 
             report = import_accounts(ledger, tokenizer_for(settings.data_dir), file)
         except ValueError as exc:
             raise _fail(str(exc)) from None
-        except OverflowError as exc:
-            # A balance counter past what the database stores (2^63 - 1 minor units): that chunk was rolled back.
-            raise _fail(f"a balance would exceed the largest amount the ledger stores: {exc}") from None
     _emit(report.as_dict(), json_output)
     if report.errors and not report.created and not report.unchanged and not report.cards_added:
         raise typer.Exit(1)

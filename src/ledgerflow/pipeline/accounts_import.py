@@ -67,13 +67,11 @@ class _Row:
     record: AccountRecord
     account: Account
     opening_minor: int
-    status: str
 
     def same_account_as(self, other: _Row) -> bool:
         """Everything but the card equal: the two lines describe one account (with one card each)."""
-        return (msgspec.structs.replace(self.record, pan_token=""), self.account, self.opening_minor,
-                self.status) == (msgspec.structs.replace(other.record, pan_token=""), other.account,
-                                 other.opening_minor, other.status)
+        return (msgspec.structs.replace(self.record, pan_token=""), self.account, self.opening_minor) == (
+            msgspec.structs.replace(other.record, pan_token=""), other.account, other.opening_minor)
 
 
 @dataclass(slots=True)
@@ -253,7 +251,7 @@ def _parse(line: int, fields: dict, tokenizer: PanTokenizer) -> _Row:
     account = Account(account_id=record.account_id, currency=record.currency, kind=AccountKind.customer,
                       status=AccountStatus(status), debits_must_not_exceed_credits=True,
                       overdraft_limit_minor=overdraft)
-    return _Row(line, record, account, opening, status)
+    return _Row(line, record, account, opening)
 
 
 def _reject(report: ImportReport, row: _Row, reason: str) -> None:
