@@ -7,6 +7,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from pipeline_support import import_accounts, read_only, write_accounts_csv
 
 from ledgerflow.bootstrap import open_ledger
@@ -198,3 +200,12 @@ def test_a_repeat_of_a_rejected_card_line_is_rejected_and_a_closed_account_gets_
         (6, "account C1: is closed: no new card"),
     ]
     assert (report.created, report.unchanged, report.cards_added) == (1, 1, 0)
+
+
+def test_a_header_naming_a_column_twice_refuses_the_file_and_imports_nothing(tmp_path: Path) -> None:
+    path = tmp_path / "a.csv"
+    path.write_text(f"account_id,pan,currency,opening_balance_minor,currency\nA1,{VISA},GBP,100,EUR\n")
+    with pytest.raises(ValueError, match=r"column\(s\) 'currency' more than once"):
+        import_accounts(tmp_path / "data", path)
+    with read_only(tmp_path / "data") as connection:
+        assert connection.execute("SELECT count(*) FROM accounts WHERE account_id = 'A1'").fetchone() == (0,)

@@ -87,6 +87,13 @@ def test_rates_table_from_csv_and_validation(tmp_path: Path) -> None:
         RatesTable({("GBP", "EUR"): 1.1})  # type: ignore[dict-item]
 
 
+def test_rates_table_from_csv_refuses_a_column_named_twice(tmp_path: Path) -> None:
+    path = tmp_path / "rates.csv"
+    path.write_text("from,to,rate,rate\nEUR,GBP,0.8571,0.9\n")
+    with pytest.raises(ValueError, match=r"column\(s\) 'rate' more than once"):
+        RatesTable.from_csv(path)
+
+
 def test_enrich_same_currency_account() -> None:
     enriched = enrich(canonical_of(), directory(), RatesTable({}))
     assert enriched.account is not None and enriched.account.account_id == "ACC1"

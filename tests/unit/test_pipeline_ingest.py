@@ -119,6 +119,13 @@ def test_iso8583_csv_without_message_column() -> None:
     assert batch.errors == [IngestError(line=1, reason="CSV header has no 'message' column")]
 
 
+def test_iso8583_csv_with_a_column_named_twice_is_refused_not_guessed() -> None:
+    text = _csv([sample_detail()]).replace("message", "message,message", 1)
+    batch = parse_iso8583_csv(text, TOKENIZER, now=NOW)
+    assert batch.accepted == []
+    assert batch.errors == [IngestError(line=1, reason="CSV header names column(s) 'message' more than once")]
+
+
 def test_iso8583_ids_are_stable_across_ingests() -> None:
     text = _csv([sample_detail()])
     first = parse_iso8583_csv(text, TOKENIZER).accepted[0]

@@ -38,6 +38,7 @@ from ledgerflow.domain.ledger import (
 from ledgerflow.domain.results import AccountResult, PostingResult
 from ledgerflow.pipeline.directory import bump_directory_version
 from ledgerflow.pipeline.enrich import account_record_from_row
+from ledgerflow.pipeline.csv_header import refuse_repeated_columns
 from ledgerflow.pipeline.posting import opening_account_id, settlement_account_id
 from ledgerflow.pipeline.tokenize import PanTokenizer
 
@@ -90,6 +91,7 @@ def import_accounts(ledger: SqliteLedgerStore, tokenizer: PanTokenizer, path: Pa
     state = _FileState()
     with open(path, "rb") as handle:
         reader = csv.DictReader(_decoded_lines(handle))
+        refuse_repeated_columns(reader.fieldnames, str(path))
         missing = [c for c in REQUIRED_COLUMNS if c not in (reader.fieldnames or [])]
         if missing:
             raise ValueError(f"{path}: missing required column(s) {', '.join(missing)}")

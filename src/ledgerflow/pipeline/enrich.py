@@ -26,6 +26,7 @@ from ledgerflow.domain.canonical import (
     currency_alpha,
     currency_minor_units,
 )
+from ledgerflow.pipeline.csv_header import refuse_repeated_columns
 from ledgerflow.pipeline.tokenize import PanTokenizer
 
 __all__ = [
@@ -190,7 +191,9 @@ class RatesTable:
     def from_csv(cls, path: str | Path) -> RatesTable:
         """Rates from a CSV with the columns ``from,to,rate``."""
         with open(path, newline="", encoding="utf-8") as handle:
-            return cls({(row["from"], row["to"]): row["rate"] for row in csv.DictReader(handle)})
+            reader = csv.DictReader(handle)
+            refuse_repeated_columns(reader.fieldnames, str(path))
+            return cls({(row["from"], row["to"]): row["rate"] for row in reader})
 
     def rate(self, source: str, target: str) -> str | None:
         if source == target:

@@ -40,6 +40,7 @@ from ledgerflow.domain.events import (
     new_trace_context,
     time_led_uuid8,
 )
+from ledgerflow.pipeline.csv_header import repeated_column_names
 from ledgerflow.pipeline.iso8583_base1 import decode_authorization
 from ledgerflow.pipeline.tokenize import PanTokenizer
 
@@ -227,6 +228,9 @@ def iter_iso8583_csv(
     columns = [name.strip() for name in header]
     if "message" not in columns:
         yield IngestError(line=1, reason="CSV header has no 'message' column")
+        return
+    if repeated := repeated_column_names(columns):
+        yield IngestError(line=1, reason=f"CSV header names column(s) {', '.join(map(repr, repeated))} more than once")
         return
     message_index = columns.index("message")
     received_index = columns.index("received_at") if "received_at" in columns else None
