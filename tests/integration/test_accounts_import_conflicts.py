@@ -13,6 +13,7 @@ from pipeline_support import import_accounts, read_only, write_accounts_csv
 
 from ledgerflow.bootstrap import open_ledger
 from ledgerflow.config import Settings
+from ledgerflow.pipeline.generate import luhn_check_digit
 
 VISA, MASTERCARD, VISA_DEBIT, AMEX = "4111111111111111", "5555555555554444", "4000056655665556", "378282246310005"
 
@@ -209,3 +210,27 @@ def test_a_header_naming_a_column_twice_refuses_the_file_and_imports_nothing(tmp
         import_accounts(tmp_path / "data", path)
     with read_only(tmp_path / "data") as connection:
         assert connection.execute("SELECT count(*) FROM accounts WHERE account_id = 'A1'").fetchone() == (0,)
+
+
+def card(number: int) -> str:
+    partial = f"400000{number:09d}"
+    return partial + luhn_check_digit(partial)
+
+
+def test_opening_balances_beyond_what_the_opening_account_holds_are_rejected_per_line(tmp_path: Path) -> None:
+    # The GBP opening account is debited every GBP opening balance: 1,023 of 2^53 fit under 2^63 - 1, the 1,024th not.
+    rows = [account(f"G{n}", card(n), opening=2**53) for n in range(1, 1026)] + [account("E1", card(9_999), "EUR")]
+    report = run_import(tmp_path, "a.csv", rows)
+    assert (report.created, report.opening_postings) == (1_024, 1_024)
+    reason = ("its opening balance would take the GBP opening account's debits past 9223372036854775807 minor "
+              "units, the most a balance holds")
+    assert reasons(report) == [(1_025, f"account G1024: {reason}"), (1_026, f"account G1025: {reason}")]
+    assert "G1024" not in cards_of(tmp_path).values() and balance_of(tmp_path, "E1") == 100
+    later = run_import(tmp_path, "b.csv", [account("G9001", card(9_001), opening=2**53 - 1),
+                                           account("G9002", card(9_002), opening=1)])
+    assert (later.created, [line for line, _reason in reasons(later)]) == (1, [3])
+    ledger = open_ledger(Settings(data_dir=tmp_path / "data"))
+    try:
+        assert ledger.check()["ok"]
+    finally:
+        ledger.close()

@@ -35,6 +35,7 @@ from ledgerflow.domain.ledger import (
     Leg,
     Posting,
 )
+from ledgerflow.domain.engine import COUNTER_MAX_MINOR
 from ledgerflow.domain.results import AccountResult, PostingResult
 from ledgerflow.pipeline.directory import bump_directory_version
 from ledgerflow.pipeline.enrich import account_record_from_row
@@ -194,6 +195,12 @@ def _settle_chunk(ledger: SqliteLedgerStore, tx: sqlite3.Connection, rows: list[
         if refusal is not None:
             state.refused.add(account_id)
             _reject(report, row, refusal)
+    for row in _beyond_opening_capacity(tx, fresh):
+        fresh.remove(row)
+        cards.remove(row.record)
+        state.refused.add(row.account.account_id)
+        _reject(report, row, f"its opening balance would take the {row.account.currency} opening account's debits "
+                             f"past {COUNTER_MAX_MINOR} minor units, the most a balance holds")
     for row in more_cards:
         owner = owners.get(row.record.pan_token)
         refusal = None
@@ -225,6 +232,26 @@ def _settle_chunk(ledger: SqliteLedgerStore, tx: sqlite3.Connection, rows: list[
         [(r.pan_token, r.account_id, r.currency, r.holder_name, r.product_type, r.sort_code, r.account_number,
           r.iban) for r in cards],
     )
+
+
+def _beyond_opening_capacity(tx: sqlite3.Connection, fresh: list[_Row]) -> list[_Row]:
+    """The new accounts whose opening balance, taken in line order, would not fit the currency's opening account: its
+    debits (every opening balance of that currency) are a balance counter, at most COUNTER_MAX_MINOR."""
+    debits_by_currency: dict[str, int] = {}
+    beyond: list[_Row] = []
+    for row in fresh:
+        currency = row.account.currency
+        debits = debits_by_currency.get(currency)
+        if debits is None:
+            found = tx.execute("SELECT debits_pending + debits_posted FROM balances WHERE account_id = ?",
+                               (opening_account_id(currency),)).fetchone()
+            debits = found[0] if found else 0
+        if debits + row.opening_minor > COUNTER_MAX_MINOR:
+            beyond.append(row)
+        else:
+            debits += row.opening_minor
+        debits_by_currency[currency] = debits
+    return beyond
 
 
 def _parse(line: int, fields: dict, tokenizer: PanTokenizer) -> _Row:
