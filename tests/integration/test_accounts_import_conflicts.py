@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from pipeline_support import import_accounts, read_only, write_accounts_csv
 
 from ledgerflow.bootstrap import open_ledger

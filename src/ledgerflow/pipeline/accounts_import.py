@@ -24,6 +24,7 @@ import msgspec
 
 from ledgerflow.adapters.sqlite.ledger_store import SqliteLedgerStore, write_transaction
 from ledgerflow.domain.canonical import AccountRecord
+from ledgerflow.domain.engine import COUNTER_MAX_MINOR
 from ledgerflow.domain.events import luhn_valid
 from ledgerflow.domain.ledger import (
     AMOUNT_MINOR_MAX,
@@ -35,11 +36,10 @@ from ledgerflow.domain.ledger import (
     Leg,
     Posting,
 )
-from ledgerflow.domain.engine import COUNTER_MAX_MINOR
 from ledgerflow.domain.results import AccountResult, PostingResult
+from ledgerflow.pipeline.csv_header import refuse_repeated_columns
 from ledgerflow.pipeline.directory import bump_directory_version
 from ledgerflow.pipeline.enrich import account_record_from_row
-from ledgerflow.pipeline.csv_header import refuse_repeated_columns
 from ledgerflow.pipeline.posting import opening_account_id, settlement_account_id
 from ledgerflow.pipeline.tokenize import PanTokenizer
 
