@@ -205,3 +205,19 @@ def test_fuzz_corrupted_valid_message_never_raises(position: int, value: int) ->
     )
     assert len(batch.accepted) + len(batch.errors) == 1
     assert all(PAN not in error.reason for error in batch.errors)
+
+
+def test_chip_data_loses_the_tags_that_carry_the_card_number_at_ingest() -> None:
+    # 5A: the PAN; 57: track 2 equivalent data (PAN, expiry, service code); 5F24 and 9F26 are kept.
+    chip = "5A084111111111111111" + "57114111111111111111D28122010000000000" + "5F2403281231" + "9F26080123456789ABCDEF"
+    line = msgspec.json.encode(sample_detail(iccData=chip))
+    batch = parse_jsonl([line.decode()], TOKENIZER)
+    assert batch.errors == []
+    assert batch.accepted[0].detail.iccData == "5F24032812319F26080123456789ABCDEF"
+    assert b"4111111111111111" not in msgspec.json.encode(batch.accepted[0])
+
+
+def test_chip_data_with_a_constructed_template_is_rejected() -> None:
+    line = msgspec.json.encode(sample_detail(iccData="70065A0441111111"))
+    batch = parse_jsonl([line.decode()], TOKENIZER)
+    assert batch.accepted == [] and "constructed tag 70" in batch.errors[0].reason

@@ -42,6 +42,7 @@ from ledgerflow.domain.events import (
 )
 from ledgerflow.pipeline.csv_header import repeated_column_names
 from ledgerflow.pipeline.iso8583_base1 import decode_authorization
+from ledgerflow.pipeline.tlv import without_cardholder_data
 from ledgerflow.pipeline.tokenize import PanTokenizer
 
 INGEST_ID_NAMESPACE: Final = uuid.UUID("0c7d6f4e-2b1a-5e3c-8d9f-7a6b5c4d3e2f")
@@ -115,7 +116,8 @@ def tokenize_detail(
         messageType=inbound.messageType,
         processingCode=inbound.processingCode,
         retrievalReferenceNumber=inbound.retrievalReferenceNumber,
-        iccData=inbound.iccData,
+        # Chip data can repeat the card number (tags 5A, 57): those tags stop here too.
+        iccData=None if inbound.iccData is None else without_cardholder_data(inbound.iccData),
         originalAuthCode=inbound.originalAuthCode,
         originalSystemTraceAuditNumber=inbound.originalSystemTraceAuditNumber,
         originalMessageType=inbound.originalMessageType,

@@ -90,3 +90,19 @@ def _encode_length(length: int) -> bytes:
     if length <= TLV_VALUE_BYTES_MAX:
         return b"\x82" + length.to_bytes(2, "big")
     raise TlvError(f"TLV value longer than {TLV_VALUE_BYTES_MAX} bytes")
+
+
+# EMV tags that carry cardholder data: the PAN (5A), track 2 and track 1 equivalents and their discretionary data
+# (57, 56, 9F20, 9F1F, 9F6B), the cardholder's name (5F20, 9F0B). None of it may be kept past the boundary.
+CARDHOLDER_DATA_TAGS: Final = frozenset({"5A", "57", "56", "9F20", "9F1F", "9F6B", "5F20", "9F0B"})
+_CONSTRUCTED_BIT: Final = 0x20
+
+
+def without_cardholder_data(icc_hex: str) -> str:
+    """Chip data (hex) less the tags that carry the card number, track data or the cardholder's name, in upper-case
+    hex. Raises :class:`TlvError` for malformed data or a constructed tag (a template could hide those tags)."""
+    items = parse_tlv(bytes.fromhex(icc_hex))
+    for tag, _value in items:
+        if int(tag[:2], 16) & _CONSTRUCTED_BIT:
+            raise TlvError(f"iccData: constructed tag {tag} is not accepted (primitive tags only)")
+    return encode_tlv((tag, value) for tag, value in items if tag not in CARDHOLDER_DATA_TAGS).hex().upper()
