@@ -221,3 +221,10 @@ def test_chip_data_with_a_constructed_template_is_rejected() -> None:
     line = msgspec.json.encode(sample_detail(iccData="70065A0441111111"))
     batch = parse_jsonl([line.decode()], TOKENIZER)
     assert batch.accepted == [] and "constructed tag 70" in batch.errors[0].reason
+
+
+def test_a_byte_order_mark_opening_a_json_lines_file_is_not_part_of_its_first_line() -> None:
+    first = b"\xef\xbb\xbf" + msgspec.json.encode(sample_detail())
+    batch = parse_jsonl([first, b"\xef\xbb\xbf" + msgspec.json.encode(sample_detail(systemTraceAuditNumber="000777"))],
+                        TOKENIZER)
+    assert len(batch.accepted) == 1 and [error.line for error in batch.errors] == [2]

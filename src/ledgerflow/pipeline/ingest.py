@@ -146,12 +146,18 @@ def wrap_bare_detail(
     )
 
 
+_UTF8_BYTE_ORDER_MARK: Final = b"\xef\xbb\xbf"
+
+
 def iter_jsonl(
     lines: Iterable[str | bytes], tokenizer: PanTokenizer, *, source_default: str = DEFAULT_SOURCE
 ) -> Iterator[IngestItem]:
-    """One envelope or IngestError per non-blank line (blank lines are skipped, still counted)."""
+    """One envelope or IngestError per non-blank line (blank lines are skipped, still counted). A byte-order mark
+    opening the first line (as some editors write) is not part of it."""
     for line_number, line in enumerate(lines, start=1):
         raw = line.encode() if isinstance(line, str) else line
+        if line_number == 1 and raw.startswith(_UTF8_BYTE_ORDER_MARK):
+            raw = raw[len(_UTF8_BYTE_ORDER_MARK):]
         if not raw or raw.isspace():  # blank (what strip() would empty, without copying the line)
             continue
         yield _ingest_json(raw, tokenizer, line_number, source_default)
