@@ -24,7 +24,9 @@ for number in range(first, last):
     with write_transaction(connection) as tx:
         tx.executemany("INSERT INTO t (writer, number, rows, payload) VALUES (?, ?, ?, randomblob(3000))",
                        [(writer, number, rows)] * rows)
-    print(number, connection.wal_checkpoints.runs, flush=True)  # committed, and the checkpoints run so far
+    # Committed, and the checkpoints run so far: one write per report, so that a kill cuts at most the last line.
+    sys.stdout.write(f"{number} {connection.wal_checkpoints.runs}\\n")
+    sys.stdout.flush()
 connection.close()
 """
 
@@ -54,6 +56,9 @@ def test_killed_writers_lose_no_committed_transaction(tmp_path: Path) -> None:
         output, _ = victim.communicate(timeout=60)
         assert victim.returncode == -signal.SIGKILL
         lines = [line.split() for line in output.splitlines()]
+        if lines and len(lines[-1]) != 2:
+            # The kill can cut the last report short (seen once in CI): that transaction counts as unreported.
+            lines.pop()
         reported = [int(number) for number, _ in lines]
         victim_checkpoints += int(lines[-1][1]) if lines else 0
         committed_by_victim.extend(reported)

@@ -101,7 +101,10 @@ _CONSTRUCTED_BIT: Final = 0x20
 def without_cardholder_data(icc_hex: str) -> str:
     """Chip data (hex) less the tags that carry the card number, track data or the cardholder's name, in upper-case
     hex. Raises :class:`TlvError` for malformed data or a constructed tag (a template could hide those tags)."""
-    items = parse_tlv(bytes.fromhex(icc_hex))
+    try:
+        items = parse_tlv(bytes.fromhex(icc_hex))
+    except TlvError as exc:
+        raise TlvError(f"iccData: {exc}") from None
     for tag, _value in items:
         if int(tag[:2], 16) & _CONSTRUCTED_BIT:
             raise TlvError(f"iccData: constructed tag {tag} is not accepted (primitive tags only)")
