@@ -4,6 +4,7 @@ chunks commit whole; nothing stored holds a clear PAN."""
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from pathlib import Path
 
@@ -15,7 +16,7 @@ from ledgerflow.bootstrap import open_ledger
 from ledgerflow.config import Settings
 from ledgerflow.domain.events import TRANSACTION_AUTHORIZED
 from ledgerflow.pipeline import ingest_service
-from ledgerflow.pipeline.generate import write_traffic
+from ledgerflow.pipeline.generate import sample_detail, sample_envelope, write_traffic
 from ledgerflow.pipeline.ingest import IngestError, iter_file
 from ledgerflow.pipeline.secrets import tokenizer_for
 from ledgerflow.pipeline.service import INBOUND_STREAM
@@ -86,3 +87,32 @@ def test_stored_rows_are_the_parsed_envelopes_and_reingest_adds_nothing(
     again = _ingest(data_dir, traffic)
     assert (again.accepted, again.rejected, again.already_accepted) == (len(rows), len(errors), len(rows))
     assert _stored(data_dir) == stored
+
+
+def test_an_event_id_taken_by_other_content_is_rejected_at_its_line(tmp_path: Path) -> None:
+    """The bus keeps one event per id: a line reusing an accepted id with other content is not accepted (in the
+    same file, in the same chunk or a later one, or in a later ingest); the same event again is."""
+    data_dir = tmp_path / "data"
+    accounts = tmp_path / "accounts.csv"
+    write_traffic(tmp_path / "unused.jsonl", accounts, count=10, seed=5, fmt="jsonl")
+    import_accounts(data_dir, accounts)
+    first = sample_envelope(sample_detail(), id="evt-1")
+    other = sample_envelope(sample_detail(transactionAmount="999999", billingAmount="999999"), id="evt-1")
+    lines = [first, sample_envelope(sample_detail(systemTraceAuditNumber="000199"), id="evt-2"), first, other]
+    traffic = tmp_path / "traffic.jsonl"
+    traffic.write_text("".join(json.dumps(envelope) + "\n" for envelope in lines))
+
+    report = _ingest(data_dir, traffic)
+
+    reason = "event id 'evt-1' was accepted before with other content; an event id names one event"
+    assert report.as_dict() == {"accepted": 3, "rejected": 1, "errors": [{"line": 4, "reason": reason}]}
+    assert report.already_accepted == 1
+    assert [message_id for _s, message_id, *_ in _stored(data_dir)] == ["evt-1", "evt-2"]
+    assert b'"transactionAmount":2000' in _stored(data_dir)[0][3]
+
+    later = tmp_path / "later.jsonl"
+    later.write_text("\n" + json.dumps(other) + "\n" + json.dumps(first) + "\n")
+    again = _ingest(data_dir, later)
+    assert again.as_dict() == {"accepted": 1, "rejected": 1, "errors": [{"line": 2, "reason": reason}]}
+    with sqlite3.connect(sqlite_path(data_dir)) as connection:
+        assert connection.execute("SELECT value FROM pipeline_counters WHERE name = 'accepted'").fetchone() == (2,)

@@ -345,6 +345,99 @@ def test_refund_credits_the_customer(post: Post, data_dir: Path) -> None:
     assert posted.detail["balances"]["balance_available_minor"] == OPENING_MINOR + 750
 
 
+def full_reference(original: dict[str, Any]) -> dict[str, str]:
+    """What a reversal of a single-message transaction names: no hold carries it, so the original's
+    transmission time completes its identity."""
+    return {**reference(original), "originalTransmissionDateTime": original["detail"]["transmissionDateTime"]}
+
+
+@pytest.mark.parametrize("same_batch", [False, True], ids=["separate-batches", "same-batch"])
+def test_reversal_of_a_single_message_purchase_credits_the_customer_back(
+    post: Post, data_dir: Path, same_batch: bool
+) -> None:
+    purchase = event(messageType="0200", authCode="A41001", systemTraceAuditNumber="410001",
+                     transactionAmount="1234", billingAmount="1234")
+    reversal = event(messageType="0400", authCode="A41002", systemTraceAuditNumber="410002",
+                     transactionAmount="1234", billingAmount="1234", **full_reference(purchase))
+    found = post(purchase, reversal) if same_batch else {**post(purchase), **post(reversal)}
+    reversed_ = outcome(found, reversal)
+    assert reversed_.detail_type == "TransactionPosted", reversed_.detail
+    purchase_id = outcome(found, purchase).detail["postingId"]
+    assert reversed_.detail["postingId"] == f"{purchase_id}:reversal" and reversed_.detail["amountMinor"] == 1234
+    assert reversed_.detail["balances"]["balance_posted_minor"] == OPENING_MINOR
+    assert balance(data_dir) == {
+        "debits_pending": 0,
+        "debits_posted": 1234,
+        "credits_pending": 0,
+        "credits_posted": OPENING_MINOR + 1234,
+    }
+
+
+def test_reversal_of_a_refund_takes_the_credit_back(post: Post, data_dir: Path) -> None:
+    refund = event(messageType="0200", processingCode="200000", authCode="A51001", systemTraceAuditNumber="510001",
+                   transactionAmount="750", billingAmount="750")
+    reversal = event(messageType="0420", processingCode="200000", authCode="A51002",
+                     systemTraceAuditNumber="510002", transactionAmount="750", billingAmount="750",
+                     **full_reference(refund))
+    post(refund)
+    reversed_ = outcome(post(reversal), reversal)
+    assert reversed_.detail_type == "TransactionPosted", reversed_.detail
+    assert reversed_.detail["balances"]["balance_posted_minor"] == OPENING_MINOR
+    assert balance(data_dir) == {
+        "debits_pending": 0,
+        "debits_posted": 750,
+        "credits_pending": 0,
+        "credits_posted": OPENING_MINOR + 750,
+    }
+
+
+def test_a_single_message_purchase_is_reversed_once_and_never_for_more_than_it_charged(
+    post: Post, data_dir: Path
+) -> None:
+    purchase = event(messageType="0200", authCode="A42001", systemTraceAuditNumber="420001",
+                     transactionAmount="1000", billingAmount="1000")
+    larger = event(messageType="0400", authCode="A42002", systemTraceAuditNumber="420002",
+                   transactionAmount="5000", billingAmount="5000", **full_reference(purchase))
+    repeat = event(messageType="0420", authCode="A42003", systemTraceAuditNumber="420003",
+                   transactionAmount="5000", billingAmount="5000", transmissionDateTime="2026-11-28T09:30:00Z",
+                   **full_reference(purchase))
+    post(purchase)
+    first = outcome(post(larger), larger)
+    assert first.detail_type == "TransactionPosted" and first.detail["amountMinor"] == 1000, first.detail
+    answer = outcome(post(repeat), repeat)
+    assert answer.detail_type == "TransactionPostingRejected" or answer.detail["result"] == "exists", answer
+    assert balance(data_dir)["credits_posted"] == OPENING_MINOR + 1000
+
+
+@pytest.mark.parametrize("missing", ["originalTransmissionDateTime", "other-card"])
+def test_a_reversal_naming_no_posted_purchase_is_rejected(post: Post, data_dir: Path, missing: str) -> None:
+    purchase = event(messageType="0200", authCode="A43001", systemTraceAuditNumber="430001",
+                     transactionAmount="1000", billingAmount="1000")
+    names = reference(purchase) if missing == "originalTransmissionDateTime" else full_reference(purchase)
+    card = {"PAN": EUR_PAN, "transactionCurrency": "EUR", "billingCurrency": "EUR"} if missing == "other-card" else {}
+    reversal = event(messageType="0400", authCode="A43002", systemTraceAuditNumber="430002",
+                     transactionAmount="1000", billingAmount="1000", **names, **card)
+    post(purchase)
+    rejected = outcome(post(reversal), reversal)
+    assert rejected.detail_type == "TransactionPostingRejected" and rejected.detail["reason"] == "pending_not_found"
+    assert balance(data_dir)["credits_posted"] == OPENING_MINOR
+    assert balance(data_dir, "ACC-EUR")["debits_posted"] == 0
+
+
+def test_money_given_back_by_a_purchase_reversal_is_available_to_the_next_event_in_the_batch(
+    post: Post, data_dir: Path
+) -> None:
+    purchase = event(PAN=LOW_PAN, messageType="0200", authCode="G10001", systemTraceAuditNumber="810001",
+                     transactionAmount="1000", billingAmount="1000")
+    reversal = event(PAN=LOW_PAN, messageType="0400", authCode="G10002", systemTraceAuditNumber="810002",
+                     transactionAmount="1000", billingAmount="1000", **full_reference(purchase))
+    spend = event(PAN=LOW_PAN, authCode="G10003", systemTraceAuditNumber="810003", transactionAmount="900",
+                  billingAmount="900")
+    found = post(purchase, reversal, spend)
+    assert [outcome(found, e).detail_type for e in (purchase, reversal, spend)] == ["TransactionPosted"] * 3
+    assert balance(data_dir, "ACC-LOW")["debits_pending"] == 900
+
+
 @pytest.mark.parametrize(
     ("detail", "reason", "stage", "account_id"),
     [

@@ -228,3 +228,16 @@ def test_a_byte_order_mark_opening_a_json_lines_file_is_not_part_of_its_first_li
     batch = parse_jsonl([first, b"\xef\xbb\xbf" + msgspec.json.encode(sample_detail(systemTraceAuditNumber="000777"))],
                         TOKENIZER)
     assert len(batch.accepted) == 1 and [error.line for error in batch.errors] == [2]
+
+
+def test_a_csv_row_of_empty_cells_is_rejected_and_blank_lines_are_skipped() -> None:
+    valid = _csv([sample_detail()]).splitlines()[1]
+    rows = ["received_at,message", "", "   ", ",", '""', valid, "2026-11-27T09:30:05Z,  "]
+    text = "".join(row + "\n" for row in rows)
+    batch = parse_iso8583_csv(text, TOKENIZER, now=NOW)
+    assert len(batch.accepted) == 1
+    assert batch.errors == [
+        IngestError(line=4, reason="the message cell is empty"),
+        IngestError(line=5, reason="row has no message cell"),
+        IngestError(line=7, reason="the message cell is empty"),
+    ]

@@ -1,17 +1,20 @@
 """The `ledgerflow` command. Each command group lives in its own module; this one only assembles them.
 
 Every command takes `--data-dir` (default ./.ledgerflow, env LEDGERFLOW_DATA_DIR) and, where it prints a
-result, `--json` for one JSON object on stdout.
+result, `--json` for one JSON object on stdout; a command that fails prints `{"error": ..., "exit_code": n}` there
+(see json_errors.py).
 """
 
 from __future__ import annotations
 
 import os
+import sys
 
 import typer
 
 from ledgerflow.config import DATA_DIR_ENV
 from ledgerflow.entrypoints import cli_events, cli_ledger, cli_pipeline, cli_workflow
+from ledgerflow.entrypoints.json_errors import json_errors_on_stdout
 from ledgerflow.entrypoints.options import DataDirOption
 
 APP_HELP = (
@@ -19,6 +22,9 @@ APP_HELP = (
     "time. Every command takes --data-dir (default ./.ledgerflow, env LEDGERFLOW_DATA_DIR) and, where it prints a "
     "result, --json for one JSON object on stdout."
 )
+
+
+JSON_FLAG = "--json"
 
 
 def build_app() -> typer.Typer:
@@ -49,4 +55,9 @@ def _restore_environment(name: str, value: str | None) -> None:
 
 
 def main() -> None:
-    build_app()()
+    app = build_app()
+    if JSON_FLAG in sys.argv[1:]:
+        with json_errors_on_stdout():
+            app()
+    else:
+        app()

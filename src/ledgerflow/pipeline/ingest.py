@@ -154,13 +154,19 @@ def iter_jsonl(
 ) -> Iterator[IngestItem]:
     """One envelope or IngestError per non-blank line (blank lines are skipped, still counted). A byte-order mark
     opening the first line (as some editors write) is not part of it."""
+    for _line, item in _numbered_jsonl(lines, tokenizer, source_default):
+        yield item
+
+
+def _numbered_jsonl(lines: Iterable[str | bytes], tokenizer: PanTokenizer,
+                    source_default: str) -> Iterator[tuple[int, IngestItem]]:
     for line_number, line in enumerate(lines, start=1):
         raw = line.encode() if isinstance(line, str) else line
         if line_number == 1 and raw.startswith(_UTF8_BYTE_ORDER_MARK):
             raw = raw[len(_UTF8_BYTE_ORDER_MARK):]
         if not raw or raw.isspace():  # blank (what strip() would empty, without copying the line)
             continue
-        yield _ingest_json(raw, tokenizer, line_number, source_default)
+        yield line_number, _ingest_json(raw, tokenizer, line_number, source_default)
 
 
 def parse_jsonl(
@@ -226,8 +232,15 @@ def iter_iso8583_csv(
     """One envelope or IngestError per data row of a CSV with a ``message`` column of hex.
 
     An optional ``received_at`` column (ISO 8601) is the reference time for the year of field 7; rows
-    without it use ``now`` (default: the clock). Line numbers count the header as line 1.
+    without it use ``now`` (default: the clock). Line numbers count the header as line 1. A blank line is
+    skipped; a row of empty cells is rejected (it has no message).
     """
+    for _line, item in _numbered_iso8583_csv(text_or_lines, tokenizer, source, now):
+        yield item
+
+
+def _numbered_iso8583_csv(text_or_lines: str | Iterable[str], tokenizer: PanTokenizer, source: str,
+                          now: datetime | None) -> Iterator[tuple[int, IngestItem]]:
     lines = io.StringIO(text_or_lines) if isinstance(text_or_lines, str) else text_or_lines
     reader = csv.reader(lines)
     header = next(reader, None)
@@ -235,10 +248,11 @@ def iter_iso8583_csv(
         return
     columns = [name.strip() for name in header]
     if "message" not in columns:
-        yield IngestError(line=1, reason="CSV header has no 'message' column")
+        yield 1, IngestError(line=1, reason="CSV header has no 'message' column")
         return
     if repeated := repeated_column_names(columns):
-        yield IngestError(line=1, reason=f"CSV header names column(s) {', '.join(map(repr, repeated))} more than once")
+        yield 1, IngestError(line=1,
+                             reason=f"CSV header names column(s) {', '.join(map(repr, repeated))} more than once")
         return
     message_index = columns.index("message")
     received_index = columns.index("received_at") if "received_at" in columns else None
@@ -249,11 +263,12 @@ def iter_iso8583_csv(
         except StopIteration:
             return
         except csv.Error as exc:  # e.g. a cell over the csv module's size limit; the next row still reads
-            yield IngestError(line=reader.line_num, reason=f"unreadable CSV row: {safe_reason(exc)}")
+            yield reader.line_num, IngestError(line=reader.line_num, reason=f"unreadable CSV row: {safe_reason(exc)}")
             continue
-        if not row or not any(map(str.strip, row)):
+        if not row or (len(row) == 1 and row[0].isspace()):  # a blank line (`""` or `,` are empty cells)
             continue
-        yield _ingest_iso_row(row, message_index, received_index, clock, tokenizer, reader.line_num, source)
+        yield reader.line_num, _ingest_iso_row(row, message_index, received_index, clock, tokenizer,
+                                               reader.line_num, source)
 
 
 def parse_iso8583_csv(
@@ -282,6 +297,8 @@ def _ingest_iso_row(
         if received_index is not None and received_index < len(row) and row[received_index].strip():
             reference = _parse_received_at(row[received_index].strip())
         message_hex = row[message_index].strip()
+        if not message_hex:
+            raise ValueError("the message cell is empty")
         if len(message_hex) > 2 * ISO8583_MESSAGE_BYTES_MAX:
             raise ValueError(f"message longer than {ISO8583_MESSAGE_BYTES_MAX} bytes")
         try:
@@ -311,16 +328,25 @@ def iter_file(
     ``.csv`` -> ISO 8583 CSV; ``.json`` -> one JSON document (an object, or an array of objects; every
     element counts as line 1); ``.jsonl``/``.ndjson`` and anything starting with ``{`` -> JSON lines.
     """
+    for _line, item in iter_file_numbered(path, tokenizer, now=now):
+        yield item
+
+
+def iter_file_numbered(
+    path: str | Path, tokenizer: PanTokenizer, *, now: datetime | None = None
+) -> Iterator[tuple[int, IngestItem]]:
+    """:func:`iter_file` with the line number of each item (what an error about an accepted line must name)."""
     file_path = Path(path)
     kind = _file_kind(file_path)
     if kind == "csv":
         with open(file_path, newline="", encoding="utf-8", errors="replace") as handle:
-            yield from iter_iso8583_csv(handle, tokenizer, now=now)
+            yield from _numbered_iso8583_csv(handle, tokenizer, ISO8583_SOURCE, now)
     elif kind == "json":
-        yield from _iter_json_document(file_path.read_bytes(), tokenizer)
+        for item in _iter_json_document(file_path.read_bytes(), tokenizer):
+            yield 1, item
     else:
         with open(file_path, "rb", buffering=JSONL_READ_BUFFER_BYTES) as handle:
-            yield from iter_jsonl(handle, tokenizer, source_default=DEFAULT_SOURCE)
+            yield from _numbered_jsonl(handle, tokenizer, DEFAULT_SOURCE)
 
 
 def parse_file(path: str | Path, tokenizer: PanTokenizer, *, now: datetime | None = None) -> IngestBatch:

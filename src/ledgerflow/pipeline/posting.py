@@ -6,13 +6,15 @@
 | 0220 / 0200 with an original reference    | `post_pending` capture of that hold (partial allowed)            |
 | 0200 without a reference                  | `posted` immediately                                             |
 | 0400 / 0420 reversal                      | `void_pending` of the hold; if already captured, a `posted`      |
-|                                           | reversal crediting the customer, once per hold                   |
+|                                           | reversal crediting the customer, once per hold; with no hold, a  |
+|                                           | `posted` reversal of the single-message purchase or refund it    |
+|                                           | names (original time), once per original                         |
 | processing code 20xxxx (refund)           | `posted` credit to the customer, debit to settlement             |
 
 Posting ids are the idempotency keys, derived from content so that replays and resends map to the same posting:
 a hold is keyed by STAN + auth code + card token (so that completions and reversals can name it), a single-message
 purchase or refund by STAN + auth code + card token + transmission time, the credit for a reversal of a captured
-hold by the hold, and a completion or reversal by `completion:`/`reversal:` + its STAN + its event id (a second one
+hold by the hold, the reversal of a single-message purchase or refund by that original, and a completion or reversal by `completion:`/`reversal:` + its STAN + its event id (a second one
 is refused by the hold's state). Every id carries a prefix, so no inbound event id can collide with the ledger's
 reserved ids.
 
@@ -36,6 +38,8 @@ from ledgerflow.domain.canonical import (
     EnrichedTransaction,
 )
 from ledgerflow.domain.ledger import Direction, Leg, Posting, PostingKind
+from ledgerflow.pipeline.standardize import REFUND_PROCESSING_PREFIX
+from ledgerflow.ports import PostingRecord
 
 # A hold that is never completed or reversed is released by the expiry sweep after this long.
 HOLD_EXPIRES_AFTER_SECONDS: Final = 7 * 24 * 3600
@@ -82,6 +86,20 @@ def single_message_id(kind: str, pan_token: str, auth_code: str, stan: str, tran
     """Posting id of a single-message purchase or refund: the card transaction's identity."""
     prefix = "purchase" if kind == KIND_FINANCIAL else "refund"
     return f"{prefix}:{stan}:{auth_code}:{pan_token}:{transmitted_at.strftime('%Y%m%d%H%M%S')}"
+
+
+def reversed_single_message_id(enriched: EnrichedTransaction) -> str | None:
+    """For a reversal: the posting id of the single-message purchase (or, with a 20xxxx processing code, refund)
+    it would undo when no hold carries its reference. None when the reversal does not give the original's auth
+    code, STAN and transmission time, all three of which make that id."""
+    card = enriched.transaction.card_transaction
+    original = card.original
+    if (card.kind != KIND_REVERSAL or original is None or not original.auth_code
+            or not original.system_trace_audit_number or original.transmission_date_time is None):
+        return None
+    kind = KIND_REFUND if card.processing_code.startswith(REFUND_PROCESSING_PREFIX) else KIND_FINANCIAL
+    return single_message_id(kind, enriched.transaction.debtor.pan_token, original.auth_code,
+                             original.system_trace_audit_number, original.transmission_date_time)
 
 
 def plan_posting(enriched: EnrichedTransaction) -> Posting:
@@ -153,6 +171,26 @@ def reversal_of_capture(pending_id: str, account_id: str, currency: str, reverse
         posting_id=f"{pending_id}:reversal",
         legs=(Leg(settlement, DEBIT, refund_minor), Leg(account_id, CREDIT, refund_minor)),
         correlation_id=pending_id,
+    )
+
+
+def reversal_of_single_message(original: PostingRecord, account_id: str, reversed_minor: int) -> Posting | None:
+    """A reversal of the single-message purchase or refund `original` (a posted record): each of its legs turned
+    around for `reversed_minor`, never more than the original moved on `account_id` (None when it moved nothing
+    there, or nothing is reversed)."""
+    customer = [entry for entry in original.entries if entry.account_id == account_id]
+    if len(customer) != 1 or len(original.entries) != 2:
+        return None
+    amount_minor = min(reversed_minor, customer[0].amount_minor)
+    if amount_minor <= 0:
+        return None
+    turned = {"debit": CREDIT, "credit": DEBIT}
+    # Keyed by the original, not by the reversal: a repeated reversal advice is then `exists` (or refused with
+    # another amount) and never moves the money twice.
+    return Posting(
+        posting_id=f"{original.posting_id}:reversal",
+        legs=tuple(Leg(entry.account_id, turned[entry.direction], amount_minor) for entry in original.entries),
+        correlation_id=original.posting_id,
     )
 
 

@@ -19,7 +19,7 @@ from ledgerflow.domain.canonical import EnrichedTransaction
 from ledgerflow.domain.ledger import Posting, revalidated_posting_from_fields
 from ledgerflow.pipeline.dedup import DuplicateKeyConfig, duplicate_key, event_time_epoch_seconds, stored_key
 from ledgerflow.pipeline.directory import CardDirectory
-from ledgerflow.pipeline.posting import MissingReferenceError, plan_posting
+from ledgerflow.pipeline.posting import MissingReferenceError, plan_posting, reversed_single_message_id
 from ledgerflow.pipeline.rules import REASON_CONVERSION_RATE_MISSING, RulesEngine, RulesOutcome
 from ledgerflow.pipeline.standardize import standardize
 
@@ -53,6 +53,8 @@ class OutcomeContext(msgspec.Struct, array_like=True, frozen=True, gc=False):
     currency: str | None
     amount_account_minor: int | None
     card_kind: str
+    # A reversal's fallback when no hold carries its reference: the single-message posting it undoes.
+    reversed_single_id: str | None = None
 
 
 class PreparedEvent:
@@ -136,7 +138,7 @@ class PreparedSet:
             envelope.id, _encode_time(envelope.time).decode()[1:-1], envelope.account, envelope.region,
             canonical.correlation_id, canonical.trace_context, canonical.transaction_id,
             account.account_id if account else None, account.currency if account else None,
-            enriched.amount_account_minor, canonical.card_transaction.kind,
+            enriched.amount_account_minor, canonical.card_transaction.kind, reversed_single_message_id(enriched),
         )
         if not outcome.approved:
             prepared.rejection = outcome.reason or "rejected"

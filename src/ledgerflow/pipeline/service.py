@@ -30,7 +30,7 @@ from ledgerflow.adapters.sqlite.ledger_store import NOW_MS_SQL, SqliteLedgerStor
 from ledgerflow.adapters.sqlite.multirow import insert_rows
 from ledgerflow.bus.transport import Delivery
 from ledgerflow.domain import events as ev
-from ledgerflow.domain.canonical import KIND_COMPLETION, KIND_REVERSAL
+from ledgerflow.domain.canonical import KIND_COMPLETION, KIND_FINANCIAL, KIND_REFUND, KIND_REVERSAL
 from ledgerflow.domain.engine import RESOLUTION_POSTED
 from ledgerflow.domain.ledger import Posting
 from ledgerflow.domain.results import PostingResult
@@ -39,7 +39,11 @@ from ledgerflow.pipeline import duplicate_store
 from ledgerflow.pipeline.dedup import DuplicateKeyConfig
 from ledgerflow.pipeline.directory import CardDirectory
 from ledgerflow.pipeline.outcomes import PostedBalances, RejectedDetail
-from ledgerflow.pipeline.posting import check_posting_id_order, reversal_of_capture
+from ledgerflow.pipeline.posting import (
+    check_posting_id_order,
+    reversal_of_capture,
+    reversal_of_single_message,
+)
 from ledgerflow.pipeline.prepare import (
     OutboxRow,
     OutcomeContext,
@@ -314,13 +318,11 @@ class PostingPipeline:
             for index, ((_d, event), result) in enumerate(zip(segment, effects.results), start):
                 final[index] = (event.posting, result)
                 context = event.context
-                if result is PostingResult.pending_already_posted and context.card_kind == KIND_REVERSAL:
-                    hold = event.posting.pending_id
-                    assert hold is not None and context.account_id and context.currency
-                    credit = reversal_of_capture(hold, context.account_id, context.currency,
-                                                 context.amount_account_minor or 0, self._captured_minor(hold))
-                    if credit is not None:
-                        follow_ups.append((index, credit))
+                if context.card_kind != KIND_REVERSAL:
+                    continue
+                follow_up = self._reversal_follow_up(event, result)
+                if follow_up is not None:
+                    follow_ups.append((index, follow_up))
             if follow_ups:
                 second = self.ledger.apply_postings_effects(tx, [p for _i, p in follow_ups], snapshot=True)
                 balances_after.update(second.balances_after)
@@ -334,33 +336,64 @@ class PostingPipeline:
 
     def _segment_ends(self, tx: sqlite3.Connection, approved: list[tuple[Delivery, PreparedEvent]]) -> list[int]:
         """Where to cut the batch so that events take effect in order whatever the batch boundaries: a reversal
-        of a hold captured before it (earlier, or earlier in this batch) credits the customer back through a
-        second posting, which must land before the events after the reversal are applied. Rare, so most
-        batches stay one ledger call."""
-        reversal_holds = {
-            index: event.posting.pending_id
+        that gives money back through a second posting (its hold was captured before it, earlier or earlier in
+        this batch; or it undoes a single-message purchase or refund posted before it) must see that posting land
+        before the events after it are applied. Rare, so most batches stay one ledger call."""
+        reversals = [
+            (index, event.posting.pending_id, event.context.reversed_single_id)
             for index, (_d, event) in enumerate(approved)
             if event.context.card_kind == KIND_REVERSAL
-        }
-        if not reversal_holds:
+        ]
+        if not reversals:
             return [len(approved)]
         captured = {
             pending_id
             for (pending_id,) in tx.execute(
                 "SELECT pending_id FROM pending_resolutions WHERE resolution = ? "
                 "AND pending_id IN (SELECT value FROM json_each(?))",
-                (RESOLUTION_POSTED, msgspec.json.encode(sorted(set(reversal_holds.values()))).decode()),
+                (RESOLUTION_POSTED, msgspec.json.encode(sorted({hold for _i, hold, _s in reversals})).decode()),
             )
         }
+        single_ids = sorted({single for _i, _h, single in reversals if single is not None})
+        posted_singles = {
+            posting_id
+            for (posting_id,) in tx.execute(
+                "SELECT posting_id FROM postings WHERE posting_id IN (SELECT value FROM json_each(?))",
+                (msgspec.json.encode(single_ids).decode(),),
+            )
+        } if single_ids else set()
+        references = {index: (hold, single) for index, hold, single in reversals}
         ends = []
         for index, (_d, event) in enumerate(approved):
-            if event.context.card_kind == KIND_COMPLETION:
+            kind = event.context.card_kind
+            if kind == KIND_COMPLETION:
                 captured.add(event.posting.pending_id)
-            elif index in reversal_holds and reversal_holds[index] in captured:
-                ends.append(index + 1)
+            elif kind == KIND_FINANCIAL or kind == KIND_REFUND:
+                posted_singles.add(event.posting.posting_id)
+            elif index in references:
+                hold, single = references[index]
+                if hold in captured or single in posted_singles:
+                    ends.append(index + 1)
         if not ends or ends[-1] != len(approved):
             ends.append(len(approved))
         return ends
+
+    def _reversal_follow_up(self, event: PreparedEvent, result: PostingResult) -> Posting | None:
+        """The posting that gives the money back when a reversal's void found nothing to void: the hold was
+        captured already, or there is no hold and the reversal names a single-message purchase or refund."""
+        context = event.context
+        assert context is not None and context.account_id and context.currency and event.posting is not None
+        reversed_minor = context.amount_account_minor or 0
+        if result is PostingResult.pending_already_posted:
+            hold = event.posting.pending_id
+            assert hold is not None
+            return reversal_of_capture(hold, context.account_id, context.currency, reversed_minor,
+                                       self._captured_minor(hold))
+        if result is PostingResult.pending_not_found and context.reversed_single_id is not None:
+            original = self.ledger.posting(context.reversed_single_id)
+            if original is not None and original.result == PostingResult.ok.name:
+                return reversal_of_single_message(original, context.account_id, reversed_minor)
+        return None
 
     def _captured_minor(self, pending_id: str) -> int:
         """What the capture of this hold posted to its first leg (0 when it was not captured)."""
