@@ -161,11 +161,13 @@ def generate_command(
 def demo_command(
     data_dir: DataDirOption = None,
     events: Annotated[int, typer.Option("--events", min=10, help="Events to generate.")] = 20_000,
+    json_output: JsonOption = False,
 ) -> None:
-    """Generate accounts and traffic, run the pipeline with a progress bar, print a summary and the check."""
+    """Generate accounts and traffic, run the pipeline with a progress bar, print a summary and the check (with
+    --json: the summary as one JSON object on stdout, the tables on stderr)."""
     from ledgerflow.pipeline.demo import run_demo
 
-    ok = run_demo(data_dir, events=events)
+    ok = run_demo(data_dir, events=events, json_output=json_output)
     sys.exit(0 if ok else 1)
 
 

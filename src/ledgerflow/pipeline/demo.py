@@ -9,7 +9,9 @@ from __future__ import annotations
 import time
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
+import msgspec
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
@@ -21,7 +23,9 @@ from ledgerflow.domain.money import format_minor
 BALANCES_SHOWN = 6
 
 
-def run_demo(data_dir: Path | None, *, events: int = 20_000) -> bool:
+def run_demo(data_dir: Path | None, *, events: int = 20_000, json_output: bool = False) -> bool:
+    """Run the demo; True when the ledger check holds and nothing is left to do. With `json_output`, the tables
+    and the progress bar go to stderr and stdout gets one JSON object (`demo_summary`)."""
     from ledgerflow.pipeline.accounts_import import import_accounts
     from ledgerflow.pipeline.generate import write_traffic
     from ledgerflow.pipeline.ingest_service import ingest_file
@@ -29,7 +33,7 @@ def run_demo(data_dir: Path | None, *, events: int = 20_000) -> bool:
     from ledgerflow.pipeline.secrets import tokenizer_for
     from ledgerflow.pipeline.status import pipeline_status
 
-    console = Console()
+    console = Console(stderr=json_output)
     base = Settings.load(data_dir).data_dir
     run_dir = base / "demo" / datetime.now(UTC).strftime("%Y%m%dT%H%M%S%f")
     run_dir.mkdir(parents=True)
@@ -58,14 +62,45 @@ def run_demo(data_dir: Path | None, *, events: int = 20_000) -> bool:
         progress.update(task, completed=runner.totals.events)
     elapsed = time.perf_counter() - started
     status = pipeline_status(ledger.connection)
+    balances = _sample_balances(ledger)
     _print_stages(console, status, ingest.rejected, elapsed)
-    _print_balances(console, ledger)
+    _print_balances(console, balances)
     check = ledger.check()
     ledger.close()
+    ok = bool(check["ok"]) and status["pending_work"] == 0
     verdict = "[green]holds[/green]" if check["ok"] else "[red]FAILED[/red]"
     console.print(f"ledger check: {verdict} ({check['postings']} postings, {check['entries']} entries, "
                   f"{len(check['imbalanced_postings'])} imbalanced, {len(check['balance_mismatches'])} mismatches)")
-    return bool(check["ok"]) and status["pending_work"] == 0
+    if json_output:
+        print(msgspec.json.encode(demo_summary(run_dir, events, imported.created, ingest.accepted, ingest.rejected,
+                                               status, elapsed, balances, check, ok)).decode(), flush=True)
+    return ok
+
+
+def demo_summary(run_dir: Path, events: int, accounts_imported: int, ingest_accepted: int, ingest_rejected: int,
+                 status: dict[str, int], elapsed_s: float, balances: list[Any], check: dict[str, Any],
+                 ok: bool) -> dict[str, Any]:
+    """What `demo --json` prints: the run's directory, per-stage counts, throughput, a few balances and the
+    check's verdict with its counts."""
+    return {
+        "ok": ok,
+        "data_dir": str(run_dir),
+        "events_generated": events,
+        "accounts_imported": accounts_imported,
+        "ingest": {"accepted": ingest_accepted, "rejected": ingest_rejected},
+        "status": status,
+        "elapsed_s": round(elapsed_s, 3),
+        "events_per_second": round(status["accepted"] / elapsed_s, 1) if elapsed_s > 0 else None,
+        "balances": [
+            {"account_id": b.account_id, "currency": b.currency, "balance_posted_minor": b.balance_posted_minor,
+             "balance_available_minor": b.balance_available_minor, "debits_pending": b.debits_pending}
+            for b in balances
+        ],
+        "check_ok": bool(check["ok"]),
+        "check": {"postings": check["postings"], "entries": check["entries"],
+                  "imbalanced_postings": len(check["imbalanced_postings"]),
+                  "balance_mismatches": len(check["balance_mismatches"])},
+    }
 
 
 def _print_stages(console: Console, status: dict[str, int], rejected_at_boundary: int, elapsed_s: float) -> None:
@@ -79,16 +114,19 @@ def _print_stages(console: Console, status: dict[str, int], rejected_at_boundary
     console.print(table)
 
 
-def _print_balances(console: Console, ledger) -> None:  # type: ignore[no-untyped-def]
-    table = Table(title="a few balances")
-    for column in ("account", "posted", "available", "pending debits"):
-        table.add_column(column, justify="right" if column != "account" else "left")
+def _sample_balances(ledger) -> list[Any]:  # type: ignore[no-untyped-def]
     rows = ledger.connection.execute(
         "SELECT account_id FROM accounts WHERE kind IN ('customer', 'settlement') "
         "ORDER BY kind DESC, account_id LIMIT ?", (BALANCES_SHOWN,)).fetchall()
-    for (account_id,) in rows:
-        balance = ledger.balance(account_id)
-        table.add_row(account_id, format_minor(balance.balance_posted_minor, balance.currency),
+    return [ledger.balance(account_id) for (account_id,) in rows]
+
+
+def _print_balances(console: Console, balances: list[Any]) -> None:
+    table = Table(title="a few balances")
+    for column in ("account", "posted", "available", "pending debits"):
+        table.add_column(column, justify="right" if column != "account" else "left")
+    for balance in balances:
+        table.add_row(balance.account_id, format_minor(balance.balance_posted_minor, balance.currency),
                       format_minor(balance.balance_available_minor, balance.currency),
                       format_minor(balance.debits_pending, balance.currency))
     console.print(table)
