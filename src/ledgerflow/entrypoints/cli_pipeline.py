@@ -99,6 +99,9 @@ def run_command(
     json_output: JsonOption = False,
 ) -> None:
     """Run the pipeline until SIGTERM/SIGINT (graceful drain), or with --until-idle until nothing is left."""
+    from ledgerflow.pipeline.stop_signals import StopSignals
+
+    stop = StopSignals.installed()  # first: a stop asked for while starting up is a graceful stop as well
     from ledgerflow.bootstrap import RULES_ENGINES, build_pipeline
     from ledgerflow.pipeline.runner import Runner
 
@@ -118,8 +121,7 @@ def run_command(
         except ValueError as exc:  # a setting out of range (LEDGERFLOW_PREP_WORKER, LEDGERFLOW_PIN_CPUS)
             raise _fail(str(exc), 2) from None
         try:
-            runner = Runner(pipeline, router=router)
-            runner.install_signal_handlers()
+            runner = Runner(pipeline, router=router, stop=stop)
             totals = runner.run(until_idle=until_idle)
         finally:
             pipeline.close()

@@ -8,7 +8,6 @@ others go through: one bad event never stops the worker.
 
 from __future__ import annotations
 
-import signal
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -19,6 +18,7 @@ import structlog
 from ledgerflow.adapters.sqlite.ledger_store import NOW_MS_SQL, write_transaction
 from ledgerflow.bus.transport import redelivery_delay_ms
 from ledgerflow.pipeline.service import INBOUND_STREAM, PIPELINE_CONSUMER, PostingPipeline, StepReport
+from ledgerflow.pipeline.stop_signals import StopSignals
 
 log = structlog.get_logger(__name__)
 
@@ -45,25 +45,19 @@ class Runner:
     """Steps the posting pipeline and, when given, the event router (which delivers the pipeline's outcome events
     and anything put on the buses to the rules' targets) in one loop on one connection."""
 
-    def __init__(self, pipeline: PostingPipeline, *, record_latency: bool = False, router: Any = None) -> None:
+    def __init__(self, pipeline: PostingPipeline, *, record_latency: bool = False, router: Any = None,
+                 stop: StopSignals | None = None) -> None:
         self.pipeline = pipeline
         self.router = router
-        self.stop_requested = False
+        self.stop = stop if stop is not None else StopSignals()
         self.record_latency = record_latency
         self.totals = RunTotals()
         self._failures = 0
         self._last_sweep = 0.0
 
-    def install_signal_handlers(self) -> None:
-        def _stop(_signum: int, _frame: object) -> None:
-            self.stop_requested = True
-
-        signal.signal(signal.SIGTERM, _stop)
-        signal.signal(signal.SIGINT, _stop)
-
     def run(self, *, until_idle: bool = False, on_batch: Callable[[RunTotals], None] | None = None) -> RunTotals:
         sleep_s = IDLE_SLEEP_SECONDS
-        while not self.stop_requested:
+        while not self.stop.requested:
             self._sweep_holds_when_due()
             report = self._step()
             if report is None:
