@@ -424,6 +424,20 @@ def test_a_reversal_naming_no_posted_purchase_is_rejected(post: Post, data_dir: 
     assert balance(data_dir, "ACC-EUR")["debits_posted"] == 0
 
 
+@pytest.mark.parametrize("same_batch", [False, True], ids=["separate-batches", "same-batch"])
+def test_a_reversal_ahead_of_its_purchase_is_rejected_whatever_the_batches(
+    post: Post, data_dir: Path, same_batch: bool
+) -> None:
+    purchase = event(messageType="0200", authCode="A44001", systemTraceAuditNumber="440001",
+                     transactionAmount="1000", billingAmount="1000")
+    reversal = event(messageType="0400", authCode="A44002", systemTraceAuditNumber="440002",
+                     transactionAmount="1000", billingAmount="1000", **full_reference(purchase))
+    found = post(reversal, purchase) if same_batch else {**post(reversal), **post(purchase)}
+    assert outcome(found, reversal).detail["reason"] == "pending_not_found"
+    assert outcome(found, purchase).detail_type == "TransactionPosted"
+    assert balance(data_dir)["debits_posted"] == 1000 and balance(data_dir)["credits_posted"] == OPENING_MINOR
+
+
 def test_money_given_back_by_a_purchase_reversal_is_available_to_the_next_event_in_the_batch(
     post: Post, data_dir: Path
 ) -> None:

@@ -57,9 +57,10 @@ def traffic(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
 
 
 def append_capture_then_reversal(traffic_path: Path, accounts_path: Path) -> None:
-    """The generator never reverses a hold it has captured: add a small authorization on a funded card of the
-    account's own currency, its completion and then its reversal, so that the reversal's follow-up credit (built
-    from what the worker sent) is exercised."""
+    """The generator never reverses a hold it has captured, nor a single-message purchase: add a small
+    authorization on a funded card of the account's own currency, its completion and then its reversal, and a
+    purchase with its reversal, so that the reversals' follow-up postings (built from what the worker sent) are
+    exercised."""
     import csv
     import json
 
@@ -83,6 +84,20 @@ def append_capture_then_reversal(traffic_path: Path, accounts_path: Path) -> Non
         )
         if message_type != "0100":
             envelope["detail"].update(originalAuthCode="990001", originalSystemTraceAuditNumber="999991")
+        added.append(json.dumps(envelope, separators=(",", ":")))
+    # And a single-message purchase and its reversal: the reversal names the purchase through what the worker
+    # sent in its outcome context.
+    for number, message_type in enumerate(("0200", "0400"), start=4):
+        envelope = json.loads(json.dumps(template))
+        envelope["id"] = f"{template['id'][:-4]}f{number:03d}"
+        envelope["time"] = f"2026-11-27T09:00:0{number}.000Z"
+        envelope["detail"].update(
+            messageType=message_type, authCode="990002", systemTraceAuditNumber=f"99999{number}",
+            transmissionDateTime=envelope["time"], transactionAmount="100", billingAmount="100", conversionRate="1",
+        )
+        if message_type == "0400":
+            envelope["detail"].update(originalAuthCode="990002", originalSystemTraceAuditNumber="999994",
+                                      originalTransmissionDateTime="2026-11-27T09:00:04.000Z")
         added.append(json.dumps(envelope, separators=(",", ":")))
     traffic_path.write_text("\n".join([*lines, *added]) + "\n")
 
@@ -117,8 +132,10 @@ def without_worker(tmp_path_factory: pytest.TempPathFactory, traffic: tuple[Path
     with read_only(data_dir) as connection:
         # The traffic reverses captured holds too: the follow-up credit is built from what the worker sent.
         [(credited_back,)] = connection.execute(
-            "SELECT COUNT(*) FROM postings WHERE posting_id LIKE '%:reversal' AND result = 0").fetchall()
-    assert credited_back > 0
+            "SELECT COUNT(*) FROM postings WHERE posting_id LIKE 'hold:%:reversal' AND result = 0").fetchall()
+        [(purchases_reversed,)] = connection.execute(
+            "SELECT COUNT(*) FROM postings WHERE posting_id LIKE 'purchase:%:reversal' AND result = 0").fetchall()
+    assert credited_back > 0 and purchases_reversed == 1
     return fingerprint(data_dir)
 
 

@@ -310,7 +310,8 @@ class PostingPipeline:
         final: dict[int, tuple[Posting, PostingResult]] = {}
         balances_after: dict[str, Any] = {}
         start = 0
-        for end in self._segment_ends(tx, approved):
+        ends, after_original = self._segment_ends(tx, approved)
+        for end in ends:
             segment = approved[start:end]
             effects = self.ledger.apply_postings_effects(tx, [event.posting for _d, event in segment], snapshot=True)
             balances_after.update(effects.balances_after)
@@ -320,7 +321,7 @@ class PostingPipeline:
                 context = event.context
                 if context.card_kind != KIND_REVERSAL:
                     continue
-                follow_up = self._reversal_follow_up(event, result)
+                follow_up = self._reversal_follow_up(event, result, index in after_original)
                 if follow_up is not None:
                     follow_ups.append((index, follow_up))
             if follow_ups:
@@ -334,18 +335,23 @@ class PostingPipeline:
             report.inbound_published_ms.append(delivery.published_at_ms)
             self._emit_outcome(event, posting, result, balances_after.get(posting.posting_id), outbox, report)
 
-    def _segment_ends(self, tx: sqlite3.Connection, approved: list[tuple[Delivery, PreparedEvent]]) -> list[int]:
+    def _segment_ends(self, tx: sqlite3.Connection,
+                      approved: list[tuple[Delivery, PreparedEvent]]) -> tuple[list[int], set[int]]:
         """Where to cut the batch so that events take effect in order whatever the batch boundaries: a reversal
         that gives money back through a second posting (its hold was captured before it, earlier or earlier in
         this batch; or it undoes a single-message purchase or refund posted before it) must see that posting land
-        before the events after it are applied. Rare, so most batches stay one ledger call."""
+        before the events after it are applied. Rare, so most batches stay one ledger call.
+
+        Also: the positions of the reversals whose single-message original came before them (in the ledger, or
+        earlier in this batch). Only those may undo it: a reversal ahead of its original is rejected whether or
+        not the original follows in the same batch."""
         reversals = [
             (index, event.posting.pending_id, event.context.reversed_single_id)
             for index, (_d, event) in enumerate(approved)
             if event.context.card_kind == KIND_REVERSAL
         ]
         if not reversals:
-            return [len(approved)]
+            return [len(approved)], set()
         captured = {
             pending_id
             for (pending_id,) in tx.execute(
@@ -364,6 +370,7 @@ class PostingPipeline:
         } if single_ids else set()
         references = {index: (hold, single) for index, hold, single in reversals}
         ends = []
+        after_original = set()
         for index, (_d, event) in enumerate(approved):
             kind = event.context.card_kind
             if kind == KIND_COMPLETION:
@@ -372,15 +379,18 @@ class PostingPipeline:
                 posted_singles.add(event.posting.posting_id)
             elif index in references:
                 hold, single = references[index]
+                if single in posted_singles:
+                    after_original.add(index)
                 if hold in captured or single in posted_singles:
                     ends.append(index + 1)
         if not ends or ends[-1] != len(approved):
             ends.append(len(approved))
-        return ends
+        return ends, after_original
 
-    def _reversal_follow_up(self, event: PreparedEvent, result: PostingResult) -> Posting | None:
+    def _reversal_follow_up(self, event: PreparedEvent, result: PostingResult, after_original: bool) -> Posting | None:
         """The posting that gives the money back when a reversal's void found nothing to void: the hold was
-        captured already, or there is no hold and the reversal names a single-message purchase or refund."""
+        captured already, or there is no hold and the reversal names a single-message purchase or refund that came
+        before it (`after_original`)."""
         context = event.context
         assert context is not None and context.account_id and context.currency and event.posting is not None
         reversed_minor = context.amount_account_minor or 0
@@ -389,7 +399,8 @@ class PostingPipeline:
             assert hold is not None
             return reversal_of_capture(hold, context.account_id, context.currency, reversed_minor,
                                        self._captured_minor(hold))
-        if result is PostingResult.pending_not_found and context.reversed_single_id is not None:
+        if result is PostingResult.pending_not_found and after_original:
+            assert context.reversed_single_id is not None
             original = self.ledger.posting(context.reversed_single_id)
             if original is not None and original.result == PostingResult.ok.name:
                 return reversal_of_single_message(original, context.account_id, reversed_minor)
