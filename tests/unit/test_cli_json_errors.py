@@ -4,13 +4,15 @@ message also stays on stderr for people). Run as real processes: the promise is 
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from ledgerflow.entrypoints.json_errors import error_message
+from ledgerflow.entrypoints.json_errors import STDERR_KEPT_CHARS_MAX, error_message, run_with_json_errors
 
 
 def ledgerflow(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
@@ -56,8 +58,63 @@ def test_without_json_stdout_stays_empty_on_failure(tmp_path: Path) -> None:
     assert result.returncode == 1 and result.stdout == "" and "unknown account" in result.stderr
 
 
-def test_error_message_drops_the_lead_and_the_frame() -> None:
+def test_colour_codes_never_reach_the_json_error(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "ledgerflow", "ledger", "balance", "NO-SUCH-ACCOUNT", "--json", "--data-dir",
+         str(tmp_path / "data")],
+        cwd=tmp_path, capture_output=True, text=True, timeout=120, check=False,
+        env={**os.environ, "FORCE_COLOR": "1", "COLUMNS": "40"},
+    )
+    assert result.returncode == 1
+    assert json.loads(result.stdout) == {"error": "unknown account 'NO-SUCH-ACCOUNT'", "exit_code": 1}
+
+
+def test_error_message_drops_colour_codes_and_the_lead() -> None:
     assert error_message("error: cannot open the ledger: boom\n") == "cannot open the ledger: boom"
-    framed = "Usage: x [OPTIONS]\n╭─ Error ─────╮\n│ No such option: --y   │\n╰─────────────╯\n"
-    assert error_message(framed) == "Usage: x [OPTIONS]\nNo such option: --y"
+    assert error_message("\x1b[31merror:\x1b[0m unknown account 'X'\n") == "unknown account 'X'"
     assert error_message("") == ""
+
+
+def _failing_app(exception: BaseException) -> Any:
+    def app(*, standalone_mode: bool) -> None:
+        assert standalone_mode is False
+        print("working", file=sys.stderr)
+        raise exception
+
+    return app
+
+
+def test_an_unexpected_exception_is_reported_as_json_with_its_traceback_on_stderr(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        run_with_json_errors(_failing_app(KeyError("card 4111111111111111 missing")))
+    assert exit_.value.code == 1
+    out, err = capsys.readouterr()
+    assert json.loads(out) == {"error": "KeyError: 'card [masked] missing'", "exit_code": 1}
+    assert "Traceback" in err and "working" in err
+
+
+def test_a_command_exit_without_stdout_is_reported_from_its_stderr(capsys: pytest.CaptureFixture[str]) -> None:
+    def app(*, standalone_mode: bool) -> int:
+        print("x" * (STDERR_KEPT_CHARS_MAX * 3), file=sys.stderr)  # a long run's chatter is not all kept
+        print("error: the ledger said no", file=sys.stderr)
+        return 3
+
+    with pytest.raises(SystemExit) as exit_:
+        run_with_json_errors(app)
+    assert exit_.value.code == 3
+    out, _err = capsys.readouterr()
+    answer = json.loads(out)
+    assert answer["exit_code"] == 3 and answer["error"].endswith("error: the ledger said no")
+    assert len(answer["error"]) <= STDERR_KEPT_CHARS_MAX
+
+
+def test_success_exits_zero_and_adds_nothing(capsys: pytest.CaptureFixture[str]) -> None:
+    def app(*, standalone_mode: bool) -> None:
+        print('{"ok": true}')
+
+    with pytest.raises(SystemExit) as exit_:
+        run_with_json_errors(app)
+    assert exit_.value.code == 0
+    assert capsys.readouterr().out == '{"ok": true}\n'

@@ -241,3 +241,11 @@ def test_a_csv_row_of_empty_cells_is_rejected_and_blank_lines_are_skipped() -> N
         IngestError(line=5, reason="row has no message cell"),
         IngestError(line=7, reason="the message cell is empty"),
     ]
+
+
+def test_an_envelope_id_must_be_short_printable_text() -> None:
+    lines = [line(sample_envelope(sample_detail(), id=event_id)) for event_id in ("", "x\u0000y", "a" * 101, "a" * 100)]
+    batch = parse_jsonl(lines, TOKENIZER)
+    reason = "envelope id must be 1 to 100 printable characters"
+    assert batch.errors == [IngestError(line=number, reason=reason) for number in (1, 2, 3)]
+    assert [envelope.id for envelope in batch.accepted] == ["a" * 100]

@@ -14,7 +14,7 @@ import typer
 
 from ledgerflow.config import DATA_DIR_ENV
 from ledgerflow.entrypoints import cli_events, cli_ledger, cli_pipeline, cli_workflow
-from ledgerflow.entrypoints.json_errors import json_errors_on_stdout
+from ledgerflow.entrypoints.json_errors import run_with_json_errors
 from ledgerflow.entrypoints.options import DataDirOption
 
 APP_HELP = (
@@ -57,7 +57,5 @@ def _restore_environment(name: str, value: str | None) -> None:
 def main() -> None:
     app = build_app()
     if JSON_FLAG in sys.argv[1:]:
-        with json_errors_on_stdout():
-            app()
-    else:
-        app()
+        run_with_json_errors(app)
+    app()

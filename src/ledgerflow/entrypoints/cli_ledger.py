@@ -70,7 +70,8 @@ def build_bench_app() -> typer.Typer:
 
 # -- helpers -------------------------------------------------------------------------------------------------
 def _fail(message: str) -> typer.Exit:
-    Console(stderr=True).print(f"[red]error:[/red] {message}", highlight=False)
+    # soft_wrap: one line however long (a tool reading stderr, or `--json`'s error, gets the message whole).
+    Console(stderr=True, soft_wrap=True).print(f"[red]error:[/red] {message}", highlight=False)
     return typer.Exit(EXIT_FAILURE)
 
 

@@ -50,6 +50,9 @@ DEFAULT_SOURCE: Final = "ledgerflow.ingest"
 ISO8583_SOURCE: Final = "ledgerflow.ingest.iso8583"
 LINE_BYTES_MAX: Final = 64 * 1024  # an authorization is ~0.5 KB; anything far larger is not one
 REASON_CHARS_MAX: Final = 300
+# An envelope id names the event in every id derived from it; the longest of those (a completion's posting id,
+# `completion:<STAN>:<event id>`) must fit the ledger's 128 characters. EventBridge ids are 36-character UUIDs.
+EVENT_ID_LENGTH_MAX: Final = 100
 ISO8583_MESSAGE_BYTES_MAX: Final = 2_048  # BASE I messages here are ~200 bytes
 # Lines are read through a 1 MiB buffer: with the default (one 4-8 KiB read per few lines) reading a line cost
 # ~0.43 µs, with this ~0.19 µs (the lines are the same).
@@ -205,6 +208,11 @@ def _from_envelope(
         raise
     if envelope.detail_type != TRANSACTION_AUTHORIZED:
         return IngestError(line=line_number, reason=_wrong_type(envelope.detail_type))
+    event_id = envelope.id
+    if not event_id or len(event_id) > EVENT_ID_LENGTH_MAX or not event_id.isprintable():
+        # Not echoed: it is input, and could hold anything.
+        return IngestError(line=line_number,
+                           reason=f"envelope id must be 1 to {EVENT_ID_LENGTH_MAX} printable characters")
     inbound: InboundAuthorization = envelope.detail
     correlation_id = inbound.correlationId or envelope.id
     envelope.detail = tokenize_detail(

@@ -86,4 +86,11 @@ def _conflicting(tx, chunk: list[OutboxRow]) -> set[int]:  # type: ignore[no-unt
         "SELECT dedup_id, body FROM bus_messages WHERE dedup_id IN (SELECT value FROM json_each(?))",
         (msgspec.json.encode(sorted({message_id for message_id, _t, _b in chunk})).decode(),),
     ))
-    return {index for index, (message_id, _t, body) in enumerate(chunk) if bytes(stored[message_id]) != body}
+    conflicts = set()
+    for index, (message_id, _t, body) in enumerate(chunk):
+        if message_id not in stored:  # an id JSON text does not carry through SQLite's JSON functions as it is
+            row = tx.execute("SELECT body FROM bus_messages WHERE dedup_id = ?", (message_id,)).fetchone()
+            stored[message_id] = row[0] if row is not None else b""
+        if bytes(stored[message_id]) != body:
+            conflicts.add(index)
+    return conflicts
