@@ -26,14 +26,21 @@ def ledgerflow(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
         (("ledger", "balance", "NO-SUCH-ACCOUNT", "--json"), 1, "unknown account 'NO-SUCH-ACCOUNT'"),
         (("ingest", "no-such-file.jsonl", "--json"), 2, "'no-such-file.jsonl' does not exist"),
         (("status", "--json", "--no-such-option"), 2, "No such option: --no-such-option"),
+        # The command's own refusal after the CLI library probed stderr for a binary stream (it writes b"").
+        (("generate", "--count", "5", "--seed", "1", "--format", "xml", "-o", "x.jsonl", "--json"), 2,
+         "--format must be jsonl or iso8583"),
+        (("status", "--json"), 1, "cannot open the ledger"),
     ],
-    ids=["command-refuses", "missing-file", "usage-error"],
+    ids=["command-refuses", "missing-file", "usage-error", "command-refuses-with-2", "data-dir-is-a-file"],
 )
 def test_a_failing_command_prints_its_error_as_one_json_object(
     tmp_path: Path, args: tuple[str, ...], exit_code: int, message_part: str
 ) -> None:
-    result = ledgerflow(*args, "--data-dir", str(tmp_path / "data"), cwd=tmp_path)
+    (tmp_path / "a-file").write_text("")
+    data_dir = tmp_path / ("a-file" if "cannot open the ledger" in message_part else "data")
+    result = ledgerflow(*args, "--data-dir", str(data_dir), cwd=tmp_path)
     assert result.returncode == exit_code, result.stderr
+    assert "Traceback" not in result.stderr
     [line] = result.stdout.splitlines()
     answer = json.loads(line)
     assert set(answer) == {"error", "exit_code"} and answer["exit_code"] == exit_code
@@ -118,3 +125,23 @@ def test_success_exits_zero_and_adds_nothing(capsys: pytest.CaptureFixture[str])
         run_with_json_errors(app)
     assert exit_.value.code == 0
     assert capsys.readouterr().out == '{"ok": true}\n'
+
+
+def test_every_command_takes_data_dir() -> None:
+    import typer
+
+    from ledgerflow.entrypoints.cli import build_app
+
+    missing = []
+
+    def walk(command: Any, path: list[str]) -> None:
+        if hasattr(command, "commands"):
+            for name, sub in command.commands.items():
+                walk(sub, [*path, name])
+            return
+        options = {option for parameter in command.params for option in getattr(parameter, "opts", [])}
+        if "--data-dir" not in options:
+            missing.append(" ".join(path))
+
+    walk(typer.main.get_command(build_app()), [])
+    assert missing == []

@@ -148,8 +148,11 @@ def generate_command(
     accounts: Annotated[Path | None, typer.Option("--accounts", help="Accounts CSV (default: beside the output, "
                                                                       "accounts.csv).")] = None,
     json_output: JsonOption = False,
+    data_dir: DataDirOption = None,
 ) -> None:
-    """Write realistic synthetic traffic and a matching accounts file."""
+    """Write realistic synthetic traffic and a matching accounts file (files only: --data-dir is accepted, as by
+    every command, and not used)."""
+    del data_dir
     from ledgerflow.pipeline.generate import write_traffic
 
     if fmt not in ("jsonl", "iso8583"):

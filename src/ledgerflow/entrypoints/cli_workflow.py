@@ -61,8 +61,11 @@ def _open_store(data_dir: Path | None) -> Any:
 def validate_command(
     file: Annotated[Path, typer.Argument(help="State machine definition (JSON).")],
     json_output: JsonOption = False,
+    data_dir: DataDirOption = None,
 ) -> None:
-    """Validate a definition: prints ok, or every error with the state and field it concerns."""
+    """Validate a definition: prints ok, or every error with the state and field it concerns (--data-dir is
+    accepted, as by every command, and not used)."""
+    del data_dir
     from ledgerflow.workflow.validate import validate_definition
 
     errors = validate_definition(_read_definition(file))

@@ -36,6 +36,8 @@ class _WatchedStream:
         self._kept_chars = 0
 
     def write(self, text: str) -> int:
+        if not isinstance(text, str):  # a probe for a binary stream (the CLI library writes b""): the stream answers
+            return self._stream.write(text)
         self.characters_written += len(text)
         if self._keep:
             self._kept.append(text)

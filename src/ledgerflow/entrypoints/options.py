@@ -30,6 +30,6 @@ def open_embedded_ledger(data_dir: Path | None, *, refusal: str, refusal_exit_co
         raise typer.Exit(refusal_exit_code)
     try:
         return open_ledger(settings), settings
-    except LedgerError as exc:
+    except (LedgerError, OSError) as exc:  # OSError: the data directory cannot be made (a file is in its place)
         typer.echo(f"error: cannot open the ledger: {exc}", err=True)
         raise typer.Exit(1) from None
