@@ -409,12 +409,13 @@ def test_a_single_message_purchase_is_reversed_once_and_never_for_more_than_it_c
     assert balance(data_dir)["credits_posted"] == OPENING_MINOR + 1000
 
 
-@pytest.mark.parametrize("missing", ["originalTransmissionDateTime", "other-card"])
-def test_a_reversal_naming_no_posted_purchase_is_rejected(post: Post, data_dir: Path, missing: str) -> None:
+@pytest.mark.parametrize("wrong", ["other-stan", "other-card"])
+def test_a_reversal_naming_no_posted_purchase_is_rejected(post: Post, data_dir: Path, wrong: str) -> None:
     purchase = event(messageType="0200", authCode="A43001", systemTraceAuditNumber="430001",
                      transactionAmount="1000", billingAmount="1000")
-    names = reference(purchase) if missing == "originalTransmissionDateTime" else full_reference(purchase)
-    card = {"PAN": EUR_PAN, "transactionCurrency": "EUR", "billingCurrency": "EUR"} if missing == "other-card" else {}
+    names = {**reference(purchase), "originalSystemTraceAuditNumber": "430009"} if wrong == "other-stan" else (
+        reference(purchase))
+    card = {"PAN": EUR_PAN, "transactionCurrency": "EUR", "billingCurrency": "EUR"} if wrong == "other-card" else {}
     reversal = event(messageType="0400", authCode="A43002", systemTraceAuditNumber="430002",
                      transactionAmount="1000", billingAmount="1000", **names, **card)
     post(purchase)
@@ -422,6 +423,53 @@ def test_a_reversal_naming_no_posted_purchase_is_rejected(post: Post, data_dir: 
     assert rejected.detail_type == "TransactionPostingRejected" and rejected.detail["reason"] == "pending_not_found"
     assert balance(data_dir)["credits_posted"] == OPENING_MINOR
     assert balance(data_dir, "ACC-EUR")["debits_posted"] == 0
+
+
+def test_a_reversal_finds_its_purchase_without_the_original_time(post: Post, data_dir: Path) -> None:
+    purchase = event(messageType="0200", authCode="A45001", systemTraceAuditNumber="450001",
+                     transactionAmount="1000", billingAmount="1000")
+    reversal = event(messageType="0400", authCode="A45002", systemTraceAuditNumber="450002",
+                     transactionAmount="1000", billingAmount="1000", **reference(purchase))
+    post(purchase)
+    assert outcome(post(reversal), reversal).detail_type == "TransactionPosted"
+    assert balance(data_dir)["credits_posted"] == OPENING_MINOR + 1000
+
+
+def test_a_repeated_purchase_with_a_new_transmission_time_posts_once(post: Post, data_dir: Path) -> None:
+    purchase = event(messageType="0200", authCode="A46001", systemTraceAuditNumber="460001",
+                     transactionAmount="1500", billingAmount="1500", transmissionDateTime="2026-11-29T11:00:00Z")
+    repeat = event(messageType="0201", authCode="A46001", systemTraceAuditNumber="460001",
+                   transactionAmount="1500", billingAmount="1500", transmissionDateTime="2026-11-29T11:00:30Z")
+    found = post(purchase, repeat)
+    assert outcome(found, repeat).detail["result"] == "exists"
+    assert balance(data_dir)["debits_posted"] == 1500
+
+
+def test_a_refund_authorization_and_its_advice_credit_once(post: Post, data_dir: Path) -> None:
+    authorization = event(processingCode="200000", authCode="RF0001", systemTraceAuditNumber="300001",
+                          transactionAmount="2500", billingAmount="2500")
+    advice = event(messageType="0220", processingCode="200000", authCode="RF0001", systemTraceAuditNumber="300002",
+                   transactionAmount="2500", billingAmount="2500", transmissionDateTime="2026-11-29T07:20:00Z",
+                   **reference(authorization))
+    found = post(authorization, advice)
+    assert outcome(found, advice).detail["result"] == "exists"
+    assert balance(data_dir)["credits_posted"] == OPENING_MINOR + 2500
+
+
+def test_an_advice_of_completion_naming_no_authorization_is_rejected_and_the_hold_stays(
+    post: Post, data_dir: Path
+) -> None:
+    auth = event(authCode="CP0001", systemTraceAuditNumber="100001", transactionAmount="3000", billingAmount="3000")
+    advice = event(messageType="0220", authCode="CP0001", systemTraceAuditNumber="100002", transactionAmount="3000",
+                   billingAmount="3000", transmissionDateTime="2026-11-29T07:05:00Z")
+    found = post(auth, advice)
+    assert outcome(found, advice).detail["reason"] == "original_reference_missing"
+    assert balance(data_dir) == {
+        "debits_pending": 3000,
+        "debits_posted": 0,
+        "credits_pending": 0,
+        "credits_posted": OPENING_MINOR,
+    }
 
 
 @pytest.mark.parametrize("same_batch", [False, True], ids=["separate-batches", "same-batch"])

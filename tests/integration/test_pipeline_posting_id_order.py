@@ -1,5 +1,6 @@
-"""A ledger whose pipeline postings were written with the earlier posting-id order (card token first) is refused by
-the pipeline with a clear reason (migration 0006 marks it); a ledger without such postings is accepted."""
+"""A ledger whose pipeline postings were written with an earlier posting-id form (card token first, marked by
+migration 0006; single-message ids ending with the transmission time, marked by 0009) is refused by the pipeline with
+a clear reason; a ledger without such postings is accepted."""
 
 from __future__ import annotations
 
@@ -61,5 +62,34 @@ def test_a_ledger_without_pipeline_postings_is_accepted(tmp_path: Path) -> None:
     ledger = open_ledger(Settings(data_dir=tmp_path))
     try:
         assert build_pipeline(ledger).step().fetched == 0
+    finally:
+        ledger.close()
+
+
+def _ledger_before_0009(data_dir: Path, posting_id: str) -> None:
+    ledger = open_ledger(Settings(data_dir=data_dir))
+    ledger.create_accounts([Account(account_id=a, currency="GBP", kind=AccountKind.settlement) for a in ("a", "b")])
+    ledger.post_batch([Posting(posting_id=posting_id, legs=(Leg("a", Direction.debit, 5), Leg("b", Direction.credit, 5)))])
+    ledger.close()
+    _migrate(data_dir / "ledgerflow.sqlite3", "0008_postgres_accounts_version", down=True)
+    _migrate(data_dir / "ledgerflow.sqlite3", "head", down=False)
+
+
+def test_a_ledger_with_timed_single_message_ids_is_refused(tmp_path: Path) -> None:
+    _ledger_before_0009(tmp_path, "purchase:000198:503121:kcb6bbf.YoEx83X-LsQ42wqczlUM6zdk:20261127093000")
+    ledger = open_ledger(Settings(data_dir=tmp_path))
+    try:
+        with pytest.raises(PostingIdOrderError, match="end single-message purchases and refunds with their"):
+            build_pipeline(ledger)
+    finally:
+        ledger.close()
+
+
+def test_a_ledger_with_holds_only_is_accepted_after_0009(tmp_path: Path) -> None:
+    _ledger_before_0009(tmp_path, "opening:ACC-1")
+    ledger = open_ledger(Settings(data_dir=tmp_path))
+    try:
+        assert build_pipeline(ledger).step().fetched == 0
+        assert ledger.connection.execute("SELECT posting_id_order FROM pipeline_posting_id_order").fetchone() == (3,)
     finally:
         ledger.close()

@@ -249,3 +249,23 @@ def test_an_envelope_id_must_be_short_printable_text() -> None:
     reason = "envelope id must be 1 to 100 printable characters"
     assert batch.errors == [IngestError(line=number, reason=reason) for number in (1, 2, 3)]
     assert [envelope.id for envelope in batch.accepted] == ["a" * 100]
+
+
+def test_message_classes_the_pipeline_does_not_handle_are_rejected_at_the_boundary() -> None:
+    lines = [line(sample_detail(messageType=mti, systemTraceAuditNumber=f"00020{n}")) for n, mti in
+             enumerate(["0800", "0300", "0100", "0200", "0420"])]
+    batch = parse_jsonl(lines, TOKENIZER)
+    handled = "is not handled (1 authorization, 2 financial, 4 reversal)"
+    assert [(error.line, error.reason) for error in batch.errors] == [
+        (1, f"invalid value: messageType 0800: message class 8 {handled}"),
+        (2, f"invalid value: messageType 0300: message class 3 {handled}"),
+    ]
+    assert len(batch.accepted) == 3
+
+
+def test_chip_data_holding_only_card_number_tags_is_dropped_whole() -> None:
+    [envelope] = parse_jsonl([line(sample_detail(iccData="5A084111111111111111"))], TOKENIZER).accepted
+    assert envelope.detail.iccData is None
+    encoded = msgspec.json.encode(envelope)
+    assert b"4111111111111111" not in encoded
+    msgspec.json.decode(encoded, type=Envelope[TransactionDetail])  # what the pipeline decodes

@@ -85,7 +85,7 @@ def test_financial_without_reference_posts_at_once() -> None:
     posting = plan_posting(
         enriched("evt-3", messageType="0200", transactionAmount="999", billingAmount="999")
     )
-    assert posting.kind is PostingKind.posted and posting.posting_id.startswith("purchase:") and f":{TOKEN}:" in posting.posting_id
+    assert posting.kind is PostingKind.posted and posting.posting_id == f"purchase:000198:503121:{TOKEN}"
     resent = plan_posting(enriched("evt-3-resent", messageType="0200", transactionAmount="999", billingAmount="999"))
     assert resent == posting and resent.payload_digest() == posting.payload_digest()
     assert legs(posting) == [("ACC-1", DEBIT, 999), ("settlement:GBP", CREDIT, 999)]
@@ -98,8 +98,33 @@ def test_refund_credits_the_customer(mti: str) -> None:
             "evt-4", messageType=mti, processingCode="200000", transactionAmount="800", billingAmount="800"
         )
     )
-    assert posting.kind is PostingKind.posted and posting.posting_id.startswith("refund:") and f":{TOKEN}:" in posting.posting_id
+    assert posting.kind is PostingKind.posted and posting.posting_id == f"refund:000198:503121:{TOKEN}"
     assert legs(posting) == [("settlement:GBP", DEBIT, 800), ("ACC-1", CREDIT, 800)]
+
+
+def test_a_repeat_with_a_new_transmission_time_is_the_same_single_message_posting() -> None:
+    first = plan_posting(enriched("evt-5", messageType="0200", transactionAmount="999", billingAmount="999"))
+    repeat = plan_posting(enriched("evt-6", messageType="0201", transactionAmount="999", billingAmount="999",
+                                   transmissionDateTime="2026-11-27T09:30:40Z"))
+    assert repeat == first and repeat.payload_digest() == first.payload_digest()
+
+
+def test_a_refund_advice_completing_a_refund_authorization_is_that_refund() -> None:
+    authorization = plan_posting(enriched("evt-7", messageType="0100", processingCode="200000",
+                                          authCode="RF0001", systemTraceAuditNumber="300001"))
+    advice = plan_posting(enriched("evt-8", messageType="0220", processingCode="200000", authCode="RF0001",
+                                   systemTraceAuditNumber="300002", originalAuthCode="RF0001",
+                                   originalSystemTraceAuditNumber="300001"))
+    assert advice == authorization and advice.payload_digest() == authorization.payload_digest()
+    # A refund request (0200) that names the purchase it refunds is a refund of its own: partial refunds add up.
+    of_purchase = plan_posting(enriched("evt-9", messageType="0200", processingCode="200000", authCode="RF0002",
+                                        systemTraceAuditNumber="300003", **ORIGINAL))
+    assert of_purchase.posting_id == f"refund:300003:RF0002:{TOKEN}"
+
+
+def test_an_advice_of_completion_without_a_reference_cannot_be_planned() -> None:
+    with pytest.raises(MissingReferenceError):
+        plan_posting(enriched("evt-10", messageType="0220"))
 
 
 @pytest.mark.parametrize("mti", ["0400", "0420"])
@@ -189,7 +214,8 @@ def test_plans_balance_and_are_deterministic(
     if kind == "authorization":
         assert first.posting_id == hold_id(TOKEN, auth_code, stan)
     elif kind in ("financial", "refund"):
-        assert first.posting_id.startswith(("purchase:", "refund:")) and f":{stan}:{auth_code}:{TOKEN}:" in first.posting_id
+        assert first.posting_id.startswith(("purchase:", "refund:")) and first.posting_id.endswith(
+            f":{stan}:{auth_code}:{TOKEN}")
     else:
         assert first.posting_id.startswith(("completion:", "reversal:")) and first.posting_id.endswith(f":{event_id}")
     if kind == "completion":

@@ -313,6 +313,10 @@ def _digits_amount(value: str, field_name: str) -> int:
     return int(value)
 
 
+# ISO 8583 message classes (the MTI's second digit) the posting pipeline handles; others are refused at the boundary.
+HANDLED_MESSAGE_CLASSES: Final = "124"
+
+
 def _check_card_fields(detail: _CardFields) -> None:
     """Content checks of the shared fields the decoder only length-checked (see the note on types).
 
@@ -330,6 +334,9 @@ def _check_card_fields(detail: _CardFields) -> None:
     )
     if not (digits.isdigit() and digits.isascii()):
         raise ValueError(f"{_first_non_digit_field(detail)} must be digits only")
+    if detail.messageType[1] not in HANDLED_MESSAGE_CLASSES:
+        raise ValueError(f"messageType {detail.messageType}: message class {detail.messageType[1]} is not handled "
+                         "(1 authorization, 2 financial, 4 reversal)")
     auth = detail.authCode + (detail.originalAuthCode or "0")
     if not (auth.isalnum() and auth.isascii()):
         raise ValueError("authCode and originalAuthCode must be 1-6 letters or digits")

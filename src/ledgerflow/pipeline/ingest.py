@@ -120,7 +120,7 @@ def tokenize_detail(
         processingCode=inbound.processingCode,
         retrievalReferenceNumber=inbound.retrievalReferenceNumber,
         # Chip data can repeat the card number (tags 5A, 57): those tags stop here too.
-        iccData=None if inbound.iccData is None else without_cardholder_data(inbound.iccData),
+        iccData=None if inbound.iccData is None else (without_cardholder_data(inbound.iccData) or None),
         originalAuthCode=inbound.originalAuthCode,
         originalSystemTraceAuditNumber=inbound.originalSystemTraceAuditNumber,
         originalMessageType=inbound.originalMessageType,

@@ -4,7 +4,7 @@
 |-------------------------------------------|-----------------------------------------------------------------|
 | 0100 authorization                        | `pending` hold: debit customer, credit the currency's settlement |
 | 0220 / 0200 with an original reference    | `post_pending` capture of that hold (partial allowed)            |
-| 0200 without a reference                  | `posted` immediately                                             |
+| 0200 without a reference                  | `posted` immediately (0220 without one: rejected)                |
 | 0400 / 0420 reversal                      | `void_pending` of the hold; if already captured, a `posted`      |
 |                                           | reversal crediting the customer, once per hold; with no hold, a  |
 |                                           | `posted` reversal of the single-message purchase or refund it    |
@@ -13,7 +13,7 @@
 
 Posting ids are the idempotency keys, derived from content so that replays and resends map to the same posting:
 a hold is keyed by STAN + auth code + card token (so that completions and reversals can name it), a single-message
-purchase or refund by STAN + auth code + card token + transmission time, the credit for a reversal of a captured
+purchase or refund the same way (a refund advice completing a refund authorization by that authorization), the credit for a reversal of a captured
 hold by the hold, the reversal of a single-message purchase or refund by that original, and a completion or reversal by `completion:`/`reversal:` + its STAN + its event id (a second one
 is refused by the hold's state). Every id carries a prefix, so no inbound event id can collide with the ledger's
 reserved ids.
@@ -26,7 +26,6 @@ whole index page per posting at commit; this kept the index's cost from growing 
 from __future__ import annotations
 
 import json
-from datetime import datetime
 from typing import Any, Final
 
 from ledgerflow.domain.canonical import (
@@ -46,12 +45,17 @@ HOLD_EXPIRES_AFTER_SECONDS: Final = 7 * 24 * 3600
 DEBIT, CREDIT = Direction.debit, Direction.credit
 
 
+# The MTI's third digit (message function) of an advice: 0220, 0420.
+ADVICE_FUNCTION: Final = "2"
+
+
 class MissingReferenceError(ValueError):
     """A completion or reversal without the original's auth code and STAN."""
 
 
-# The order of posting-id components this version writes (migration 0006 records the order a ledger holds).
-POSTING_ID_ORDER: Final = 2
+# The form of posting ids this version writes (migrations 0006 and 0009 record the form a ledger holds): 1 led with
+# the card token, 2 led with the STAN and ended single-message ids with the transmission time, 3 leaves it out.
+POSTING_ID_ORDER: Final = 3
 
 
 class PostingIdOrderError(RuntimeError):
@@ -59,14 +63,16 @@ class PostingIdOrderError(RuntimeError):
 
 
 def check_posting_id_order(connection: Any) -> None:
-    """Refuse a ledger whose pipeline postings were written with the earlier id order (card token first): this
-    version would not find their holds, and a late resend would post again instead of answering `exists`."""
+    """Refuse a ledger whose pipeline postings were written with ids of an earlier form: this version would not
+    find their holds or originals, and a late resend would post again instead of answering `exists`."""
     row = connection.execute("SELECT posting_id_order FROM pipeline_posting_id_order").fetchone()
     if row is not None and int(row[0]) != POSTING_ID_ORDER:
+        written = ("lead with the card token" if int(row[0]) == 1 else
+                   "end single-message purchases and refunds with their transmission time")
         raise PostingIdOrderError(
-            "this ledger holds pipeline postings whose ids lead with the card token (an earlier version); this "
-            "version's ids lead with the STAN, so completions would not find those holds and late resends would "
-            "post again. Drain and reconcile it with the version that wrote it, then start a new data directory."
+            f"this ledger holds pipeline postings whose ids {written} (an earlier version); this version's ids "
+            "differ, so completions and reversals would not find their originals and late resends would post "
+            "again. Drain and reconcile it with the version that wrote it, then start a new data directory."
         )
 
 
@@ -82,24 +88,24 @@ def hold_id(pan_token: str, auth_code: str, stan: str) -> str:
     return f"hold:{stan}:{auth_code}:{pan_token}"
 
 
-def single_message_id(kind: str, pan_token: str, auth_code: str, stan: str, transmitted_at: datetime) -> str:
-    """Posting id of a single-message purchase or refund: the card transaction's identity."""
+def single_message_id(kind: str, pan_token: str, auth_code: str, stan: str) -> str:
+    """Posting id of a single-message purchase or refund: the card transaction's identity, as a hold's. Not its
+    transmission time: a repeat (0201) or resend carries a new one and is still the same transaction."""
     prefix = "purchase" if kind == KIND_FINANCIAL else "refund"
-    return f"{prefix}:{stan}:{auth_code}:{pan_token}:{transmitted_at.strftime('%Y%m%d%H%M%S')}"
+    return f"{prefix}:{stan}:{auth_code}:{pan_token}"
 
 
 def reversed_single_message_id(enriched: EnrichedTransaction) -> str | None:
     """For a reversal: the posting id of the single-message purchase (or, with a 20xxxx processing code, refund)
     it would undo when no hold carries its reference. None when the reversal does not give the original's auth
-    code, STAN and transmission time, all three of which make that id."""
+    code and STAN."""
     card = enriched.transaction.card_transaction
     original = card.original
-    if (card.kind != KIND_REVERSAL or original is None or not original.auth_code
-            or not original.system_trace_audit_number or original.transmission_date_time is None):
+    if card.kind != KIND_REVERSAL or original is None or not original.auth_code or not original.system_trace_audit_number:
         return None
     kind = KIND_REFUND if card.processing_code.startswith(REFUND_PROCESSING_PREFIX) else KIND_FINANCIAL
     return single_message_id(kind, enriched.transaction.debtor.pan_token, original.auth_code,
-                             original.system_trace_audit_number, original.transmission_date_time)
+                             original.system_trace_audit_number)
 
 
 def plan_posting(enriched: EnrichedTransaction) -> Posting:
@@ -125,10 +131,16 @@ def plan_posting(enriched: EnrichedTransaction) -> Posting:
             correlation_id=pending_id,
         )
     if kind == KIND_FINANCIAL or kind == KIND_REFUND:
-        # Keyed by the card transaction's content, like holds: a resend after the duplicate window (new event id,
-        # same card, auth code, STAN and transmission time) is an idempotent replay, never a second posting.
-        posting_id = single_message_id(kind, token, card.auth_code, card.system_trace_audit_number,
-                                       card.transmission_date_time)
+        # Keyed by the card transaction's identity, like holds: a resend or repeat after the duplicate window (new
+        # event id, same card, auth code and STAN) is an idempotent replay, never a second posting.
+        auth_code, stan = card.auth_code, card.system_trace_audit_number
+        original = card.original
+        if (kind == KIND_REFUND and card.message_type[2] == ADVICE_FUNCTION and original is not None
+                and original.auth_code and original.system_trace_audit_number):
+            # A refund advice (0220) completing a refund authorization: the same refund, which the authorization
+            # credited already (`exists`), never a second credit.
+            auth_code, stan = original.auth_code, original.system_trace_audit_number
+        posting_id = single_message_id(kind, token, auth_code, stan)
         legs = (Leg(customer, DEBIT, amount), Leg(settlement, CREDIT, amount)) if kind == KIND_FINANCIAL else (
             Leg(settlement, DEBIT, amount), Leg(customer, CREDIT, amount))
         return Posting(posting_id=posting_id, legs=legs, correlation_id=posting_id)

@@ -36,12 +36,16 @@ class UnsupportedMessageError(ValueError):
 def transaction_kind(message_type: str, processing_code: str, has_original: bool) -> str:
     """The lifecycle kind of a message (see ``KIND_*`` in the canonical model).
 
-    MTI class (second digit) 1 = authorization, 2 = financial (completion when it references an original,
-    else a single-message purchase), 4 = reversal. A 20xxxx processing code makes a non-reversal a refund.
+    MTI class (second digit) 1 = authorization, 2 = financial (completion when it references an original, or
+    when it is an advice, 0220; else a single-message purchase), 4 = reversal. A 20xxxx processing code makes a
+    non-reversal a refund.
     """
-    return _kind_table().get(
-        (message_type[1], processing_code[:2] == REFUND_PROCESSING_PREFIX, has_original)
-    ) or (_raise_unsupported(message_type))
+    refund = processing_code[:2] == REFUND_PROCESSING_PREFIX
+    if message_type[1] == "2" and message_type[2] == "2" and not refund and not has_original:
+        # An advice of completion (0220) that names no authorization: a completion it cannot apply, never a new
+        # purchase (which would charge the customer beside the hold still held).
+        return KIND_COMPLETION
+    return _kind_table().get((message_type[1], refund, has_original)) or (_raise_unsupported(message_type))
 
 
 @cache
