@@ -440,3 +440,22 @@ def test_bench_removes_its_temporary_directory(monkeypatch: pytest.MonkeyPatch, 
     bench.run_pipeline_bench(bench.PipelineBenchConfig(events=300, latency_events=300, baseline_events=50),
                              work_dir=kept)
     assert (kept / "throughput" / "ledgerflow.sqlite3").exists()
+
+
+def test_events_put_into_the_pipeline_count_as_accepted(tmp_path: Path) -> None:
+    """An authorization that enters through the event bus (`events put`, routed to the pipeline) is counted like
+    one from `ingest`, so that the books still add up after draining."""
+    data = data_dir_args(tmp_path / "data")
+    accounts = tmp_path / "accounts.csv"
+    accounts.write_text("account_id,pan,currency,opening_balance_minor\nA1,4111111111111111,GBP,10000\n")
+    run_cli("accounts", "import", accounts, *data)
+    detail = sample_detail(messageType="0200", transactionAmount="1000", billingAmount="1000")
+    entries = tmp_path / "entries.json"
+    entries.write_text(json.dumps([{"Source": "acme", "DetailType": "TransactionAuthorized",
+                                    "Detail": json.dumps(detail)}]))
+    put = run_cli_json("events", "put", "--entries", f"@{entries}", *data)
+    assert put.get("FailedEntryCount", 0) == 0, put
+    run_cli("run", "--until-idle", *data)
+    status = run_cli_json("status", *data)
+    assert status["accepted"] == status["posted"] == 1, status
+    assert_books_add_up(status)

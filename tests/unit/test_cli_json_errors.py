@@ -56,6 +56,7 @@ def test_a_command_that_succeeds_or_reports_its_own_failure_prints_only_its_own_
     bad = tmp_path / "bad.jsonl"
     bad.write_text("{not json\n")
     ingest = ledgerflow("ingest", str(bad), "--json", "--data-dir", data_dir, cwd=tmp_path)
+    assert ingest.returncode == 1  # nothing went in
     [line] = ingest.stdout.splitlines()
     assert json.loads(line)["rejected"] == 1 and "error" not in json.loads(line)
 

@@ -72,7 +72,8 @@ def accounts_import_command(file: FileArgument, data_dir: DataDirOption = None, 
 
 
 def ingest_command(file: FileArgument, data_dir: DataDirOption = None, json_output: JsonOption = False) -> None:
-    """Durably accept events (JSON lines, or ISO 8583 hex in a .csv `message` column); returns once committed."""
+    """Durably accept events (JSON lines, or ISO 8583 hex in a .csv `message` column); returns once committed.
+    Exits 1 when lines were rejected and none accepted."""
     from ledgerflow.pipeline.ingest_service import ingest_file
     from ledgerflow.pipeline.secrets import tokenizer_for
 
@@ -82,6 +83,8 @@ def ingest_command(file: FileArgument, data_dir: DataDirOption = None, json_outp
     if report.already_accepted:
         typer.echo(f"note: {report.already_accepted} of the accepted events were already accepted by an earlier "
                    "ingest (same event ids); nothing was added for them", err=True)
+    if report.rejected and not report.accepted:  # as `accounts import`: a failure only when no line went in
+        raise typer.Exit(1)
 
 
 def run_command(

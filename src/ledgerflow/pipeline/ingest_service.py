@@ -57,6 +57,17 @@ def ingest_file(connection, tokenizer: PanTokenizer, path: Path) -> IngestReport
     return report
 
 
+def accept_into_inbound(tx, transport: SqliteEventTransport, rows: list[OutboxRow]) -> int:  # type: ignore[no-untyped-def]
+    """Publish inbound events under their ids and count the new ones as `accepted`, in the caller's transaction:
+    every way into the pipeline (`ingest`, the event router's pipeline target) goes through here, so that after
+    draining `accepted == posted + rejected + duplicates_parked + dead_lettered`. Returns how many were new."""
+    new = transport.publish_rows(tx, INBOUND_STREAM, rows)
+    if new:
+        tx.execute("INSERT INTO pipeline_counters (name, value) VALUES ('accepted', ?) "
+                   "ON CONFLICT (name) DO UPDATE SET value = value + excluded.value", (new,))
+    return new
+
+
 def _reject(report: IngestReport, line: int, reason: str) -> None:
     report.rejected += 1
     if len(report.errors) < ERRORS_REPORTED_MAX:
@@ -66,10 +77,7 @@ def _reject(report: IngestReport, line: int, reason: str) -> None:
 def _commit(connection, transport: SqliteEventTransport, chunk: list[OutboxRow],  # type: ignore[no-untyped-def]
             lines: list[int], report: IngestReport) -> None:
     with write_transaction(connection) as tx:
-        new = transport.publish_rows(tx, INBOUND_STREAM, chunk)
-        if new:
-            tx.execute("INSERT INTO pipeline_counters (name, value) VALUES ('accepted', ?) "
-                       "ON CONFLICT (name) DO UPDATE SET value = value + excluded.value", (new,))
+        new = accept_into_inbound(tx, transport, chunk)
         conflicts = _conflicting(tx, chunk) if new < len(chunk) else set()
     # Every other valid line is durably accepted: now, or by an earlier ingest of the same event.
     for index in sorted(conflicts):

@@ -281,7 +281,11 @@ def main() -> None:
     # Answers go out on the original stdout; anything else that writes to stdout (a log line) goes to stderr.
     answers = os.fdopen(os.dup(1), "wb", buffering=0)
     os.dup2(2, 1)
-    serve(msgspec.json.decode(sys.argv[1].encode(), type=WorkerOptions), sys.stdin.buffer, answers)
+    try:
+        serve(msgspec.json.decode(sys.argv[1].encode(), type=WorkerOptions), sys.stdin.buffer, answers)
+    except BrokenPipeError:
+        # The step's process is gone (killed): nobody is left to answer, and nothing here needs saying.
+        os._exit(0)
 
 
 if __name__ == "__main__":

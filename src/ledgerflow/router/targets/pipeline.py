@@ -2,7 +2,7 @@
 
 The message id is the event id, so the transport drops an event the pipeline already has (a replay, a redrive,
 a redelivery): the pipeline can never see it twice from here, and its own duplicate keys and posting ids guard
-the ledger besides. The event is checked against the pipeline's inbound type first: one that cannot decode
+the ledger besides. A new event counts as `accepted` in the pipeline's status, as one from `ingest` does. The event is checked against the pipeline's inbound type first: one that cannot decode
 would only be dead-lettered by the pipeline, so it fails here, non-retryable, with the reason.
 """
 
@@ -13,10 +13,9 @@ import sqlite3
 import msgspec
 
 from ledgerflow.adapters.sqlite.bus import SqliteEventTransport
-from ledgerflow.bus.transport import OutboundMessage
 from ledgerflow.domain import events as ev
 from ledgerflow.pipeline.ingest import safe_reason
-from ledgerflow.pipeline.service import INBOUND_STREAM
+from ledgerflow.pipeline.ingest_service import accept_into_inbound
 from ledgerflow.router.arns import KIND_PIPELINE
 from ledgerflow.router.errors import TargetError
 from ledgerflow.router.model import TargetSpec
@@ -45,5 +44,4 @@ class PipelineTarget:
         if envelope.detail_type != ev.TRANSACTION_AUTHORIZED:
             raise TargetError("INVALID_PARAMETER", f"detail-type {envelope.detail_type!r} is not "
                               f"{ev.TRANSACTION_AUTHORIZED}", retryable=False)
-        self.transport.publish(tx, INBOUND_STREAM,
-                               [OutboundMessage(envelope.id, ev.TRANSACTION_AUTHORIZED, request.payload)])
+        accept_into_inbound(tx, self.transport, [(envelope.id, ev.TRANSACTION_AUTHORIZED, request.payload)])
