@@ -171,7 +171,7 @@ def test_unreadable_bytes_end_the_file_at_their_line_and_what_came_before_goes_i
     report = import_accounts(tmp_path / "data", path)
     assert report.created == 1
     assert [error["line"] for error in report.errors] == [3]
-    assert report.errors[0]["reason"].startswith("unreadable from here on: 'utf-8' codec can't decode byte 0xe9")
+    assert report.errors[0]["reason"] == "unreadable from here on: not UTF-8 text: byte 0xe9 cannot be decoded"
 
 
 def test_an_account_id_too_long_for_its_opening_posting_id_is_rejected_alone(tmp_path: Path) -> None:
@@ -233,3 +233,10 @@ def test_opening_balances_beyond_what_the_opening_account_holds_are_rejected_per
         assert ledger.check()["ok"]
     finally:
         ledger.close()
+
+
+def test_a_utf16_accounts_file_is_refused_with_what_to_do(tmp_path: Path) -> None:
+    path = tmp_path / "accounts.csv"
+    path.write_bytes("account_id,pan,currency\nE2,5222220000000039,GBP\n".encode("utf-16"))
+    with pytest.raises(ValueError, match="the file is UTF-16 text; save it as UTF-8"):
+        import_accounts(tmp_path / "data", path)

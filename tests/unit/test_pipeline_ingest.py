@@ -269,3 +269,23 @@ def test_chip_data_holding_only_card_number_tags_is_dropped_whole() -> None:
     encoded = msgspec.json.encode(envelope)
     assert b"4111111111111111" not in encoded
     msgspec.json.decode(encoded, type=Envelope[TransactionDetail])  # what the pipeline decodes
+
+
+def test_reasons_say_what_is_wrong_in_words(tmp_path: Path) -> None:
+    too_large = line(sample_detail(transactionAmount=10**16, billingAmount=10**16))
+    latin1 = line(sample_detail(merchantName="CAFE")).replace("CAFE", "CAF\u00e9").encode("latin-1")
+    batch = parse_jsonl([too_large.encode(), latin1], TOKENIZER)
+    assert [error.reason for error in batch.errors] == [
+        "invalid value: Expected `int` <= 999,999,999,999,999 - at `$.transactionAmount`",
+        "not UTF-8 text: byte 0xe9 cannot be decoded",
+    ]
+    not_hex = _csv([sample_detail()]).splitlines()[1][:-4] + "ZZZZ"
+    [error] = parse_iso8583_csv("received_at,message\n" + not_hex + "\n", TOKENIZER, now=NOW).errors
+    assert error.reason == "message is not hex: an even number of digits 0-9 and A-F expected"
+    for name in ("traffic.jsonl", "traffic.csv"):
+        utf16 = tmp_path / name
+        utf16.write_bytes((line(sample_detail()) + "\n").encode("utf-16"))
+        batch = parse_file(utf16, TOKENIZER)
+        assert batch.accepted == []
+        assert batch.errors == [IngestError(line=1, reason="the file is UTF-16 text; save it as UTF-8 (the only "
+                                                            "encoding read)")]

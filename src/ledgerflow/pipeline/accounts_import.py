@@ -41,6 +41,7 @@ from ledgerflow.pipeline.csv_header import refuse_repeated_columns
 from ledgerflow.pipeline.directory import bump_directory_version
 from ledgerflow.pipeline.enrich import account_record_from_row
 from ledgerflow.pipeline.posting import opening_account_id, settlement_account_id
+from ledgerflow.pipeline.text_encoding import UTF16_FILE_REASON, not_utf8_reason, starts_as_utf16
 from ledgerflow.pipeline.tokenize import PanTokenizer
 
 REQUIRED_COLUMNS = ("account_id", "pan", "currency")
@@ -91,8 +92,15 @@ def import_accounts(ledger: SqliteLedgerStore, tokenizer: PanTokenizer, path: Pa
     report = ImportReport()
     state = _FileState()
     with open(path, "rb") as handle:
+        if starts_as_utf16(handle.read(2)):
+            raise ValueError(f"{path}: {UTF16_FILE_REASON}")
+        handle.seek(0)
         reader = csv.DictReader(_decoded_lines(handle))
-        refuse_repeated_columns(reader.fieldnames, str(path))
+        try:
+            columns = reader.fieldnames
+        except UnicodeDecodeError as exc:
+            raise ValueError(f"{path}: line 1: {not_utf8_reason(exc)}") from None
+        refuse_repeated_columns(columns, str(path))
         missing = [c for c in REQUIRED_COLUMNS if c not in (reader.fieldnames or [])]
         if missing:
             raise ValueError(f"{path}: missing required column(s) {', '.join(missing)}")
@@ -125,7 +133,8 @@ def _readable_rows(reader: csv.DictReader, report: ImportReport) -> Iterator[tup
         except StopIteration:
             return
         except (UnicodeDecodeError, csv.Error) as exc:
-            report.errors.append({"line": reader.line_num + 1, "reason": f"unreadable from here on: {exc}"})
+            reason = not_utf8_reason(exc) if isinstance(exc, UnicodeDecodeError) else str(exc)
+            report.errors.append({"line": reader.line_num + 1, "reason": f"unreadable from here on: {reason}"})
             return
         yield reader.line_num, row
 

@@ -33,6 +33,7 @@ from typing import Final
 import msgspec
 
 from ledgerflow.domain.events import (
+    AMOUNT_MINOR_MAX,
     TRANSACTION_AUTHORIZED,
     Envelope,
     InboundAuthorization,
@@ -42,6 +43,7 @@ from ledgerflow.domain.events import (
 )
 from ledgerflow.pipeline.csv_header import repeated_column_names
 from ledgerflow.pipeline.iso8583_base1 import decode_authorization
+from ledgerflow.pipeline.text_encoding import UTF16_FILE_REASON, not_utf8_reason, starts_as_utf16
 from ledgerflow.pipeline.tlv import without_cardholder_data
 from ledgerflow.pipeline.tokenize import PanTokenizer
 
@@ -192,6 +194,8 @@ def _ingest_json(raw: bytes, tokenizer: PanTokenizer, line_number: int, source: 
         return IngestError(line=line_number, reason=f"invalid value: {safe_reason(exc)}")
     except msgspec.DecodeError as exc:
         return IngestError(line=line_number, reason=f"malformed JSON: {safe_reason(exc)}")
+    except UnicodeDecodeError as exc:
+        return IngestError(line=line_number, reason=not_utf8_reason(exc))
     except (ValueError, TypeError) as exc:
         return IngestError(line=line_number, reason=safe_reason(exc))
 
@@ -312,7 +316,7 @@ def _ingest_iso_row(
         try:
             message = bytes.fromhex(message_hex)
         except ValueError:
-            raise ValueError("message is not an even number of hex digits") from None
+            raise ValueError("message is not hex: an even number of digits 0-9 and A-F expected") from None
         inbound = decode_authorization(message, reference_time=reference)
         return wrap_bare_detail(inbound, tokenizer, line=line_number, source=source)
     except Exception as exc:  # noqa: BLE001 - the decoder library may raise anything on hostile bytes
@@ -345,6 +349,10 @@ def iter_file_numbered(
 ) -> Iterator[tuple[int, IngestItem]]:
     """:func:`iter_file` with the line number of each item (what an error about an accepted line must name)."""
     file_path = Path(path)
+    with open(file_path, "rb") as handle:
+        if starts_as_utf16(handle.read(2)):
+            yield 1, IngestError(line=1, reason=UTF16_FILE_REASON)
+            return
     kind = _file_kind(file_path)
     if kind == "csv":
         with open(file_path, newline="", encoding="utf-8", errors="replace") as handle:
@@ -408,5 +416,6 @@ def _pan_like() -> re.Pattern[str]:
 
 def safe_reason(exc: BaseException) -> str:
     """A short reason for an IngestError: the exception text with anything PAN-like masked."""
-    text = str(exc) or type(exc).__name__
+    text = (str(exc) or type(exc).__name__).replace(str(AMOUNT_MINOR_MAX), f"{AMOUNT_MINOR_MAX:,}")  # a limit, not a card
+
     return _pan_like().sub("[masked]", text)[:REASON_CHARS_MAX]
