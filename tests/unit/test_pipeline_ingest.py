@@ -289,3 +289,14 @@ def test_reasons_say_what_is_wrong_in_words(tmp_path: Path) -> None:
         assert batch.accepted == []
         assert batch.errors == [IngestError(line=1, reason="the file is UTF-16 text; save it as UTF-8 (the only "
                                                             "encoding read)")]
+
+
+def test_a_card_number_written_into_the_merchant_name_is_masked_at_ingest() -> None:
+    names = ["CORNER GROCER", "SHOP 4111 1111 1111 1111", "4111-1111-1111-1111" + "X" * 21, "ORDER 123456789012345"]
+    batch = parse_jsonl([line(sample_detail(merchantName=name, systemTraceAuditNumber=f"00030{n}"))
+                         for n, name in enumerate(names)], TOKENIZER)
+    assert batch.errors == []
+    assert [envelope.detail.merchantName for envelope in batch.accepted] == [
+        "CORNER GROCER", "SHOP [masked]", "[masked]" + "X" * 21, "ORDER 123456789012345",  # not a card: kept
+    ]
+    assert all(b"4111" not in msgspec.json.encode(envelope) for envelope in batch.accepted)

@@ -148,14 +148,17 @@ BusOption = Annotated[str, typer.Option("--bus", help="Event bus name.")]
 def _router(data_dir: Path | None) -> Iterator[Any]:
     """An EventRouter on the data dir's database (migrated first); refusals become exit 2 with the AWS name."""
     from ledgerflow.bus.patterns import InvalidEventPatternException
-    from ledgerflow.pipeline.secrets import tokenizer_for
+    from ledgerflow.pipeline.secrets import TokenKeyMismatchError, tokenizer_for_ledger
     from ledgerflow.router import EventRouter, RouterError
 
     ledger, settings = open_embedded_ledger(
         data_dir, refusal="ValidationException: the event router runs on the embedded (SQLite) store; unset the "
                           "PostgreSQL database URL to use it", refusal_exit_code=EXIT_INVALID_INPUT)
     try:
-        yield EventRouter(ledger.connection, tokenizer=tokenizer_for(settings.data_dir))
+        yield EventRouter(ledger.connection, tokenizer=tokenizer_for_ledger(settings.data_dir, ledger.connection))
+    except TokenKeyMismatchError as exc:
+        typer.echo(f"ValidationException: {exc}", err=True)
+        raise typer.Exit(EXIT_INVALID_INPUT) from None
     except InvalidEventPatternException as exc:
         typer.echo(f"InvalidEventPatternException: {exc}", err=True)
         raise typer.Exit(EXIT_INVALID_INPUT) from None

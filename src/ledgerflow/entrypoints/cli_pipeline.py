@@ -45,6 +45,16 @@ def _fail(message: str, code: int = 1) -> typer.Exit:
     return typer.Exit(code)
 
 
+def _tokenizer(settings: Any, ledger: Any) -> Any:
+    """The data directory's card tokenizer; a key other than the one its tokens were made with is refused."""
+    from ledgerflow.pipeline.secrets import TokenKeyMismatchError, tokenizer_for_ledger
+
+    try:
+        return tokenizer_for_ledger(settings.data_dir, ledger.connection)
+    except TokenKeyMismatchError as exc:
+        raise _fail(str(exc), 2) from None
+
+
 def _emit(value: dict[str, Any], json_output: bool) -> None:
     if json_output:
         typer.echo(json.dumps(value))
@@ -59,11 +69,10 @@ FileArgument = Annotated[Path, typer.Argument(help="Input file.", exists=True, d
 def accounts_import_command(file: FileArgument, data_dir: DataDirOption = None, json_output: JsonOption = False) -> None:
     """Import accounts from CSV: account_id,pan,currency[,opening_balance_minor,overdraft_limit_minor,...]."""
     from ledgerflow.pipeline.accounts_import import import_accounts
-    from ledgerflow.pipeline.secrets import tokenizer_for
 
     with _ledger(data_dir) as (ledger, settings):
         try:
-            report = import_accounts(ledger, tokenizer_for(settings.data_dir), file)
+            report = import_accounts(ledger, _tokenizer(settings, ledger), file)
         except ValueError as exc:
             raise _fail(str(exc)) from None
     _emit(report.as_dict(), json_output)
@@ -75,10 +84,9 @@ def ingest_command(file: FileArgument, data_dir: DataDirOption = None, json_outp
     """Durably accept events (JSON lines, or ISO 8583 hex in a .csv `message` column); returns once committed.
     Exits 1 when lines were rejected and none accepted."""
     from ledgerflow.pipeline.ingest_service import ingest_file
-    from ledgerflow.pipeline.secrets import tokenizer_for
 
     with _ledger(data_dir) as (ledger, settings):
-        report = ingest_file(ledger.connection, tokenizer_for(settings.data_dir), file)
+        report = ingest_file(ledger.connection, _tokenizer(settings, ledger), file)
     _emit(report.as_dict(), json_output)
     if report.already_accepted:
         typer.echo(f"note: {report.already_accepted} of the accepted events were already accepted by an earlier "
@@ -110,11 +118,10 @@ def run_command(
 
     if rules not in RULES_ENGINES:
         raise _fail(f"--rules must be one of {', '.join(RULES_ENGINES)}", 2)
-    from ledgerflow.pipeline.secrets import tokenizer_for
     from ledgerflow.router import EventRouter
 
     with _ledger(data_dir) as (ledger, settings):
-        router = EventRouter(ledger.connection, tokenizer=tokenizer_for(settings.data_dir))
+        router = EventRouter(ledger.connection, tokenizer=_tokenizer(settings, ledger))
         from ledgerflow.pipeline.posting import PostingIdOrderError
 
         try:

@@ -38,6 +38,7 @@ from ledgerflow.domain.events import (
     Envelope,
     InboundAuthorization,
     TransactionDetail,
+    luhn_valid,
     new_trace_context,
     time_led_uuid8,
 )
@@ -115,7 +116,7 @@ def tokenize_detail(
         acquiringCountryCode=inbound.acquiringCountryCode,
         posEntryMode=inbound.posEntryMode,
         transmissionDateTime=inbound.transmissionDateTime,
-        merchantName=inbound.merchantName,
+        merchantName=without_card_numbers(inbound.merchantName),
         merchantId=inbound.merchantId,
         terminalId=inbound.terminalId,
         messageType=inbound.messageType,
@@ -130,6 +131,24 @@ def tokenize_detail(
         correlationId=correlation_id,
         traceContext=trace_context,
     )
+
+
+# 12-19 digits, spaces or dashes between them allowed: how a card number is written in free text.
+_CARD_NUMBER_IN_TEXT: Final = re.compile(r"\d(?:[ \-]?\d){11,18}")
+CARD_NUMBER_MASK: Final = "[masked]"  # shorter than any card number: the text stays within its length limit
+
+
+def without_card_numbers(text: str) -> str:
+    """Free text (the merchant's name) with any run of digits that is a card number (12-19 digits passing the Luhn
+    check) replaced: a producer that put the card number there would otherwise have it stored in clear."""
+    if len(text) < 12 or not _CARD_NUMBER_IN_TEXT.search(text):
+        return text
+
+    def masked(match: re.Match[str]) -> str:
+        digits = match.group().replace(" ", "").replace("-", "")
+        return CARD_NUMBER_MASK if luhn_valid(digits) else match.group()
+
+    return _CARD_NUMBER_IN_TEXT.sub(masked, text)
 
 
 def wrap_bare_detail(
