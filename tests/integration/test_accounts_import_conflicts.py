@@ -240,3 +240,24 @@ def test_a_utf16_accounts_file_is_refused_with_what_to_do(tmp_path: Path) -> Non
     path.write_bytes("account_id,pan,currency\nE2,5222220000000039,GBP\n".encode("utf-16"))
     with pytest.raises(ValueError, match="the file is UTF-16 text; save it as UTF-8"):
         import_accounts(tmp_path / "data", path)
+
+
+def status_of(tmp_path: Path, account_id: str) -> str:
+    with read_only(tmp_path / "data") as connection:
+        return connection.execute("SELECT status FROM accounts WHERE account_id = ?", (account_id,)).fetchone()[0]
+
+
+def test_a_file_may_freeze_or_close_an_account_but_never_reopen_it(tmp_path: Path) -> None:
+    run_import(tmp_path, "a.csv", [account("A1", VISA), account("A2", MASTERCARD)])
+    frozen = run_import(tmp_path, "b.csv", [account("A1", VISA, status="frozen"), account("A2", MASTERCARD)])
+    assert (frozen.status_changed, frozen.unchanged, frozen.errors) == (1, 1, [])
+    assert frozen.as_dict()["status_changed"] == 1
+    assert status_of(tmp_path, "A1") == "frozen"
+    # The first file again: an account frozen since its import stays frozen.
+    again = run_import(tmp_path, "a.csv", [account("A1", VISA), account("A2", MASTERCARD)])
+    assert (again.status_changed, again.unchanged, again.errors) == (0, 2, [])
+    assert status_of(tmp_path, "A1") == "frozen"
+    closed = run_import(tmp_path, "c.csv", [account("A1", VISA, status="closed")])
+    assert closed.status_changed == 1 and status_of(tmp_path, "A1") == "closed"
+    assert run_import(tmp_path, "b.csv", [account("A1", VISA, status="frozen")]).status_changed == 0
+    assert status_of(tmp_path, "A1") == "closed"

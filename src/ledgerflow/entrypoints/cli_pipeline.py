@@ -76,7 +76,8 @@ def accounts_import_command(file: FileArgument, data_dir: DataDirOption = None, 
         except ValueError as exc:
             raise _fail(str(exc)) from None
     _emit(report.as_dict(), json_output)
-    if report.errors and not report.created and not report.unchanged and not report.cards_added:
+    if (report.errors and not report.created and not report.unchanged and not report.cards_added
+            and not report.status_changed):
         raise typer.Exit(1)
 
 

@@ -57,11 +57,18 @@ class ImportReport:
     opening_postings: int = 0
     # Cards added to accounts that already had one (a later line, or a later import, for the same account).
     cards_added: int = 0
+    # Existing accounts the file froze or closed.
+    status_changed: int = 0
     errors: list[dict] = field(default_factory=list)
 
     def as_dict(self) -> dict:
         return {"created": self.created, "unchanged": self.unchanged, "opening_postings": self.opening_postings,
-                "cards_added": self.cards_added, "rejected": len(self.errors), "errors": self.errors}
+                "cards_added": self.cards_added, "status_changed": self.status_changed, "rejected": len(self.errors),
+                "errors": self.errors}
+
+
+# How far a status restricts an account: an import may move an account only up this order.
+_STATUS_STRICTNESS = {AccountStatus.open: 0, AccountStatus.frozen: 1, AccountStatus.closed: 2}
 
 
 @dataclass(frozen=True, slots=True)
@@ -188,7 +195,7 @@ def _settle_chunk(ledger: SqliteLedgerStore, tx: sqlite3.Connection, rows: list[
             fresh.append(row)
             cards.append(row.record)
         elif replace(existing, status=row.account.status) != row.account:
-            # The status is left out: an account frozen or closed since its import stays as it is.
+            # The status is compared below: only towards frozen or closed.
             refusal = f"exists with other fields ({_differences(existing, row.account)})"
         elif (opened := _opening_minor(ledger, account_id)) != row.opening_minor:
             refusal = f"exists with an opening balance of {opened} minor units, not {row.opening_minor}"
@@ -196,11 +203,17 @@ def _settle_chunk(ledger: SqliteLedgerStore, tx: sqlite3.Connection, rows: list[
             refusal = f"exists with other details ({differing})"
         elif owner is None and existing.status is AccountStatus.closed:
             refusal = "is closed: no new card"
-        elif owner is None:
-            report.cards_added += 1
-            cards.append(row.record)
         else:
-            report.unchanged += 1
+            if owner is None:
+                report.cards_added += 1
+                cards.append(row.record)
+            if _STATUS_STRICTNESS[row.account.status] > _STATUS_STRICTNESS[existing.status]:
+                # A file that freezes or closes an account takes effect; one that would reopen it does not (an
+                # account frozen since its import stays frozen when the file is imported again).
+                tx.execute("UPDATE accounts SET status = ? WHERE account_id = ?", (row.account.status.value, account_id))
+                report.status_changed += 1
+            elif owner is not None:
+                report.unchanged += 1
         if refusal is not None:
             state.refused.add(account_id)
             _reject(report, row, refusal)
