@@ -45,3 +45,26 @@ def test_a_stop_while_the_pipeline_is_being_built_is_a_graceful_stop(
     assert json.loads(result.stdout) == {
         "events": 0, "posted": 0, "rejected": 0, "duplicates_parked": 0, "dead_lettered": 0,
     }
+
+
+def test_until_idle_stopped_with_work_left_is_not_success(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, restored_signal_handlers: None
+) -> None:
+    import json as json_module
+
+    from ledgerflow.pipeline.generate import sample_detail
+
+    traffic = tmp_path / "traffic.jsonl"
+    traffic.write_text(json_module.dumps(sample_detail()) + "\n")
+    app = build_app()
+    assert CliRunner().invoke(app, ["ingest", str(traffic), "--data-dir", str(tmp_path / "d")]).exit_code == 0
+    build = ledgerflow.bootstrap.build_pipeline
+
+    def build_and_be_stopped(*args: Any, **kwargs: Any) -> Any:
+        os.kill(os.getpid(), signal.SIGTERM)
+        return build(*args, **kwargs)
+
+    monkeypatch.setattr(ledgerflow.bootstrap, "build_pipeline", build_and_be_stopped)
+    result = CliRunner().invoke(app, ["run", "--until-idle", "--no-prep-worker", "--data-dir", str(tmp_path / "d")])
+    assert result.exit_code == 3
+    assert "1 events left" in result.stderr

@@ -18,6 +18,9 @@ import typer
 
 from ledgerflow.entrypoints.options import DataDirOption, JsonOption, open_embedded_ledger
 
+# `run --until-idle` stopped by SIGTERM/SIGINT while events were left to process.
+EXIT_STOPPED_BEFORE_IDLE = 3
+
 
 def register(app: typer.Typer) -> None:
     accounts_app = typer.Typer(no_args_is_help=True, help="Customer accounts and their cards.")
@@ -110,12 +113,14 @@ def run_command(
              "while running (env LEDGERFLOW_PIN_CPUS=0 to leave them to the scheduler).")] = None,
     json_output: JsonOption = False,
 ) -> None:
-    """Run the pipeline until SIGTERM/SIGINT (graceful drain), or with --until-idle until nothing is left."""
+    """Run the pipeline until SIGTERM/SIGINT (graceful drain), or with --until-idle until nothing is left (a signal
+    before then: the summary, and exit 3)."""
     from ledgerflow.pipeline.stop_signals import StopSignals
 
     stop = StopSignals.installed()  # first: a stop asked for while starting up is a graceful stop as well
     from ledgerflow.bootstrap import RULES_ENGINES, build_pipeline
     from ledgerflow.pipeline.runner import Runner
+    from ledgerflow.pipeline.status import pipeline_status
 
     if rules not in RULES_ENGINES:
         raise _fail(f"--rules must be one of {', '.join(RULES_ENGINES)}", 2)
@@ -136,8 +141,13 @@ def run_command(
             totals = runner.run(until_idle=until_idle)
         finally:
             pipeline.close()
+        left = pipeline_status(ledger.connection)["pending_work"] if until_idle and stop.requested else 0
     _emit({"events": totals.events, "posted": totals.posted, "rejected": totals.rejected,
            "duplicates_parked": totals.duplicates_parked, "dead_lettered": totals.dead_lettered}, json_output)
+    if left:
+        # --until-idle promises exit 0 only when nothing is left: a stop before that is not success.
+        raise _fail(f"stopped by a signal before the work was done: {left} events left (nothing is lost; run again)",
+                    EXIT_STOPPED_BEFORE_IDLE)
 
 
 def status_command(data_dir: DataDirOption = None, json_output: JsonOption = False) -> None:
@@ -180,7 +190,8 @@ def demo_command(
     json_output: JsonOption = False,
 ) -> None:
     """Generate accounts and traffic, run the pipeline with a progress bar, print a summary and the check (with
-    --json: the summary as one JSON object on stdout, the tables on stderr)."""
+    --json: the summary as one JSON object on stdout, the tables on stderr). Each run gets a new directory,
+    DATA_DIR/demo/<time>, so that runs never mix."""
     from ledgerflow.pipeline.demo import run_demo
 
     ok = run_demo(data_dir, events=events, json_output=json_output)
