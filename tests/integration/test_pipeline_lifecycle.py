@@ -456,6 +456,50 @@ def test_a_refund_authorization_and_its_advice_credit_once(post: Post, data_dir:
     assert balance(data_dir)["credits_posted"] == OPENING_MINOR + 2500
 
 
+def test_partial_refunds_naming_the_purchase_they_refund_all_go_in(post: Post, data_dir: Path) -> None:
+    purchase = event(messageType="0200", authCode="P00001", systemTraceAuditNumber="700001",
+                     transactionAmount="2000", billingAmount="2000")
+    refunds = [event(messageType=mti, processingCode="200000", authCode=f"R0000{n}",
+                     systemTraceAuditNumber=f"70000{n + 1}", transactionAmount="500", billingAmount="500",
+                     originalMessageType="0200", **full_reference(purchase)) for n, mti in enumerate(["0220", "0200"])]
+    found = post(purchase, *refunds)
+    assert [outcome(found, refund).detail["result"] for refund in refunds] == ["ok", "ok"]
+    assert balance(data_dir)["credits_posted"] == OPENING_MINOR + 1000
+
+
+def test_a_refund_naming_its_refund_authorization_credits_once(post: Post, data_dir: Path) -> None:
+    authorization = event(processingCode="200000", authCode="RF0002", systemTraceAuditNumber="320001",
+                          transactionAmount="2500", billingAmount="2500")
+    completion = event(messageType="0200", processingCode="200000", authCode="RF0002",
+                       systemTraceAuditNumber="320002", transactionAmount="2500", billingAmount="2500",
+                       originalMessageType="0100", **reference(authorization))
+    found = post(authorization, completion)
+    assert outcome(found, completion).detail["result"] == "exists"
+    assert balance(data_dir)["credits_posted"] == OPENING_MINOR + 2500
+
+
+def test_a_reversal_naming_an_authorization_never_undoes_a_purchase(post: Post, data_dir: Path) -> None:
+    purchase = event(messageType="0200", authCode="555555", systemTraceAuditNumber="000900",
+                     transactionAmount="1500", billingAmount="1500")
+    reversal = event(messageType="0400", authCode="555556", systemTraceAuditNumber="000901",
+                     transactionAmount="1500", billingAmount="1500", originalMessageType="0100",
+                     **reference(purchase))
+    found = post(purchase, reversal)
+    assert outcome(found, reversal).detail["reason"] == "pending_not_found"
+    assert balance(data_dir)["credits_posted"] == OPENING_MINOR
+
+
+def test_a_refund_authorization_is_reversed_by_a_reversal_naming_it(post: Post, data_dir: Path) -> None:
+    authorization = event(processingCode="200000", authCode="RF0003", systemTraceAuditNumber="330001",
+                          transactionAmount="900", billingAmount="900")
+    reversal = event(messageType="0420", processingCode="200000", authCode="RF0004", systemTraceAuditNumber="330002",
+                     transactionAmount="900", billingAmount="900", originalMessageType="0100",
+                     **reference(authorization))
+    found = post(authorization, reversal)
+    assert outcome(found, reversal).detail_type == "TransactionPosted"
+    assert balance(data_dir)["credits_posted"] - balance(data_dir)["debits_posted"] == OPENING_MINOR
+
+
 def test_an_advice_of_completion_naming_no_authorization_is_rejected_and_the_hold_stays(
     post: Post, data_dir: Path
 ) -> None:

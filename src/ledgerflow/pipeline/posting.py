@@ -35,6 +35,7 @@ from ledgerflow.domain.canonical import (
     KIND_REFUND,
     KIND_REVERSAL,
     EnrichedTransaction,
+    OriginalReference,
 )
 from ledgerflow.domain.ledger import Direction, Leg, Posting, PostingKind
 from ledgerflow.pipeline.standardize import REFUND_PROCESSING_PREFIX
@@ -95,6 +96,19 @@ def single_message_id(kind: str, pan_token: str, auth_code: str, stan: str) -> s
     return f"{prefix}:{stan}:{auth_code}:{pan_token}"
 
 
+def completes_refund_authorization(message_type: str, original: OriginalReference | None) -> bool:
+    """Whether a refund message of class 2 completes a refund authorization (0100, 20xxxx), which credited the
+    customer already: it names an original that is an authorization (`originalMessageType` 01xx), or, for an
+    advice (0220), names one without saying its type. A refund that names another original (the purchase it
+    refunds: 0200) is a refund of its own, so that several partial refunds of one purchase all go in."""
+    if original is None or not original.auth_code or not original.system_trace_audit_number:
+        return False
+    original_type = original.message_type
+    if original_type is None:
+        return message_type[2] == ADVICE_FUNCTION
+    return original_type[1] == "1"
+
+
 def reversed_single_message_id(enriched: EnrichedTransaction) -> str | None:
     """For a reversal: the posting id of the single-message purchase (or, with a 20xxxx processing code, refund)
     it would undo when no hold carries its reference. None when the reversal does not give the original's auth
@@ -104,6 +118,10 @@ def reversed_single_message_id(enriched: EnrichedTransaction) -> str | None:
     if card.kind != KIND_REVERSAL or original is None or not original.auth_code or not original.system_trace_audit_number:
         return None
     kind = KIND_REFUND if card.processing_code.startswith(REFUND_PROCESSING_PREFIX) else KIND_FINANCIAL
+    # Single-message originals are class 2, and refund authorizations (0100, 20xxxx), which credit at once; a
+    # purchase authorization is a hold, and a reversal never undoes another reversal.
+    if original.message_type is not None and original.message_type[1] not in ("12" if kind == KIND_REFUND else "2"):
+        return None
     return single_message_id(kind, enriched.transaction.debtor.pan_token, original.auth_code,
                              original.system_trace_audit_number)
 
@@ -135,10 +153,10 @@ def plan_posting(enriched: EnrichedTransaction) -> Posting:
         # event id, same card, auth code and STAN) is an idempotent replay, never a second posting.
         auth_code, stan = card.auth_code, card.system_trace_audit_number
         original = card.original
-        if (kind == KIND_REFUND and card.message_type[2] == ADVICE_FUNCTION and original is not None
-                and original.auth_code and original.system_trace_audit_number):
-            # A refund advice (0220) completing a refund authorization: the same refund, which the authorization
-            # credited already (`exists`), never a second credit.
+        if kind == KIND_REFUND and completes_refund_authorization(card.message_type, original):
+            # The completion of a refund authorization: the same refund, which the authorization credited already
+            # (`exists`), never a second credit.
+            assert original is not None and original.auth_code and original.system_trace_audit_number
             auth_code, stan = original.auth_code, original.system_trace_audit_number
         posting_id = single_message_id(kind, token, auth_code, stan)
         legs = (Leg(customer, DEBIT, amount), Leg(settlement, CREDIT, amount)) if kind == KIND_FINANCIAL else (
