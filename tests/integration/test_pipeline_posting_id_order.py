@@ -4,6 +4,7 @@ a clear reason; a ledger without such postings is accepted."""
 
 from __future__ import annotations
 
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -72,6 +73,10 @@ def _ledger_before_0009(data_dir: Path, posting_id: str) -> None:
     ledger.post_batch([Posting(posting_id=posting_id, legs=(Leg("a", Direction.debit, 5), Leg("b", Direction.credit, 5)))])
     ledger.close()
     _migrate(data_dir / "ledgerflow.sqlite3", "0008_postgres_accounts_version", down=True)
+    connection = sqlite3.connect(data_dir / "ledgerflow.sqlite3")
+    with connection:  # the mark the version before 0009 wrote on every ledger of the STAN-first form
+        connection.execute("UPDATE pipeline_posting_id_order SET posting_id_order = 2")
+    connection.close()
     _migrate(data_dir / "ledgerflow.sqlite3", "head", down=False)
 
 
@@ -91,5 +96,26 @@ def test_a_ledger_with_holds_only_is_accepted_after_0009(tmp_path: Path) -> None
     try:
         assert build_pipeline(ledger).step().fetched == 0
         assert ledger.connection.execute("SELECT posting_id_order FROM pipeline_posting_id_order").fetchone() == (3,)
+    finally:
+        ledger.close()
+
+
+def test_a_ledger_with_new_single_message_ids_keeps_its_mark_through_a_downgrade_and_upgrade(tmp_path: Path) -> None:
+    ledger = open_ledger(Settings(data_dir=tmp_path))
+    ledger.create_accounts([Account(account_id=a, currency="GBP", kind=AccountKind.settlement) for a in ("a", "b")])
+    ledger.post_batch([Posting(posting_id="purchase:000198:503121:kcb6bbf.YoEx83X-LsQ42wqczlUM6zdk",
+                               legs=(Leg("a", Direction.debit, 5), Leg("b", Direction.credit, 5)))])
+    ledger.close()
+    database = tmp_path / "ledgerflow.sqlite3"
+    _migrate(database, "0008_postgres_accounts_version", down=True)
+    connection = sqlite3.connect(database)
+    try:  # not 2: the version before 0009 refuses it (it would post repeats of these ids again)
+        assert connection.execute("SELECT posting_id_order FROM pipeline_posting_id_order").fetchone() == (3,)
+    finally:
+        connection.close()
+    _migrate(database, "head", down=False)
+    ledger = open_ledger(Settings(data_dir=tmp_path))
+    try:
+        assert build_pipeline(ledger).step().fetched == 0
     finally:
         ledger.close()
