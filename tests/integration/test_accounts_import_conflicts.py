@@ -261,3 +261,17 @@ def test_a_file_may_freeze_or_close_an_account_but_never_reopen_it(tmp_path: Pat
     assert closed.status_changed == 1 and status_of(tmp_path, "A1") == "closed"
     assert run_import(tmp_path, "b.csv", [account("A1", VISA, status="frozen")]).status_changed == 0
     assert status_of(tmp_path, "A1") == "closed"
+
+
+def test_accounts_can_come_from_a_named_pipe(tmp_path: Path) -> None:
+    import os
+    import threading
+
+    source = write_accounts_csv(tmp_path / "source.csv", [account("A1", VISA), account("A2", MASTERCARD)])
+    pipe = tmp_path / "accounts.csv"
+    os.mkfifo(pipe)
+    writer = threading.Thread(target=lambda: pipe.write_bytes(source.read_bytes()))
+    writer.start()
+    report = import_accounts(tmp_path / "data", pipe)
+    writer.join(timeout=10)
+    assert (report.created, report.errors) == (2, [])

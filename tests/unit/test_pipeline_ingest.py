@@ -292,11 +292,28 @@ def test_reasons_say_what_is_wrong_in_words(tmp_path: Path) -> None:
 
 
 def test_a_card_number_written_into_the_merchant_name_is_masked_at_ingest() -> None:
-    names = ["CORNER GROCER", "SHOP 4111 1111 1111 1111", "4111-1111-1111-1111" + "X" * 21, "ORDER 123456789012345"]
+    names = ["CORNER GROCER", "SHOP 4111 1111 1111 1111", "4111-1111-1111-1111" + "X" * 21, "SHOP 411111111111",
+             "SHOP 4000 0000 0000 0002 12/27", "REF 7 4111111111111111", "STORE 42 PARIS 75001"]
     batch = parse_jsonl([line(sample_detail(merchantName=name, systemTraceAuditNumber=f"00030{n}"))
                          for n, name in enumerate(names)], TOKENIZER)
     assert batch.errors == []
     assert [envelope.detail.merchantName for envelope in batch.accepted] == [
-        "CORNER GROCER", "SHOP [masked]", "[masked]" + "X" * 21, "ORDER 123456789012345",  # not a card: kept
+        "CORNER GROCER", "SHOP [masked]", "[masked]" + "X" * 21, "SHOP [masked]", "SHOP [masked]/27", "REF [masked]",
+        "STORE 42 PARIS 75001",
     ]
-    assert all(b"4111" not in msgspec.json.encode(envelope) for envelope in batch.accepted)
+    assert all(b"4111" not in msgspec.json.encode(envelope) and b"4000 0000" not in msgspec.json.encode(envelope)
+               for envelope in batch.accepted)
+
+
+def test_a_named_pipe_is_read_whole(tmp_path: Path) -> None:
+    import os
+    import threading
+
+    pipe = tmp_path / "traffic.jsonl"
+    os.mkfifo(pipe)
+    lines = [line(sample_detail(systemTraceAuditNumber=f"00040{n}")) + "\n" for n in range(3)]
+    writer = threading.Thread(target=lambda: pipe.write_text("".join(lines)))
+    writer.start()
+    batch = parse_file(pipe, TOKENIZER)
+    writer.join(timeout=10)
+    assert batch.errors == [] and len(batch.accepted) == 3

@@ -98,10 +98,11 @@ def import_accounts(ledger: SqliteLedgerStore, tokenizer: PanTokenizer, path: Pa
     """Every line is created, unchanged, adds a card, or is rejected with its line number and the reason."""
     report = ImportReport()
     state = _FileState()
+    if Path(path).is_file():  # a pipe is read once, by the parser: no look ahead
+        with open(path, "rb") as handle:
+            if starts_as_utf16(handle.read(2)):
+                raise ValueError(f"{path}: {UTF16_FILE_REASON}")
     with open(path, "rb") as handle:
-        if starts_as_utf16(handle.read(2)):
-            raise ValueError(f"{path}: {UTF16_FILE_REASON}")
-        handle.seek(0)
         reader = csv.DictReader(_decoded_lines(handle))
         try:
             columns = reader.fieldnames

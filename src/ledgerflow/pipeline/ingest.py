@@ -38,7 +38,6 @@ from ledgerflow.domain.events import (
     Envelope,
     InboundAuthorization,
     TransactionDetail,
-    luhn_valid,
     new_trace_context,
     time_led_uuid8,
 )
@@ -133,22 +132,19 @@ def tokenize_detail(
     )
 
 
-# 12-19 digits, spaces or dashes between them allowed: how a card number is written in free text.
-_CARD_NUMBER_IN_TEXT: Final = re.compile(r"\d(?:[ \-]?\d){11,18}")
+# 12 or more digits, single spaces or dashes between them allowed: where a card number may be written in free text
+# (alone, or next to other digits such as an expiry date).
+_CARD_NUMBER_IN_TEXT: Final = re.compile(r"\d(?:[ \-]?\d){11,}")
 CARD_NUMBER_MASK: Final = "[masked]"  # shorter than any card number: the text stays within its length limit
 
 
 def without_card_numbers(text: str) -> str:
-    """Free text (the merchant's name) with any run of digits that is a card number (12-19 digits passing the Luhn
-    check) replaced: a producer that put the card number there would otherwise have it stored in clear."""
+    """Free text (the merchant's name) with every run of 12 or more digits replaced: a producer that put the card
+    number there (alone or beside an expiry date or a reference) would otherwise have it stored in clear. Whether
+    the run holds a card number is not guessed: a merchant's name has no use for such a run."""
     if len(text) < 12 or not _CARD_NUMBER_IN_TEXT.search(text):
         return text
-
-    def masked(match: re.Match[str]) -> str:
-        digits = match.group().replace(" ", "").replace("-", "")
-        return CARD_NUMBER_MASK if luhn_valid(digits) else match.group()
-
-    return _CARD_NUMBER_IN_TEXT.sub(masked, text)
+    return _CARD_NUMBER_IN_TEXT.sub(CARD_NUMBER_MASK, text)
 
 
 def wrap_bare_detail(
@@ -368,10 +364,11 @@ def iter_file_numbered(
 ) -> Iterator[tuple[int, IngestItem]]:
     """:func:`iter_file` with the line number of each item (what an error about an accepted line must name)."""
     file_path = Path(path)
-    with open(file_path, "rb") as handle:
-        if starts_as_utf16(handle.read(2)):
-            yield 1, IngestError(line=1, reason=UTF16_FILE_REASON)
-            return
+    if file_path.is_file():  # a pipe or a device is read once, by the parser: no look ahead
+        with open(file_path, "rb") as handle:
+            if starts_as_utf16(handle.read(2)):
+                yield 1, IngestError(line=1, reason=UTF16_FILE_REASON)
+                return
     kind = _file_kind(file_path)
     if kind == "csv":
         with open(file_path, newline="", encoding="utf-8", errors="replace") as handle:
