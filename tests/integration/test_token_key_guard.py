@@ -63,3 +63,20 @@ def test_the_right_key_and_an_empty_directory_pass(tmp_path: Path, monkeypatch: 
             tokenizer_for_ledger(tmp_path, ledger.connection)
     finally:
         ledger.close()
+
+
+def test_an_event_carrying_a_foreign_token_does_not_lock_the_directory(tmp_path: Path) -> None:
+    data = ["--data-dir", str(tmp_path / "data")]
+    accounts = write_accounts_csv(tmp_path / "accounts.csv", [
+        {"account_id": "A1", "pan": "4111111111111111", "currency": "GBP", "opening_balance_minor": 5000}])
+    assert ledgerflow("accounts", "import", str(accounts), *data, key=KEY_A).returncode == 0
+    detail = {key: value for key, value in sample_detail(messageType="0200").items() if key != "PAN"}
+    detail.update(panToken="ext1.AAAAAAAAAAAAAAAAAAAAAAAA", panLast4="1111", transactionAmount=100, billingAmount=100)
+    entries = tmp_path / "entries.json"
+    entries.write_text(json.dumps([{"Source": "acme", "DetailType": "TransactionAuthorized",
+                                    "Detail": json.dumps(detail)}]))
+    ledgerflow("events", "put", "--entries", f"@{entries}", *data, key=KEY_A)
+    assert ledgerflow("run", "--until-idle", *data, key=KEY_A).returncode == 0
+    traffic = write_jsonl(tmp_path / "traffic.jsonl", [json.dumps(sample_detail(messageType="0200"))])
+    assert ledgerflow("ingest", str(traffic), *data, key=KEY_A).returncode == 0
+    assert ledgerflow("run", "--until-idle", *data, key=KEY_A).returncode == 0

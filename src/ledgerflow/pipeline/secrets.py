@@ -5,7 +5,6 @@ that it is the key the data directory's tokens were made with."""
 from __future__ import annotations
 
 import os
-import re
 import sqlite3
 from pathlib import Path
 
@@ -26,32 +25,24 @@ class TokenKeyMismatchError(TokenizerKeyError):
     """The key at hand is not the one the data directory's card tokens were made with."""
 
 
-# `"panToken":"<key id>.` in a stored inbound event.
-_STORED_KEY_ID = re.compile(rb'"panToken":"([A-Za-z0-9-]{1,16})\.')
-
-
-def stored_token_key_ids(connection: sqlite3.Connection) -> set[str]:
-    """Key ids of the tokens this data directory already holds: its card directory's and its newest inbound
-    event's (two index reads)."""
-    found = set()
-    row = connection.execute("SELECT pan_token FROM card_accounts LIMIT 1").fetchone()
-    if row is not None and "." in row[0]:
-        found.add(row[0].split(".", 1)[0])
-    row = connection.execute(
-        "SELECT body FROM bus_messages WHERE stream = 'inbound' ORDER BY seq DESC LIMIT 1").fetchone()
-    if row is not None and (match := _STORED_KEY_ID.search(bytes(row[0]))):
-        found.add(match.group(1).decode())
-    return found
+def recorded_token_key_id(connection: sqlite3.Connection, key_id: str) -> str:
+    """The key id this data directory's tokens are made with: the one recorded, or else `key_id`, recorded now
+    (the first command that tokenizes here decides)."""
+    row = connection.execute("SELECT key_id FROM pipeline_token_key WHERE id = 1").fetchone()
+    if row is None:
+        connection.execute("INSERT OR IGNORE INTO pipeline_token_key (id, key_id) VALUES (1, ?)", (key_id,))
+        row = connection.execute("SELECT key_id FROM pipeline_token_key WHERE id = 1").fetchone()
+    return str(row[0])
 
 
 def tokenizer_for_ledger(data_dir: Path, connection: sqlite3.Connection) -> PanTokenizer:
-    """`tokenizer_for`, refused when the data directory's cards or events were tokenized with another key: its
-    tokens would match none of them, and every event would be rejected `account_not_found` for good."""
+    """`tokenizer_for`, refused when the data directory's tokens were made with another key: its tokens would match
+    none of the directory's cards, and every event would be rejected `account_not_found` for good."""
     tokenizer = tokenizer_for(data_dir)
-    others = stored_token_key_ids(connection) - {tokenizer.key_id}
-    if others:
+    recorded = recorded_token_key_id(connection, tokenizer.key_id)
+    if recorded != tokenizer.key_id:
         raise TokenKeyMismatchError(
-            f"this data directory's card tokens were made with key {', '.join(sorted(others))}, and the key given "
+            f"this data directory's card tokens were made with key {recorded}, and the key given "
             f"(LEDGERFLOW_PAN_TOKEN_KEY, LEDGERFLOW_PAN_TOKEN_KEY_FILE or {data_dir}/secrets/pan-token.key) is "
             f"{tokenizer.key_id}: its tokens would match none of them. Use the data directory's key.")
     return tokenizer
