@@ -459,3 +459,26 @@ def test_events_put_into_the_pipeline_count_as_accepted(tmp_path: Path) -> None:
     status = run_cli_json("status", *data)
     assert status["accepted"] == status["posted"] == 1, status
     assert_books_add_up(status)
+
+
+def test_rates_import_lets_a_foreign_currency_transaction_post(tmp_path: Path) -> None:
+    """Without a rate a GBP transaction on a JPY account is rejected `conversion_rate_missing`; after `rates
+    import` it posts, converted into yen (no minor unit) with the imported rate."""
+    data = data_dir_args(tmp_path / "data")
+    accounts = tmp_path / "accounts.csv"
+    accounts.write_text("account_id,pan,currency,opening_balance_minor\nJ1,4111111111111111,JPY,100000\n")
+    run_cli("accounts", "import", accounts, *data)
+    events = [sample_envelope(sample_detail(messageType="0200", authCode=f"J0000{n}", transactionAmount="1000",
+                                            billingAmount="1000"), id=f"evt-jpy-{n}") for n in (1, 2)]
+    run_cli("ingest", write_jsonl(tmp_path / "first.jsonl", events[:1]), *data)
+    run_cli("run", "--until-idle", *data)
+    assert run_cli_json("status", *data)["rejected"] == 1
+    rates = tmp_path / "rates.csv"
+    rates.write_text("from,to,rate\nGBP,JPY,190.5\n")
+    assert run_cli_json("rates", "import", rates, *data) == {"pairs": 1, "changed": 1, "rates": 1}
+    assert run_cli_json("rates", "import", rates, *data) == {"pairs": 1, "changed": 0, "rates": 1}
+    run_cli("ingest", write_jsonl(tmp_path / "second.jsonl", events[1:]), *data)
+    run_cli("run", "--until-idle", *data)
+    balance = run_cli_json("ledger", "balance", "J1", *data)
+    assert balance["currency"] == "JPY" and balance["debits_posted"] == 1905  # £10.00 x 190.5 = ¥1,905
+    assert run_cli_json("ledger", "check", *data)["ok"] is True

@@ -162,3 +162,22 @@ def test_account_record_from_row_tokenizes_and_validates() -> None:
     assert "4111111111111111" not in repr(record)
     with pytest.raises(AccountIdentifierError):
         account_record_from_row({**row, "status": "weird"}, TOKENIZER)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("from,to\nEUR,GBP\n", "missing column(s) rate"),
+        ("from,to,rate\nEUR,GBP,0.8\nEUR,ZZZ,1\n", "line 3: unknown ISO 4217 currency 'ZZZ'"),
+        ("from,to,rate\nEUR,GBP,0\n", "line 2: rate '0' must be positive"),
+        ("from,to,rate\nEUR,GBP,\n", "line 2: rate '' is not a decimal number"),
+        ("from,to,rate\nEUR,GBP,0.8\n978,GBP,0.9\n", "line 3: the pair EUR->GBP is given twice"),
+    ],
+    ids=["missing-column", "unknown-currency", "zero-rate", "empty-rate", "pair-twice"],
+)
+def test_a_rates_file_with_a_bad_line_is_refused_at_that_line(tmp_path: Path, text: str, message: str) -> None:
+    path = tmp_path / "rates.csv"
+    path.write_text(text)
+    with pytest.raises(ValueError) as refused:
+        RatesTable.from_csv(path)
+    assert message in str(refused.value)

@@ -26,6 +26,9 @@ def register(app: typer.Typer) -> None:
     accounts_app = typer.Typer(no_args_is_help=True, help="Customer accounts and their cards.")
     accounts_app.command("import")(accounts_import_command)
     app.add_typer(accounts_app, name="accounts")
+    rates_app = typer.Typer(no_args_is_help=True, help="Conversion rates for enrichment.")
+    rates_app.command("import")(rates_import_command)
+    app.add_typer(rates_app, name="rates")
     app.command("ingest")(ingest_command)
     app.command("run")(run_command)
     app.command("status")(status_command)
@@ -82,6 +85,18 @@ def accounts_import_command(file: FileArgument, data_dir: DataDirOption = None, 
     if (report.errors and not report.created and not report.unchanged and not report.cards_added
             and not report.status_changed):
         raise typer.Exit(1)
+
+
+def rates_import_command(file: FileArgument, data_dir: DataDirOption = None, json_output: JsonOption = False) -> None:
+    """Import conversion rates from CSV: from,to,rate (an amount in `from` times the rate is in `to`)."""
+    from ledgerflow.pipeline.rates_import import import_rates
+
+    with _ledger(data_dir) as (ledger, _settings):
+        try:
+            report = import_rates(ledger.connection, file)
+        except ValueError as exc:
+            raise _fail(str(exc)) from None
+    _emit(report, json_output)
 
 
 def ingest_command(file: FileArgument, data_dir: DataDirOption = None, json_output: JsonOption = False) -> None:

@@ -189,11 +189,28 @@ class RatesTable:
 
     @classmethod
     def from_csv(cls, path: str | Path) -> RatesTable:
-        """Rates from a CSV with the columns ``from,to,rate``."""
+        """Rates from a CSV with the columns ``from,to,rate`` (ISO 4217 alpha or numeric codes, a positive decimal);
+        any line that is not one refuses the whole file, with its line number."""
         with open(path, newline="", encoding="utf-8") as handle:
             reader = csv.DictReader(handle)
             refuse_repeated_columns(reader.fieldnames, str(path))
-            return cls({(row["from"], row["to"]): row["rate"] for row in reader})
+            missing = [column for column in ("from", "to", "rate") if column not in (reader.fieldnames or [])]
+            if missing:
+                raise ValueError(f"{path}: missing column(s) {', '.join(missing)} (columns: from,to,rate)")
+            rates: dict[tuple[str, str], str] = {}
+            for row in reader:
+                try:
+                    [(source, target, rate)] = cls({(row["from"] or "", row["to"] or ""): row["rate"] or ""}).items()
+                except (ValueError, TypeError) as exc:
+                    raise ValueError(f"{path}: line {reader.line_num}: {exc}") from None
+                if (source, target) in rates:
+                    raise ValueError(f"{path}: line {reader.line_num}: the pair {source}->{target} is given twice")
+                rates[(source, target)] = rate
+            return cls(rates)
+
+    def items(self) -> list[tuple[str, str, str]]:
+        """(from, to, rate) for every pair given, alpha codes and normalised rates."""
+        return [(source, target, rate) for (source, target), rate in self._rates.items()]
 
     def rate(self, source: str, target: str) -> str | None:
         if source == target:
