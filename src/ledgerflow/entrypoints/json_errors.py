@@ -22,7 +22,6 @@ ERROR_PREFIX = "error:"
 # What stderr text is kept to make the message from: the end of it (a long `run` may warn now and then).
 STDERR_KEPT_CHARS_MAX = 16_384
 _ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
-_PAN_LIKE = re.compile(r"\d[\d \-]{10,}\d")
 
 
 class _WatchedStream:
@@ -87,7 +86,9 @@ def run_with_json_errors(app: Any) -> NoReturn:
             code = exit_.code if isinstance(exit_.code, int) else (0 if exit_.code is None else 1)
         except Exception as exc:  # noqa: BLE001 - reported below, with its traceback on stderr
             traceback.print_exc()
-            code, message = 1, _PAN_LIKE.sub("[masked]", f"{type(exc).__name__}: {exc}")
+            from ledgerflow.pipeline.ingest import safe_reason  # its text masked as every reason is
+
+            code, message = 1, f"{type(exc).__name__}: {safe_reason(exc)}"
     finally:
         sys.stdout, sys.stderr = stdout, stderr
     if code != 0 and watched.characters_written == 0:

@@ -109,7 +109,7 @@ def import_accounts(ledger: SqliteLedgerStore, tokenizer: PanTokenizer, path: Pa
         except UnicodeDecodeError as exc:
             raise ValueError(f"{path}: line 1: {not_utf8_reason(exc)}") from None
         refuse_repeated_columns(columns, str(path))
-        missing = [c for c in REQUIRED_COLUMNS if c not in (reader.fieldnames or [])]
+        missing = [c for c in REQUIRED_COLUMNS if c not in (columns or [])]
         if missing:
             raise ValueError(f"{path}: missing required column(s) {', '.join(missing)}")
         chunk: list[tuple[int, dict]] = []

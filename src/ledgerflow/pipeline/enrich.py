@@ -200,8 +200,9 @@ class RatesTable:
             rates: dict[tuple[str, str], str] = {}
             for row in reader:
                 try:
-                    [(source, target, rate)] = cls({(row["from"] or "", row["to"] or ""): row["rate"] or ""}).items()
-                except (ValueError, TypeError) as exc:
+                    source, target = _alpha_or_raise(row["from"] or ""), _alpha_or_raise(row["to"] or "")
+                    rate = _rate_or_raise(row["rate"] or "")
+                except ValueError as exc:
                     raise ValueError(f"{path}: line {reader.line_num}: {exc}") from None
                 if (source, target) in rates:
                     raise ValueError(f"{path}: line {reader.line_num}: the pair {source}->{target} is given twice")

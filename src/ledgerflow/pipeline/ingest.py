@@ -432,6 +432,6 @@ def _pan_like() -> re.Pattern[str]:
 
 def safe_reason(exc: BaseException) -> str:
     """A short reason for an IngestError: the exception text with anything PAN-like masked."""
-    text = (str(exc) or type(exc).__name__).replace(str(AMOUNT_MINOR_MAX), f"{AMOUNT_MINOR_MAX:,}")  # a limit, not a card
-
+    # The amount limit is written with separators: a limit, not something to mask as a card number.
+    text = (str(exc) or type(exc).__name__).replace(str(AMOUNT_MINOR_MAX), f"{AMOUNT_MINOR_MAX:,}")
     return _pan_like().sub("[masked]", text)[:REASON_CHARS_MAX]

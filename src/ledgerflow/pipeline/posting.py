@@ -8,13 +8,14 @@
 | 0400 / 0420 reversal                      | `void_pending` of the hold; if already captured, a `posted`      |
 |                                           | reversal crediting the customer, once per hold; with no hold, a  |
 |                                           | `posted` reversal of the single-message purchase or refund it    |
-|                                           | names (original time), once per original                         |
+|                                           | names (its auth code and STAN), once per original                |
 | processing code 20xxxx (refund)           | `posted` credit to the customer, debit to settlement             |
 
 Posting ids are the idempotency keys, derived from content so that replays and resends map to the same posting:
 a hold is keyed by STAN + auth code + card token (so that completions and reversals can name it), a single-message
-purchase or refund the same way (a refund advice completing a refund authorization by that authorization), the credit for a reversal of a captured
-hold by the hold, the reversal of a single-message purchase or refund by that original, and a completion or reversal by `completion:`/`reversal:` + its STAN + its event id (a second one
+purchase or refund the same way (a refund completing a refund authorization by that authorization), the credit for
+a reversal of a captured hold by the hold, the reversal of a single-message purchase or refund by that original, and
+a completion or reversal by `completion:`/`reversal:` + its STAN + its event id (a second one
 is refused by the hold's state). Every id carries a prefix, so no inbound event id can collide with the ledger's
 reserved ids.
 
@@ -38,16 +39,12 @@ from ledgerflow.domain.canonical import (
     OriginalReference,
 )
 from ledgerflow.domain.ledger import Direction, Leg, Posting, PostingKind
-from ledgerflow.pipeline.standardize import REFUND_PROCESSING_PREFIX
+from ledgerflow.pipeline.standardize import ADVICE_FUNCTION, REFUND_PROCESSING_PREFIX
 from ledgerflow.ports import PostingRecord
 
 # A hold that is never completed or reversed is released by the expiry sweep after this long.
 HOLD_EXPIRES_AFTER_SECONDS: Final = 7 * 24 * 3600
 DEBIT, CREDIT = Direction.debit, Direction.credit
-
-
-# The MTI's third digit (message function) of an advice: 0220, 0420.
-ADVICE_FUNCTION: Final = "2"
 
 
 class MissingReferenceError(ValueError):

@@ -345,22 +345,23 @@ class PostingPipeline:
         Also: the positions of the reversals whose single-message original came before them (in the ledger, or
         earlier in this batch). Only those may undo it: a reversal ahead of its original is rejected whether or
         not the original follows in the same batch."""
-        reversals = [
-            (index, event.posting.pending_id, event.context.reversed_single_id)
+        # position -> (the hold it names, the single-message original it may undo)
+        references = {
+            index: (event.posting.pending_id, event.context.reversed_single_id)
             for index, (_d, event) in enumerate(approved)
             if event.context.card_kind == KIND_REVERSAL
-        ]
-        if not reversals:
+        }
+        if not references:
             return [len(approved)], set()
         captured = {
             pending_id
             for (pending_id,) in tx.execute(
                 "SELECT pending_id FROM pending_resolutions WHERE resolution = ? "
                 "AND pending_id IN (SELECT value FROM json_each(?))",
-                (RESOLUTION_POSTED, msgspec.json.encode(sorted({hold for _i, hold, _s in reversals})).decode()),
+                (RESOLUTION_POSTED, msgspec.json.encode(sorted({hold for hold, _s in references.values()})).decode()),
             )
         }
-        single_ids = sorted({single for _i, _h, single in reversals if single is not None})
+        single_ids = sorted({single for _h, single in references.values() if single is not None})
         posted_singles = {
             posting_id
             for (posting_id,) in tx.execute(
@@ -368,7 +369,6 @@ class PostingPipeline:
                 (msgspec.json.encode(single_ids).decode(),),
             )
         } if single_ids else set()
-        references = {index: (hold, single) for index, hold, single in reversals}
         ends = []
         after_original = set()
         for index, (_d, event) in enumerate(approved):

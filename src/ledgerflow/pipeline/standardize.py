@@ -27,6 +27,8 @@ from ledgerflow.domain.canonical import (
 from ledgerflow.domain.events import Envelope, TransactionDetail
 
 REFUND_PROCESSING_PREFIX: Final = "20"
+# The MTI's third digit (message function) of an advice: 0220, 0420.
+ADVICE_FUNCTION: Final = "2"
 
 
 class UnsupportedMessageError(ValueError):
@@ -41,7 +43,7 @@ def transaction_kind(message_type: str, processing_code: str, has_original: bool
     non-reversal a refund.
     """
     refund = processing_code[:2] == REFUND_PROCESSING_PREFIX
-    if message_type[1] == "2" and message_type[2] == "2" and not refund and not has_original:
+    if message_type[1] == "2" and message_type[2] == ADVICE_FUNCTION and not refund and not has_original:
         # An advice of completion (0220) that names no authorization: a completion it cannot apply, never a new
         # purchase (which would charge the customer beside the hold still held).
         return KIND_COMPLETION
