@@ -8,7 +8,6 @@ its own connection, so tests can tamper with rows or prove the database refuses 
 from __future__ import annotations
 
 import os
-import sqlite3
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -16,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from ledgerflow.adapters.sqlite.driver import sqlite3
 from ledgerflow.bootstrap import init_database, open_ledger
 from ledgerflow.config import Settings
 from ledgerflow.ports import LedgerStore

@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import random
 import signal
-import sqlite3
 import subprocess
 import time
 from pathlib import Path
@@ -27,6 +26,7 @@ from pipeline_support import (
     write_accounts_csv,
 )
 
+from ledgerflow.adapters.sqlite.driver import sqlite3
 from ledgerflow.pipeline.generate import ACCOUNT_COLUMNS, generate_accounts, iter_traffic
 
 pytestmark = pytest.mark.slow

@@ -5,7 +5,6 @@ parked duplicates point at processed originals, re-ingesting changes nothing, an
 from __future__ import annotations
 
 import json
-import sqlite3
 from pathlib import Path
 
 import pytest
@@ -25,6 +24,7 @@ from pipeline_support import (
     read_only,
 )
 
+from ledgerflow.adapters.sqlite.driver import sqlite3
 from ledgerflow.bootstrap import open_ledger
 from ledgerflow.config import Settings
 from ledgerflow.pipeline.generate import write_traffic

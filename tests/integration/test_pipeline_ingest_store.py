@@ -5,13 +5,13 @@ chunks commit whole; nothing stored holds a clear PAN."""
 from __future__ import annotations
 
 import json
-import sqlite3
 from pathlib import Path
 
 import msgspec
 import pytest
 from pipeline_support import import_accounts, sqlite_path
 
+from ledgerflow.adapters.sqlite.driver import sqlite3
 from ledgerflow.bootstrap import open_ledger
 from ledgerflow.config import Settings
 from ledgerflow.domain.events import TRANSACTION_AUTHORIZED

@@ -4,7 +4,6 @@ a clear reason; a ledger without such postings is accepted."""
 
 from __future__ import annotations
 
-import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -14,6 +13,7 @@ import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
 
+from ledgerflow.adapters.sqlite.driver import sqlite3
 from ledgerflow.bootstrap import build_pipeline, open_ledger
 from ledgerflow.config import Settings
 from ledgerflow.domain.ledger import Account, AccountKind, Direction, Leg, Posting, PostingKind

@@ -12,12 +12,12 @@ Every balance, the posting count and the ledger check are unchanged, and nothing
 from __future__ import annotations
 
 import json
-import sqlite3
 from pathlib import Path
 from typing import Any
 
 from pipeline_support import customer_balances, import_accounts, ingest, open_pipeline, write_jsonl
 
+from ledgerflow.adapters.sqlite.driver import sqlite3
 from ledgerflow.bootstrap import open_ledger
 from ledgerflow.bus.transport import OutboundMessage
 from ledgerflow.config import Settings

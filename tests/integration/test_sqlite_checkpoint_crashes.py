@@ -7,11 +7,12 @@ from __future__ import annotations
 
 import random
 import signal
-import sqlite3
 import subprocess
 import sys
 import time
 from pathlib import Path
+
+from ledgerflow.adapters.sqlite.driver import sqlite3
 
 WRITER = """
 import sys

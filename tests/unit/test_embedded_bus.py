@@ -4,7 +4,6 @@ backoff, the delivery limit and dead letters with their cause, redrive, and pend
 from __future__ import annotations
 
 import itertools
-import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,6 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ledgerflow.adapters.sqlite.bus import SqliteEventTransport
+from ledgerflow.adapters.sqlite.driver import sqlite3
 from ledgerflow.adapters.sqlite.ledger_store import write_transaction
 from ledgerflow.bootstrap import open_ledger
 from ledgerflow.bus.transport import Delivery, OutboundMessage, redelivery_delay_ms

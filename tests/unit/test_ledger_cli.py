@@ -5,7 +5,6 @@ from __future__ import annotations
 import functools
 import json
 import os
-import sqlite3
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,6 +13,7 @@ import pytest
 from typer.testing import CliRunner
 
 from ledgerflow import ledger_bench
+from ledgerflow.adapters.sqlite.driver import sqlite3
 from ledgerflow.bootstrap import open_ledger
 from ledgerflow.config import Settings
 from ledgerflow.domain.ledger import Account, Direction, Leg, Posting, PostingKind

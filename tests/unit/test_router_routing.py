@@ -3,7 +3,6 @@ an existing database is upgraded."""
 
 from __future__ import annotations
 
-import sqlite3
 from contextlib import closing
 from pathlib import Path
 
@@ -13,6 +12,7 @@ from alembic.config import Config
 from router_support import entry, log_target, open_router
 from sqlalchemy import create_engine
 
+from ledgerflow.adapters.sqlite.driver import sqlite3
 from ledgerflow.migrations.runner import MIGRATIONS_DIR, upgrade_to_head
 
 

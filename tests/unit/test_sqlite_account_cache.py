@@ -5,13 +5,13 @@ by plain SQL, a batch rolled back, a write that failed after the engine ran) mus
 from __future__ import annotations
 
 import re
-import sqlite3
 from pathlib import Path
 
 import pytest
 
 import ledgerflow
 from ledgerflow.adapters.sqlite import ledger_store as sqlite_ledger_store
+from ledgerflow.adapters.sqlite.driver import sqlite3
 from ledgerflow.adapters.sqlite.ledger_store import SqliteLedgerStore, write_transaction
 from ledgerflow.bootstrap import open_ledger
 from ledgerflow.config import Settings

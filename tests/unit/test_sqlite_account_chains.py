@@ -4,7 +4,6 @@ journal written before it."""
 
 from __future__ import annotations
 
-import sqlite3
 import tempfile
 from pathlib import Path
 
@@ -12,6 +11,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from ledgerflow.adapters.sqlite.driver import sqlite3
 from ledgerflow.bootstrap import open_ledger
 from ledgerflow.config import Settings
 from ledgerflow.domain.ledger import Account, AccountKind, Direction, Leg, Posting, PostingKind

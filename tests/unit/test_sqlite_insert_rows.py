@@ -3,12 +3,11 @@
 
 from __future__ import annotations
 
-import sqlite3
-
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from ledgerflow.adapters.sqlite.driver import sqlite3
 from ledgerflow.adapters.sqlite.multirow import (
     INSERT_ROWS_PER_STATEMENT,
     _nulls_written,

@@ -5,7 +5,6 @@ transaction holds the write lock; the WAL index is read right; and the WAL is re
 from __future__ import annotations
 
 import os
-import sqlite3
 import struct
 import sys
 from pathlib import Path
@@ -14,6 +13,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from ledgerflow.adapters.sqlite.driver import sqlite3
 from ledgerflow.adapters.sqlite.ledger_store import connect, write_transaction
 from ledgerflow.adapters.sqlite.wal_checkpoints import WalCheckpoints, frames_not_checkpointed
 from ledgerflow.adapters.sqlite.workflow_store import SqliteExecutionStore
@@ -90,8 +90,8 @@ def test_migrations_connection_never_checkpoints(tmp_path: Path, monkeypatch: py
                 seen.append(original_execute(self, "PRAGMA wal_autocheckpoint").fetchone()[0])
             return cursor
 
-    real_connect = sqlite3.dbapi2.connect  # what SQLAlchemy's sqlite dialect calls
-    monkeypatch.setattr(sqlite3.dbapi2, "connect", lambda *a, **k: real_connect(*a, **{**k, "factory": Recording}))
+    real_connect = sqlite3.connect  # what SQLAlchemy's sqlite dialect calls (the driver module is passed to it)
+    monkeypatch.setattr(sqlite3, "connect", lambda *a, **k: real_connect(*a, **{**k, "factory": Recording}))
     upgrade_to_head(f"sqlite:///{tmp_path / 'ledger.sqlite3'}")
     assert seen and set(seen) == {0}
 
@@ -215,7 +215,8 @@ def test_losing_the_lock_after_a_checkpoint_is_a_clean_conflict(tmp_path: Path, 
 
 
 LOCK_PROBE = """
-import sqlite3, sys
+import sys
+from ledgerflow.adapters.sqlite.driver import sqlite3
 connection = sqlite3.connect(sys.argv[1], timeout=0, isolation_level=None)
 try:
     connection.execute("BEGIN IMMEDIATE")

@@ -12,6 +12,7 @@ from alembic.config import Config
 from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.exc import DBAPIError
 
+from ledgerflow.adapters.sqlite.driver import sqlite3
 from ledgerflow.ports import StoreUnavailableError
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent
@@ -19,7 +20,8 @@ MIGRATIONS_DIR = Path(__file__).resolve().parent
 
 def upgrade_to_head(url: str, *, schema: str | None = None) -> None:
     """Apply every pending migration to the database at `url` (SQLAlchemy URL), in `schema` on PostgreSQL."""
-    engine = create_engine(url)
+    # SQLite through the project's one driver module (adapters/sqlite/driver.py), not the standard library's.
+    engine = create_engine(url, module=sqlite3) if url.startswith("sqlite") else create_engine(url)
     if engine.dialect.name == "sqlite":
         @event.listens_for(engine, "connect")
         def _wal(dbapi_connection, _record):  # type: ignore[no-untyped-def]

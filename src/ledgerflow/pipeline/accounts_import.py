@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import csv
 import json
-import sqlite3
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -22,6 +21,7 @@ from typing import BinaryIO
 
 import msgspec
 
+from ledgerflow.adapters.sqlite.driver import sqlite3
 from ledgerflow.adapters.sqlite.ledger_store import SqliteLedgerStore, write_transaction
 from ledgerflow.domain.canonical import AccountRecord
 from ledgerflow.domain.engine import COUNTER_MAX_MINOR

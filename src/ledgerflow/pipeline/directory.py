@@ -3,8 +3,7 @@ only when an accounts or rates import has bumped the `directory_version` counter
 
 from __future__ import annotations
 
-import sqlite3
-
+from ledgerflow.adapters.sqlite.driver import sqlite3
 from ledgerflow.domain.canonical import AccountRecord, CanonicalTransaction, EnrichedTransaction
 from ledgerflow.pipeline.enrich import DictAccountDirectory, RatesTable, enrich
 

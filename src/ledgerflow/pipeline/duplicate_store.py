@@ -9,11 +9,11 @@ written again), so it wins, exactly as the single row per key did before.
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Sequence
 
 import msgspec
 
+from ledgerflow.adapters.sqlite.driver import sqlite3
 from ledgerflow.adapters.sqlite.multirow import insert_rows
 from ledgerflow.pipeline.dedup import TIME_LED_MARK
 

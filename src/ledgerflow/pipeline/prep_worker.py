@@ -3,7 +3,10 @@ the worker reads the inbound events that follow it (a WAL reader: it never waits
 them (`prepare.PreparedSet`). The next step takes those results instead of running the stages itself, so the
 Python work of one batch overlaps the database work of another, on a second core.
 
-The worker holds no state that matters: it writes nothing, and whatever it prepares is only a shortcut for the
+It also copies the WAL back into the database beside the writers, where SQLite allows it
+(`adapters.sqlite.checkpoints_beside`), so that the step's transactions rarely do.
+
+The worker holds no state that matters: it writes no rows, and whatever it prepares is only a shortcut for the
 step's own `prepare_event` of the same bytes under the same card directory version. A result is used only for the
 sequence number it was made for and when the worker saw the directory version the step sees; anything else, a late
 answer, or a worker that died is simply prepared by the step itself. So exactly-once holds as before: the step
@@ -16,7 +19,6 @@ import fcntl
 import os
 import select
 import signal
-import sqlite3
 import struct
 import subprocess
 import sys
@@ -28,6 +30,7 @@ from urllib.parse import quote
 import msgspec
 import structlog
 
+from ledgerflow.adapters.sqlite.driver import sqlite3
 from ledgerflow.bus.transport import Delivery
 from ledgerflow.config import env_switch
 from ledgerflow.pipeline.cpu_pinning import CpuPinning, pinning_wanted
@@ -227,6 +230,7 @@ def _read_exactly(stream: IO[bytes], size: int) -> bytearray:
 
 def serve(options: WorkerOptions, requests: IO[bytes], answers: IO[bytes]) -> None:
     """The worker process: answer each request until told to stop or the step's process is gone."""
+    from ledgerflow.adapters.sqlite.checkpoints_beside import CheckpointsBeside
     from ledgerflow.bootstrap import rules_engine
     from ledgerflow.gc_pause import collector_paused
     from ledgerflow.pipeline.directory import CardDirectory
@@ -238,6 +242,10 @@ def serve(options: WorkerOptions, requests: IO[bytes], answers: IO[bytes]) -> No
     duplicates = DuplicateKeyConfig(fields=options.duplicate_fields, window_seconds=options.duplicate_window_seconds)
     stages = PreparedSet(directory, rules_engine(options.rules), duplicates,
                          publish_intermediate_events=options.publish_intermediate_events)
+    # The WAL's checkpoints, off the step's CPU where SQLite allows it (see checkpoints_beside): this process has
+    # room between answers.
+    checkpoints = CheckpointsBeside(options.database_path)
+    checkpoints.start()
     try:
         _write_frame(answers, _encode((READY_ANSWER_ID, 0, [])))
         while True:
@@ -262,6 +270,7 @@ def serve(options: WorkerOptions, requests: IO[bytes], answers: IO[bytes]) -> No
                 _write_frame(answers, _encode((request_id, directory.version or 0, answer)))
                 answers.flush()
     finally:
+        checkpoints.stop()
         connection.close()
 
 

@@ -5,9 +5,9 @@ that it is the key the data directory's tokens were made with."""
 from __future__ import annotations
 
 import os
-import sqlite3
 from pathlib import Path
 
+from ledgerflow.adapters.sqlite.driver import sqlite3
 from ledgerflow.pipeline.tokenize import PanTokenizer, TokenizerKeyError
 
 

@@ -19,13 +19,13 @@ and a decode per event, which is most of the budget (docs/pipeline.md).
 
 from __future__ import annotations
 
-import sqlite3
 from dataclasses import dataclass, field
 from typing import Any
 
 import msgspec
 
 from ledgerflow.adapters.sqlite.bus import SqliteEventTransport
+from ledgerflow.adapters.sqlite.driver import sqlite3
 from ledgerflow.adapters.sqlite.ledger_store import NOW_MS_SQL, SqliteLedgerStore, write_transaction
 from ledgerflow.adapters.sqlite.multirow import insert_rows
 from ledgerflow.bus.transport import Delivery

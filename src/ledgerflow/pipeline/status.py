@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import sqlite3
-
 from ledgerflow.adapters.sqlite.bus import SqliteEventTransport
+from ledgerflow.adapters.sqlite.driver import sqlite3
 from ledgerflow.pipeline.service import PIPELINE_CONSUMER
 
 STATUS_COUNTERS = ("accepted", "duplicates_parked", "rejected", "posted", "dead_lettered")

@@ -8,13 +8,13 @@ deliveries (hidden for `lease_ms`), and their outcomes are recorded in one trans
 from __future__ import annotations
 
 import json
-import sqlite3
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any, Final, NamedTuple
 
 import structlog
 
+from ledgerflow.adapters.sqlite.driver import sqlite3
 from ledgerflow.adapters.sqlite.ledger_store import write_transaction
 from ledgerflow.adapters.sqlite.router_store import DeliveryRow, SqliteRouterStore
 from ledgerflow.router.arns import parse_target_arn

@@ -7,11 +7,11 @@ dead-lettered event carries the EventBridge attributes (`RULE_ARN`, `TARGET_ARN`
 
 from __future__ import annotations
 
-import sqlite3
 import uuid
 from dataclasses import dataclass
 from typing import Any, Final
 
+from ledgerflow.adapters.sqlite.driver import sqlite3
 from ledgerflow.adapters.sqlite.ledger_store import write_transaction
 from ledgerflow.adapters.sqlite.router_store import QueueMessage, QueueRow, SqliteRouterStore
 from ledgerflow.router.errors import ResourceNotFoundException, ValidationException

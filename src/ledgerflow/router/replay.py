@@ -14,10 +14,10 @@ events per replay in one transaction with the replay's cursor, so a crash never 
 from __future__ import annotations
 
 import json
-import sqlite3
 from collections.abc import Mapping
 from typing import Any, Final
 
+from ledgerflow.adapters.sqlite.driver import sqlite3
 from ledgerflow.adapters.sqlite.ledger_store import write_transaction
 from ledgerflow.adapters.sqlite.router_store import NewDelivery, SqliteRouterStore
 from ledgerflow.router.tables import BusTable

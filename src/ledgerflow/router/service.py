@@ -12,13 +12,13 @@ The connection must be the ledger's (same SQLite file as the bus); it is confine
 from __future__ import annotations
 
 import random
-import sqlite3
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from ledgerflow.adapters.sqlite.bus import SqliteEventTransport
+from ledgerflow.adapters.sqlite.driver import sqlite3
 from ledgerflow.adapters.sqlite.ledger_store import write_transaction
 from ledgerflow.adapters.sqlite.router_store import SqliteRouterStore
 from ledgerflow.bus.patterns import validate_pattern

@@ -22,7 +22,7 @@ these two adapters change no value, so they change nothing for them either.
 
 from __future__ import annotations
 
-import sqlite3
+from ledgerflow.adapters.sqlite.driver import sqlite3
 
 _NOTHING: dict[object, None] = {}
 # None for None (and for any other key, but it is registered for None alone).

@@ -4,9 +4,9 @@ SQLite file. Every call that takes `tx` runs inside the caller's open write tran
 from __future__ import annotations
 
 import json
-import sqlite3
 from collections.abc import Sequence
 
+from ledgerflow.adapters.sqlite.driver import sqlite3
 from ledgerflow.adapters.sqlite.ledger_store import write_transaction
 from ledgerflow.adapters.sqlite.multirow import insert_rows
 from ledgerflow.bus.transport import (

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import sqlite3
 import time
 from collections.abc import Iterator, Sequence
 from operator import itemgetter
@@ -19,6 +18,7 @@ from typing import Any
 import msgspec
 
 from ledgerflow.adapters.sqlite.binding import register_identity_adapters
+from ledgerflow.adapters.sqlite.driver import sqlite3
 from ledgerflow.adapters.sqlite.multirow import columns_interleaved, insert_flat, insert_rows
 from ledgerflow.adapters.sqlite.wal_checkpoints import (
     CheckpointingConnection,

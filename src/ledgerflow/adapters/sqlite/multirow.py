@@ -14,10 +14,11 @@ from __future__ import annotations
 
 import functools
 import re
-import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
 from itertools import chain
 from typing import Any
+
+from ledgerflow.adapters.sqlite.driver import sqlite3
 
 # Rows per statement: 500 rows of up to 12 values stay far below SQLite's bound-parameter limit (32,766 since
 # 3.32); longer statements gain nothing more (measured: 100 rows 5.9, 500 rows 5.4, 2,000 rows 6.5 µs per posting

@@ -8,10 +8,11 @@ Methods without `tx` read on the store's connection outside any transaction.
 from __future__ import annotations
 
 import json
-import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
+
+from ledgerflow.adapters.sqlite.driver import sqlite3
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

@@ -1,6 +1,7 @@
 """WAL checkpoints that run only while their process holds the database's write lock.
 
-Why: SQLite 3.7.0 to 3.51.2 (this Python links 3.40.1) has a race, the "WAL-reset bug"
+Why: SQLite 3.7.0 to 3.51.2 (the Python on our machines links 3.40.1; the project's driver module brings 3.53,
+`driver.py`) has a race, the "WAL-reset bug"
 (https://sqlite.org/wal.html#walresetbug): a checkpoint that starts while another connection commits a transaction
 that restarts the WAL from its beginning can record a wrong backfill mark, and a later checkpoint then skips pages:
 the database file is corrupt. SQLite's automatic checkpoints run right after a commit, without the write lock, so
@@ -13,8 +14,12 @@ start of its own write transaction, through a second connection of its own, whil
 writing frames needs that lock, so no restart can run during the checkpoint. A connection's last close checkpoints
 too, but SQLite does that only under an exclusive lock on the database file (no other connection open): also safe.
 
+With a SQLite that has the race fixed, the prep worker also checkpoints beside the writers (`checkpoints_beside.py`);
+these checkpoints stay as the backstop and as what restarts the WAL.
+
 When: as SQLite's automatic checkpoint would, once the WAL holds CHECKPOINT_FRAMES frames not yet copied into the
-database. That count is read from the WAL index (the `-shm` file, https://sqlite.org/walformat.html): `mxFrame` of
+database; and once the WAL is that long although fewer frames wait (another connection copied them), so that it
+restarts. That count is read from the WAL index (the `-shm` file, https://sqlite.org/walformat.html): `mxFrame` of
 the first header copy and `nBackfill` of the checkpoint information, both native-endian 32-bit words. The read is
 not synchronized with writers; it is only a hint of when to checkpoint, never of what.
 """
@@ -24,12 +29,13 @@ from __future__ import annotations
 import errno
 import logging
 import os
-import sqlite3
 import struct
 import sys
 import threading
 from pathlib import Path
 from urllib.parse import quote
+
+from ledgerflow.adapters.sqlite.driver import sqlite3
 
 logger = logging.getLogger(__name__)
 
@@ -45,12 +51,19 @@ _INDEX_PREFIX_BYTES = _N_BACKFILL_OFFSET + 4
 _WORD = struct.Struct("=I" if sys.byteorder == "little" else ">I")
 
 
-def frames_not_checkpointed(index_prefix: bytes) -> int:
-    """mxFrame - nBackfill from the first bytes of a WAL index; 0 for an index not (yet) that long."""
+def wal_frame_counts(index_prefix: bytes) -> tuple[int, int]:
+    """(mxFrame, nBackfill) from the first bytes of a WAL index: the frames in the WAL and those of them already
+    copied into the database; (0, 0) for an index not (yet) that long."""
     if len(index_prefix) < _INDEX_PREFIX_BYTES:
-        return 0
+        return 0, 0
     max_frame = _WORD.unpack_from(index_prefix, _MX_FRAME_OFFSET)[0]
     backfilled = _WORD.unpack_from(index_prefix, _N_BACKFILL_OFFSET)[0]
+    return max_frame, backfilled
+
+
+def frames_not_checkpointed(index_prefix: bytes) -> int:
+    """mxFrame - nBackfill from the first bytes of a WAL index; 0 for an index not (yet) that long."""
+    max_frame, backfilled = wal_frame_counts(index_prefix)
     return max(0, max_frame - backfilled)
 
 
@@ -70,12 +83,15 @@ class WalCheckpoints:
         # Frames the last checkpoint left in the WAL because readers on older snapshots still needed them; None
         # when it copied them all (see run_if_due).
         self._frames_held_back: int | None = None
+        # The WAL's length in frames when a checkpoint last ran because the WAL was long although few frames waited
+        # (see run_if_due); None when the last one did not run for that.
+        self._long_wal_tried_at: int | None = None
         # Checkpoints run so far, for tests and diagnostics.
         self.runs = 0
 
     def frames_waiting(self) -> int:
         """Frames in the WAL not yet copied into the database (0 when there is no WAL index to read)."""
-        return frames_not_checkpointed(_read_index_prefix(self._index_path))
+        return frames_not_checkpointed(read_index_prefix(self._index_path))
 
     def run_if_due(self) -> bool:
         """Checkpoint when enough frames wait; True when the checkpoint copied every frame in the WAL. Call ONLY while
@@ -86,12 +102,14 @@ class WalCheckpoints:
         from its beginning only for a writer whose snapshot began once every frame was copied; one that began before
         appends, and the WAL would grow without end. A checkpoint that a reader on an older snapshot held back
         answers False (no restart is possible then anyway), and the next one is due only once a tenth of
-        CHECKPOINT_FRAMES more frames wait, not at every transaction."""
-        frames_waiting = self.frames_waiting()
+        CHECKPOINT_FRAMES more frames wait, not at every transaction. A WAL that is long although few frames wait
+        calls for a checkpoint too (see _long_wal_due)."""
+        index_frames, backfilled = wal_frame_counts(read_index_prefix(self._index_path))
+        frames_waiting = max(0, index_frames - backfilled)
         if self._frames_held_back is not None and frames_waiting < self._frames_held_back:
             # Another writer's checkpoint copied them since (and the WAL may have restarted): back to the threshold.
             self._frames_held_back = None
-        if frames_waiting < self._due_at_frames():
+        if frames_waiting < self._due_at_frames() and not self._long_wal_due(index_frames):
             return False
         try:
             companion = self._companion_connection()
@@ -106,12 +124,23 @@ class WalCheckpoints:
         self.runs += 1
         copied_all = busy == 0 and wal_frames >= 0 and copied_frames == wal_frames
         self._frames_held_back = None if copied_all else max(0, wal_frames - copied_frames)
+        self._long_wal_tried_at = index_frames if index_frames >= self.checkpoint_frames else None
         return copied_all
 
     def _due_at_frames(self) -> int:
         if self._frames_held_back is None:
             return self.checkpoint_frames
         return self._frames_held_back + max(1, self.checkpoint_frames // 10)
+
+    def _long_wal_due(self, wal_frames: int) -> bool:
+        """A WAL of CHECKPOINT_FRAMES frames or more whose frames another connection copied (CheckpointsBeside)
+        restarts only after a writer's transaction began once every frame was copied. The few frames left are
+        copied here, under the lock, so that the caller's next transaction restarts it; were that restart refused (a
+        reader on an older snapshot), the next try waits for a tenth of the threshold more frames."""
+        if wal_frames < self.checkpoint_frames:
+            self._long_wal_tried_at = None
+            return False
+        return self._long_wal_tried_at is None or wal_frames >= self._long_wal_tried_at + self.checkpoint_frames // 10
 
     def _companion_connection(self) -> sqlite3.Connection:
         if self._companion is None:
@@ -151,7 +180,7 @@ _index_descriptors_lock = threading.Lock()
 _index_errors_logged: set[tuple[str, int]] = set()
 
 
-def _read_index_prefix(index_path: str) -> bytes:
+def read_index_prefix(index_path: str) -> bytes:
     """The first bytes of the WAL index at `index_path` (empty when there is none)."""
     try:
         inode = os.stat(index_path).st_ino

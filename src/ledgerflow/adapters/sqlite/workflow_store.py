@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import contextlib
 import json
-import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from ledgerflow.adapters.sqlite.driver import sqlite3
 from ledgerflow.adapters.sqlite.ledger_store import connect, write_transaction
 from ledgerflow.ports import StoreConflictError, StoreUnavailableError
 from ledgerflow.workflow.errors import WorkflowError

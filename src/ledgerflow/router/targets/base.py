@@ -10,10 +10,10 @@ outside any transaction, at least once; they must be idempotent on `event_id` wh
 from __future__ import annotations
 
 import json
-import sqlite3
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from ledgerflow.adapters.sqlite.driver import sqlite3
 from ledgerflow.router.model import TargetSpec
 
 

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import sqlite3
-
+from ledgerflow.adapters.sqlite.driver import sqlite3
 from ledgerflow.adapters.sqlite.router_store import SqliteRouterStore
 from ledgerflow.router.arns import KIND_LOG
 from ledgerflow.router.model import TargetSpec

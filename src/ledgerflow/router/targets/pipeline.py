@@ -8,11 +8,10 @@ would only be dead-lettered by the pipeline, so it fails here, non-retryable, wi
 
 from __future__ import annotations
 
-import sqlite3
-
 import msgspec
 
 from ledgerflow.adapters.sqlite.bus import SqliteEventTransport
+from ledgerflow.adapters.sqlite.driver import sqlite3
 from ledgerflow.domain import events as ev
 from ledgerflow.pipeline.ingest import safe_reason
 from ledgerflow.pipeline.ingest_service import accept_into_inbound

@@ -8,11 +8,11 @@ retried under the target's retry policy.
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from ledgerflow.adapters.sqlite.driver import sqlite3
 from ledgerflow.router.arns import KIND_PROCESSOR
 from ledgerflow.router.errors import NonRetryableError, TargetError
 from ledgerflow.router.model import TargetSpec

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import sqlite3
-
+from ledgerflow.adapters.sqlite.driver import sqlite3
 from ledgerflow.router.arns import KIND_QUEUE
 from ledgerflow.router.errors import ResourceNotFoundException, TargetError
 from ledgerflow.router.model import TargetSpec

@@ -12,10 +12,10 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-import sqlite3
 from pathlib import Path
 from typing import Any, Final
 
+from ledgerflow.adapters.sqlite.driver import sqlite3
 from ledgerflow.router.arns import KIND_STATE_MACHINE
 from ledgerflow.router.errors import TargetError, ValidationException
 from ledgerflow.router.model import TargetSpec

@@ -18,10 +18,10 @@ import hmac
 import http.client
 import os
 import socket
-import sqlite3
 from typing import Final
 from urllib.parse import urlsplit
 
+from ledgerflow.adapters.sqlite.driver import sqlite3
 from ledgerflow.router.arns import KIND_WEBHOOK
 from ledgerflow.router.config import CALL_SECONDS_MAX
 from ledgerflow.router.errors import TargetError, ValidationException
