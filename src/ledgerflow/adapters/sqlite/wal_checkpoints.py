@@ -18,8 +18,8 @@ With a SQLite that has the race fixed, the prep worker also checkpoints beside t
 these checkpoints stay as the backstop and as what restarts the WAL.
 
 When: as SQLite's automatic checkpoint would, once the WAL holds CHECKPOINT_FRAMES frames not yet copied into the
-database; and once the WAL is that long although fewer frames wait (another connection copied them), so that it
-restarts. That count is read from the WAL index (the `-shm` file, https://sqlite.org/walformat.html): `mxFrame` of
+database; and once the WAL is LONG_WAL_FACTOR times that long although fewer frames wait (another connection copied
+them), so that it restarts. That count is read from the WAL index (the `-shm` file, https://sqlite.org/walformat.html): `mxFrame` of
 the first header copy and `nBackfill` of the checkpoint information, both native-endian 32-bit words. The read is
 not synchronized with writers; it is only a hint of when to checkpoint, never of what.
 """
@@ -43,6 +43,11 @@ logger = logging.getLogger(__name__)
 # by consecutive batches (balances, index pages) are then copied and fsynced once per checkpoint rather than once
 # per few batches (measured +25-40% postings/s for batches of 1,000-10,000 against SQLite's default of 1,000).
 CHECKPOINT_FRAMES = 10_000
+# A WAL this many times CHECKPOINT_FRAMES long although few frames wait (copied beside the writers) is restarted by
+# its writer (WalCheckpoints._long_wal_due). Each restart costs the writer the copy of the frames not copied yet (about
+# one batch of the pipeline's), so it is done rarely: the WAL is then at most ~160 MiB, cut back to
+# journal_size_limit when it restarts.
+LONG_WAL_FACTOR = 4
 # The WAL index header: u32 iVersion, u32 unused, u32 iChange, u8 isInit, u8 bigEndCksum, u16 szPage, u32 mxFrame.
 _MX_FRAME_OFFSET = 16
 # Two 48-byte copies of the header, then the checkpoint information, which opens with u32 nBackfill.
@@ -124,7 +129,7 @@ class WalCheckpoints:
         self.runs += 1
         copied_all = busy == 0 and wal_frames >= 0 and copied_frames == wal_frames
         self._frames_held_back = None if copied_all else max(0, wal_frames - copied_frames)
-        self._long_wal_tried_at = index_frames if index_frames >= self.checkpoint_frames else None
+        self._long_wal_tried_at = index_frames if index_frames >= self.checkpoint_frames * LONG_WAL_FACTOR else None
         return copied_all
 
     def _due_at_frames(self) -> int:
@@ -133,11 +138,12 @@ class WalCheckpoints:
         return self._frames_held_back + max(1, self.checkpoint_frames // 10)
 
     def _long_wal_due(self, wal_frames: int) -> bool:
-        """A WAL of CHECKPOINT_FRAMES frames or more whose frames another connection copied (CheckpointsBeside)
-        restarts only after a writer's transaction began once every frame was copied. The few frames left are
-        copied here, under the lock, so that the caller's next transaction restarts it; were that restart refused (a
-        reader on an older snapshot), the next try waits for a tenth of the threshold more frames."""
-        if wal_frames < self.checkpoint_frames:
+        """A WAL of LONG_WAL_FACTOR x CHECKPOINT_FRAMES frames or more whose frames another connection copied
+        (CheckpointsBeside) restarts only after a writer's transaction began once every frame was copied. The few
+        frames left are copied here, under the lock, so that the caller's next transaction restarts it; were that
+        restart refused (a reader on an older snapshot), the next try waits for a tenth of CHECKPOINT_FRAMES more
+        frames."""
+        if wal_frames < self.checkpoint_frames * LONG_WAL_FACTOR:
             self._long_wal_tried_at = None
             return False
         return self._long_wal_tried_at is None or wal_frames >= self._long_wal_tried_at + self.checkpoint_frames // 10
