@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import os
 import signal
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -154,6 +155,36 @@ def test_the_worker_changes_nothing_but_who_runs_the_stages(
     assert worker is not None and not worker.broken
     # The first batch, redeliveries and the few events the step must see itself are prepared locally.
     assert worker.events_prepared > EVENTS // 2
+    assert fingerprint(tmp_path / "data") == without_worker
+
+
+def test_the_worker_checkpoints_the_wal_beside_the_step(
+    tmp_path: Path, traffic: tuple[Path, Path], without_worker: tuple[str, str, str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from ledgerflow.adapters.sqlite import checkpoints_beside
+    from ledgerflow.adapters.sqlite.wal_checkpoints import read_index_prefix, wal_frame_counts
+
+    monkeypatch.setattr(checkpoints_beside, "CHECKPOINT_FRAMES", 100)  # sent to the worker with its options
+    backfilled: list[int] = []
+    step_checkpoints: list[int] = []
+
+    def watch_the_wal(pipeline: Any, step: int) -> None:
+        checkpoints = pipeline.connection.wal_checkpoints
+        step_checkpoints.append(checkpoints.runs)
+        deadline = time.monotonic() + 10
+        # The worker polls every 20 ms; wait for a copy made beside this step, if frames enough wait.
+        while time.monotonic() < deadline:
+            copied = wal_frame_counts(read_index_prefix(checkpoints._index_path))[1]
+            if copied or checkpoints.frames_waiting() < 100:
+                break
+            time.sleep(0.01)
+        backfilled.append(copied)
+
+    worker = drain(tmp_path / "data", traffic, worker=True, between_steps=watch_the_wal)
+    assert worker is not None and not worker.broken
+    # Frames were copied into the database while the step's own checkpoints never ran: the worker copied them.
+    assert max(backfilled) > 0 and set(step_checkpoints) == {0}, (backfilled, step_checkpoints)
     assert fingerprint(tmp_path / "data") == without_worker
 
 

@@ -59,6 +59,8 @@ class WorkerOptions(msgspec.Struct, frozen=True):
     duplicate_window_seconds: int
     publish_intermediate_events: bool
     inbound_stream: str
+    # Frames waiting in the WAL that call for a checkpoint beside the writers (checkpoints_beside.CHECKPOINT_FRAMES).
+    checkpoint_beside_frames: int
 
 
 _encode = msgspec.msgpack.Encoder().encode
@@ -77,8 +79,10 @@ class PrepWorker:
 
     def __init__(self, database_path: Path, *, rules: str, duplicates: DuplicateKeyConfig,
                  publish_intermediate_events: bool, inbound_stream: str) -> None:
+        from ledgerflow.adapters.sqlite import checkpoints_beside
+
         options = WorkerOptions(str(database_path), rules, duplicates.fields, duplicates.window_seconds,
-                                publish_intermediate_events, inbound_stream)
+                                publish_intermediate_events, inbound_stream, checkpoints_beside.CHECKPOINT_FRAMES)
         # Decided before the process starts: a bad LEDGERFLOW_PIN_CPUS must not leave a worker behind.
         pin_cpus = pinning_wanted()
         # A module run, not a fork or multiprocessing spawn: the worker never depends on the caller's main module.
@@ -244,7 +248,7 @@ def serve(options: WorkerOptions, requests: IO[bytes], answers: IO[bytes]) -> No
                          publish_intermediate_events=options.publish_intermediate_events)
     # The WAL's checkpoints, off the step's CPU where SQLite allows it (see checkpoints_beside): this process has
     # room between answers.
-    checkpoints = CheckpointsBeside(options.database_path)
+    checkpoints = CheckpointsBeside(options.database_path, checkpoint_frames=options.checkpoint_beside_frames)
     checkpoints.start()
     try:
         _write_frame(answers, _encode((READY_ANSWER_ID, 0, [])))
