@@ -19,9 +19,10 @@ these checkpoints stay as the backstop and as what restarts the WAL.
 
 When: as SQLite's automatic checkpoint would, once the WAL holds CHECKPOINT_FRAMES frames not yet copied into the
 database; and once the WAL is LONG_WAL_FACTOR times that long although fewer frames wait (another connection copied
-them), so that it restarts. That count is read from the WAL index (the `-shm` file, https://sqlite.org/walformat.html): `mxFrame` of
-the first header copy and `nBackfill` of the checkpoint information, both native-endian 32-bit words. The read is
-not synchronized with writers; it is only a hint of when to checkpoint, never of what.
+them), so that it restarts. Both counts are read from the WAL index (the `-shm` file,
+https://sqlite.org/walformat.html): `mxFrame` of the first header copy and `nBackfill` of the checkpoint information,
+both native-endian 32-bit words. The read is not synchronized with writers; it is only a hint of when to checkpoint,
+never of what.
 """
 
 from __future__ import annotations
@@ -146,7 +147,8 @@ class WalCheckpoints:
         if wal_frames < self.checkpoint_frames * LONG_WAL_FACTOR:
             self._long_wal_tried_at = None
             return False
-        return self._long_wal_tried_at is None or wal_frames >= self._long_wal_tried_at + self.checkpoint_frames // 10
+        return (self._long_wal_tried_at is None
+                or wal_frames >= self._long_wal_tried_at + max(1, self.checkpoint_frames // 10))
 
     def _companion_connection(self) -> sqlite3.Connection:
         if self._companion is None:
