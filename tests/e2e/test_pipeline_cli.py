@@ -404,6 +404,8 @@ def test_bench_reports_the_contract_keys_on_a_small_run() -> None:
     assert report["posted"] + report["rejected"] + report["duplicates_parked"] + report["dead_lettered"] == 1000
     assert report["events_per_second"] > 0 and report["baseline_events_per_second"] > 0
     assert 0 <= report["latency_ms_p50"] <= report["latency_ms_p99"]
+    # The whole run's peak, and the part of it before the throughput phase's ledger check.
+    assert 0 < report["peak_rss_mb_before_check"] <= report["peak_rss_mb"]
 
 
 @pytest.mark.parametrize("variable", ["LEDGERFLOW_PIN_CPUS", "LEDGERFLOW_PREP_WORKER"])

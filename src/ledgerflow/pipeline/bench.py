@@ -70,6 +70,7 @@ def _run_phases(config: PipelineBenchConfig, root: Path) -> dict[str, Any]:
         "duplicates_parked": throughput["duplicates_parked"],
         "dead_lettered": throughput["dead_lettered"],
         "peak_rss_mb": round(peak_rss_mb, 1),
+        "peak_rss_mb_before_check": round(throughput["peak_rss_mb_before_check"], 1),
         "check_ok": throughput["check_ok"] and baseline["check_ok"] and latency["check_ok"],
     }
 
@@ -118,12 +119,16 @@ def _throughput(data_dir: Path, events: int, config: PipelineBenchConfig, batch_
     finished = time.perf_counter()
     runner.pipeline.close()
     totals = runner.totals
+    # The process's peak so far: generating the traffic, importing the accounts and running the pipeline, before the
+    # ledger check's sorts of the whole journal (whose memory grows with it; docs/benchmarks.md).
+    peak_rss_mb_before_check = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     check = ledger.check()
     ledger.close()
     return {
         "events_per_second": totals.events / (finished - started),
         "posted": totals.posted, "rejected": totals.rejected, "duplicates_parked": totals.duplicates_parked,
         "dead_lettered": totals.dead_lettered, "check_ok": bool(check["ok"]),
+        "peak_rss_mb_before_check": peak_rss_mb_before_check,
     }
 
 
