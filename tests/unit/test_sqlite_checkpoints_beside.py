@@ -12,11 +12,12 @@ import time
 from pathlib import Path
 
 import pytest
+from sqlite_support import WRITER_SCRIPT, connection_with_table, write_pages
 
 from ledgerflow.adapters.sqlite.checkpoints_beside import CheckpointsBeside
 from ledgerflow.adapters.sqlite.driver import WAL_RESET_RACE_FIXED, sqlite3, wal_reset_race_fixed
-from ledgerflow.adapters.sqlite.ledger_store import connect, write_transaction
-from ledgerflow.adapters.sqlite.wal_checkpoints import LONG_WAL_FACTOR, WalCheckpoints
+from ledgerflow.adapters.sqlite.ledger_store import write_transaction
+from ledgerflow.adapters.sqlite.wal_checkpoints import LONG_WAL_FACTOR
 
 PAGE_BYTES = 4096
 # Where the pinned driver is missing (see the next test), the SQLite in use may have the race: no checkpoints beside.
@@ -42,21 +43,6 @@ def test_the_project_opens_databases_with_a_sqlite_without_the_race() -> None:
     assert WAL_RESET_RACE_FIXED and sqlite3.sqlite_version_info >= (3, 51, 3), sqlite3.sqlite_version
 
 
-def _writer(path: Path) -> sqlite3.Connection:
-    """A project connection whose own checkpoints never fall due."""
-    connection = connect(path)
-    connection.execute("CREATE TABLE IF NOT EXISTS t (v BLOB)")
-    checkpoints = connection.wal_checkpoints  # type: ignore[attr-defined]
-    assert isinstance(checkpoints, WalCheckpoints)
-    checkpoints.checkpoint_frames = 10**9
-    return connection
-
-
-def _write_pages(connection: sqlite3.Connection, pages: int) -> None:
-    with write_transaction(connection) as tx:
-        tx.executemany("INSERT INTO t VALUES (randomblob(3500))", [()] * pages)
-
-
 def _frames_waiting(connection: sqlite3.Connection) -> int:
     return connection.wal_checkpoints.frames_waiting()  # type: ignore[attr-defined, no-any-return]
 
@@ -64,12 +50,12 @@ def _frames_waiting(connection: sqlite3.Connection) -> int:
 @needs_race_fixed
 def test_checkpoints_beside_copy_the_frames_a_writer_leaves(tmp_path: Path) -> None:
     path = tmp_path / "db.sqlite3"
-    writer = _writer(path)
+    writer = connection_with_table(path, checkpoint_frames=10**9)
     beside = CheckpointsBeside(str(path), checkpoint_frames=50, poll_seconds=0.002)
     assert beside.start()
     try:
         for _ in range(20):
-            _write_pages(writer, 25)
+            write_pages(writer, 25)
             time.sleep(0.005)
         deadline = time.monotonic() + 30
         while _frames_waiting(writer) >= 50 and time.monotonic() < deadline:
@@ -86,10 +72,10 @@ def test_checkpoints_beside_copy_the_frames_a_writer_leaves(tmp_path: Path) -> N
 
 def test_no_checkpoints_beside_with_a_sqlite_that_has_the_race(tmp_path: Path) -> None:
     path = tmp_path / "db.sqlite3"
-    writer = _writer(path)
+    writer = connection_with_table(path, checkpoint_frames=10**9)
     beside = CheckpointsBeside(str(path), checkpoint_frames=1, poll_seconds=0.001, race_fixed=False)
     assert not beside.start()
-    _write_pages(writer, 30)
+    write_pages(writer, 30)
     time.sleep(0.05)
     beside.stop()
     assert beside.runs == 0
@@ -99,7 +85,7 @@ def test_no_checkpoints_beside_with_a_sqlite_that_has_the_race(tmp_path: Path) -
 
 def test_a_wal_copied_by_another_connection_is_still_restarted_by_its_writer(tmp_path: Path) -> None:
     path = tmp_path / "db.sqlite3"
-    writer = _writer(path)
+    writer = connection_with_table(path, checkpoint_frames=10**9)
     writer.wal_checkpoints.checkpoint_frames = 100  # type: ignore[attr-defined]
     other = sqlite3.connect(path, isolation_level=None)
     for _ in range(60):
@@ -123,16 +109,16 @@ def test_a_wal_copied_by_another_connection_is_still_restarted_by_its_writer(tmp
 
 def test_a_long_wal_that_a_reader_keeps_is_not_checkpointed_at_every_transaction(tmp_path: Path) -> None:
     path = tmp_path / "db.sqlite3"
-    writer = _writer(path)
+    writer = connection_with_table(path, checkpoint_frames=10**9)
     writer.wal_checkpoints.checkpoint_frames = 100  # type: ignore[attr-defined]
     reader = sqlite3.connect(path, isolation_level=None)
     other = sqlite3.connect(path, isolation_level=None)
-    _write_pages(writer, LONG_WAL_FACTOR * 100 + 20)
+    write_pages(writer, LONG_WAL_FACTOR * 100 + 20)
     reader.execute("BEGIN")
     reader.execute("SELECT count(*) FROM t").fetchone()  # holds a snapshot: the WAL cannot restart
     transactions = 40
     for _ in range(transactions):
-        _write_pages(writer, 1)
+        write_pages(writer, 1)
         other.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
     runs = writer.wal_checkpoints.runs  # type: ignore[attr-defined]
     # One try when the WAL passed the threshold, then one per tenth of it (10 frames) more: not one per transaction.
@@ -143,29 +129,18 @@ def test_a_long_wal_that_a_reader_keeps_is_not_checkpointed_at_every_transaction
     writer.close()
 
 
-WRITER_SCRIPT = """
-import sys
-from ledgerflow.adapters.sqlite.ledger_store import connect, write_transaction
-connection = connect(sys.argv[1])
-connection.wal_checkpoints.checkpoint_frames = 200
-for index in range(int(sys.argv[2])):
-    with write_transaction(connection) as tx:
-        tx.executemany("INSERT INTO t VALUES (randomblob(3500))", [()] * (1 + index % 9))
-connection.close()
-"""
-
-
 @needs_race_fixed
 def test_two_writing_processes_and_checkpoints_beside_lose_nothing(tmp_path: Path) -> None:
     # The WAL-reset race's setting: checkpoints beside writers whose transactions restart the WAL; with a SQLite
     # that has it fixed, every row is there and the file is sound.
     path = tmp_path / "db.sqlite3"
-    _writer(path).close()
+    connection_with_table(path, checkpoint_frames=10**9).close()
     beside = CheckpointsBeside(str(path), checkpoint_frames=5, poll_seconds=0.001)
     assert beside.start()
     transactions = 400
     try:
-        writers = [subprocess.Popen([sys.executable, "-c", WRITER_SCRIPT, str(path), str(transactions)])
+        writers = [subprocess.Popen([sys.executable, "-c", WRITER_SCRIPT, str(path), str(transactions), "200"],
+                                    stdout=subprocess.DEVNULL)
                    for _ in range(2)]
         assert [writer.wait(timeout=120) for writer in writers] == [0, 0]
     finally:

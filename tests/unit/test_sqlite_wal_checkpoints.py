@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from sqlite_support import WRITER_SCRIPT, connection_with_table, write_pages
 
 from ledgerflow.adapters.sqlite.driver import sqlite3
 from ledgerflow.adapters.sqlite.ledger_store import connect, write_transaction
@@ -41,23 +42,9 @@ def test_a_short_index_counts_no_frames() -> None:
     assert frames_not_checkpointed(_index_prefix(50, 0)[:99]) == 0
 
 
-def _write_pages(connection: sqlite3.Connection, pages: int) -> None:
-    with write_transaction(connection) as tx:
-        tx.executemany("INSERT INTO t VALUES (randomblob(3500))", [()] * pages)
-
-
-def _connection_with_table(path: Path, checkpoint_frames: int) -> sqlite3.Connection:
-    connection = connect(path)
-    connection.execute("CREATE TABLE IF NOT EXISTS t (v BLOB)")
-    checkpoints = connection.wal_checkpoints  # type: ignore[attr-defined]
-    assert isinstance(checkpoints, WalCheckpoints)
-    checkpoints.checkpoint_frames = checkpoint_frames
-    return connection
-
-
 def test_the_index_read_matches_what_sqlite_reports(tmp_path: Path) -> None:
-    connection = _connection_with_table(tmp_path / "db.sqlite3", checkpoint_frames=10**9)
-    _write_pages(connection, 40)
+    connection = connection_with_table(tmp_path / "db.sqlite3", checkpoint_frames=10**9)
+    write_pages(connection, 40)
     waiting = connection.wal_checkpoints.frames_waiting()  # type: ignore[attr-defined]
     # A PASSIVE checkpoint reports (busy, frames in the WAL, frames checkpointed); nothing had been copied yet.
     checker = sqlite3.connect(tmp_path / "db.sqlite3")
@@ -99,7 +86,7 @@ def test_migrations_connection_never_checkpoints(tmp_path: Path, monkeypatch: py
 def test_a_due_checkpoint_runs_while_the_writer_holds_the_lock(tmp_path: Path,
                                                                monkeypatch: pytest.MonkeyPatch) -> None:
     path = tmp_path / "db.sqlite3"
-    connection = _connection_with_table(path, checkpoint_frames=50)
+    connection = connection_with_table(path, checkpoint_frames=50)
     checkpoints: WalCheckpoints = connection.wal_checkpoints  # type: ignore[attr-defined]
     other_writer = sqlite3.connect(path, isolation_level=None, timeout=0)
     lock_taken_by_other: list[bool] = []
@@ -123,7 +110,7 @@ def test_a_due_checkpoint_runs_while_the_writer_holds_the_lock(tmp_path: Path,
 
     monkeypatch.setattr(checkpoints, "_companion_connection", lambda: Probing(real_companion()))
     for _ in range(10):
-        _write_pages(connection, 20)
+        write_pages(connection, 20)
     assert checkpoints.runs >= 3
     # Every checkpoint ran while nobody else could have begun a write (and so restarted the WAL).
     assert lock_taken_by_other == [False] * checkpoints.runs
@@ -132,9 +119,9 @@ def test_a_due_checkpoint_runs_while_the_writer_holds_the_lock(tmp_path: Path,
 
 
 def test_no_checkpoint_below_the_threshold(tmp_path: Path) -> None:
-    connection = _connection_with_table(tmp_path / "db.sqlite3", checkpoint_frames=10**6)
+    connection = connection_with_table(tmp_path / "db.sqlite3", checkpoint_frames=10**6)
     for _ in range(5):
-        _write_pages(connection, 30)
+        write_pages(connection, 30)
     assert connection.wal_checkpoints.runs == 0  # type: ignore[attr-defined]
     assert connection.wal_checkpoints.frames_waiting() >= 150  # type: ignore[attr-defined]
     connection.close()
@@ -142,10 +129,10 @@ def test_no_checkpoint_below_the_threshold(tmp_path: Path) -> None:
 
 def test_the_wal_is_restarted_and_stays_bounded(tmp_path: Path) -> None:
     path = tmp_path / "db.sqlite3"
-    connection = _connection_with_table(path, checkpoint_frames=100)
+    connection = connection_with_table(path, checkpoint_frames=100)
     reader = sqlite3.connect(path, isolation_level=None)
     for round_ in range(60):
-        _write_pages(connection, 25)
+        write_pages(connection, 25)
         if round_ % 7 == 0:  # a reader now and then, holding back a checkpoint for a while
             reader.execute("BEGIN")
             reader.execute("SELECT count(*) FROM t").fetchone()
@@ -161,26 +148,13 @@ def test_the_wal_is_restarted_and_stays_bounded(tmp_path: Path) -> None:
     connection.close()
 
 
-WRITER_SCRIPT = """
-import sys
-from ledgerflow.adapters.sqlite.ledger_store import connect, write_transaction
-connection = connect(sys.argv[1])
-connection.wal_checkpoints.checkpoint_frames = 40
-for index in range(int(sys.argv[2])):
-    with write_transaction(connection) as tx:
-        tx.executemany("INSERT INTO t VALUES (randomblob(3500))", [()] * (1 + index % 9))
-print(connection.wal_checkpoints.runs)
-connection.close()
-"""
-
-
 def test_two_writing_processes_checkpoint_in_turn_and_lose_nothing(tmp_path: Path) -> None:
     import subprocess
 
     path = tmp_path / "db.sqlite3"
-    _connection_with_table(path, checkpoint_frames=40).close()
+    connection_with_table(path, checkpoint_frames=40).close()
     transactions = 300
-    writers = [subprocess.Popen([sys.executable, "-c", WRITER_SCRIPT, str(path), str(transactions)],
+    writers = [subprocess.Popen([sys.executable, "-c", WRITER_SCRIPT, str(path), str(transactions), "40"],
                                 stdout=subprocess.PIPE, text=True) for _ in range(2)]
     runs = [int(writer.communicate(timeout=120)[0]) for writer in writers]
     assert [writer.returncode for writer in writers] == [0, 0]
@@ -196,7 +170,7 @@ def test_losing_the_lock_after_a_checkpoint_is_a_clean_conflict(tmp_path: Path, 
     from ledgerflow.adapters.sqlite import ledger_store
     from ledgerflow.ports import StoreConflictError
 
-    connection = _connection_with_table(tmp_path / "db.sqlite3", checkpoint_frames=10**9)
+    connection = connection_with_table(tmp_path / "db.sqlite3", checkpoint_frames=10**9)
     real_begin = ledger_store._begin_immediate
     calls: list[int] = []
 
@@ -242,7 +216,7 @@ def test_closing_a_connection_keeps_the_write_lock_of_another(tmp_path: Path) ->
     import gc
 
     path = tmp_path / "db.sqlite3"
-    writer = _connection_with_table(path, checkpoint_frames=10**9)
+    writer = connection_with_table(path, checkpoint_frames=10**9)
     other = connect(path)
     assert other.wal_checkpoints.frames_waiting() >= 0  # type: ignore[attr-defined]  # reads the index
     with write_transaction(writer) as tx:
@@ -260,9 +234,9 @@ def test_a_database_reached_through_a_symlink_is_checkpointed(tmp_path: Path) ->
     (tmp_path / "real").mkdir()
     link = tmp_path / "link.sqlite3"
     link.symlink_to(tmp_path / "real" / "db.sqlite3")
-    connection = _connection_with_table(link, checkpoint_frames=50)
+    connection = connection_with_table(link, checkpoint_frames=50)
     for _ in range(10):
-        _write_pages(connection, 20)
+        write_pages(connection, 20)
     assert connection.wal_checkpoints.runs >= 3  # type: ignore[attr-defined]
     connection.close()
 
@@ -272,10 +246,10 @@ def test_a_relative_path_keeps_naming_the_same_file_after_a_change_of_directory(
     (tmp_path / "data").mkdir()
     (tmp_path / "elsewhere").mkdir()
     monkeypatch.chdir(tmp_path / "data")
-    connection = _connection_with_table(Path("db.sqlite3"), checkpoint_frames=50)
+    connection = connection_with_table(Path("db.sqlite3"), checkpoint_frames=50)
     monkeypatch.chdir(tmp_path / "elsewhere")
     for _ in range(10):
-        _write_pages(connection, 20)
+        write_pages(connection, 20)
     assert connection.wal_checkpoints.runs >= 3  # type: ignore[attr-defined]
     assert list((tmp_path / "elsewhere").iterdir()) == []
     connection.close()
@@ -283,15 +257,15 @@ def test_a_relative_path_keeps_naming_the_same_file_after_a_change_of_directory(
 
 def test_a_reader_holding_frames_back_does_not_make_every_transaction_checkpoint(tmp_path: Path) -> None:
     path = tmp_path / "db.sqlite3"
-    connection = _connection_with_table(path, checkpoint_frames=1_000)
+    connection = connection_with_table(path, checkpoint_frames=1_000)
     checkpoints: WalCheckpoints = connection.wal_checkpoints  # type: ignore[attr-defined]
-    _write_pages(connection, 5)
+    write_pages(connection, 5)
     reader = sqlite3.connect(path, isolation_level=None)
     reader.execute("BEGIN")
     reader.execute("SELECT count(*) FROM t").fetchone()  # a snapshot that pins the WAL's first frames
     transactions = 0
     while checkpoints.frames_waiting() < 1_700:  # a few frames per transaction
-        _write_pages(connection, 1)
+        write_pages(connection, 1)
         transactions += 1
     # Due from 1,000 frames on; held back each time, so retried once per ~100 further frames, not per transaction.
     assert transactions > 150
@@ -300,7 +274,7 @@ def test_a_reader_holding_frames_back_does_not_make_every_transaction_checkpoint
     reader.close()
     runs_held_back = checkpoints.runs
     for _ in range(60):
-        _write_pages(connection, 5)
+        write_pages(connection, 5)
     assert checkpoints.runs > runs_held_back
     # Once the reader let go, a checkpoint copied everything and the WAL restarted.
     assert checkpoints.frames_waiting() < 1_000
@@ -310,24 +284,24 @@ def test_a_reader_holding_frames_back_does_not_make_every_transaction_checkpoint
 
 def test_a_held_back_count_is_forgotten_once_another_writer_copied_the_frames(tmp_path: Path) -> None:
     path = tmp_path / "db.sqlite3"
-    held_back = _connection_with_table(path, checkpoint_frames=100)
-    other_writer = _connection_with_table(path, checkpoint_frames=100)
-    _write_pages(held_back, 3)
+    held_back = connection_with_table(path, checkpoint_frames=100)
+    other_writer = connection_with_table(path, checkpoint_frames=100)
+    write_pages(held_back, 3)
     reader = sqlite3.connect(path, isolation_level=None)
     reader.execute("BEGIN")
     reader.execute("SELECT count(*) FROM t").fetchone()
     while held_back.wal_checkpoints.frames_waiting() < 400:  # type: ignore[attr-defined]
-        _write_pages(held_back, 5)
+        write_pages(held_back, 5)
     assert held_back.wal_checkpoints.runs >= 1  # type: ignore[attr-defined]  # each one held back by the reader
     reader.execute("COMMIT")
     reader.close()
-    _write_pages(other_writer, 1)  # its checkpoint copies everything; its next transaction restarts the WAL
-    _write_pages(other_writer, 1)
+    write_pages(other_writer, 1)  # its checkpoint copies everything; its next transaction restarts the WAL
+    write_pages(other_writer, 1)
     assert other_writer.wal_checkpoints.frames_waiting() < 100  # type: ignore[attr-defined]
     runs_before = held_back.wal_checkpoints.runs  # type: ignore[attr-defined]
     transactions = 0
     while held_back.wal_checkpoints.runs == runs_before:  # type: ignore[attr-defined]
-        _write_pages(held_back, 5)
+        write_pages(held_back, 5)
         transactions += 1
     # Due again at the threshold (100 frames, ~17 of these transactions), not at the old held-back count (~400) plus
     # a tenth (~70 transactions).
@@ -346,9 +320,9 @@ def test_the_companion_never_creates_a_database(tmp_path: Path) -> None:
 def test_a_path_with_uri_characters_is_checkpointed(tmp_path: Path) -> None:
     directory = tmp_path / "odd ?#% dir é"
     directory.mkdir()
-    connection = _connection_with_table(directory / "db;&mode=ro.sqlite3", checkpoint_frames=50)
+    connection = connection_with_table(directory / "db;&mode=ro.sqlite3", checkpoint_frames=50)
     for _ in range(10):
-        _write_pages(connection, 20)
+        write_pages(connection, 20)
     assert connection.wal_checkpoints.runs >= 3  # type: ignore[attr-defined]
     assert "db;&mode=ro.sqlite3" in {p.name for p in directory.iterdir()}
     assert not [p for p in tmp_path.iterdir() if p != directory]
@@ -370,8 +344,8 @@ def test_the_descriptor_of_a_removed_index_is_closed(tmp_path: Path) -> None:
     path = tmp_path / "db.sqlite3"
     index_path = os.path.realpath(f"{path}-shm")
     for _ in range(5):  # each round: the last connection closes, SQLite removes the index, a new one is made
-        connection = _connection_with_table(path, checkpoint_frames=10**9)
-        _write_pages(connection, 2)
+        connection = connection_with_table(path, checkpoint_frames=10**9)
+        write_pages(connection, 2)
         connection.wal_checkpoints.frames_waiting()  # type: ignore[attr-defined]
         connection.close()
     descriptor, _ = wal_checkpoints._index_descriptors[index_path]
@@ -390,6 +364,6 @@ def _is_index_of(descriptor: int, directory: Path) -> bool:
 def test_a_grown_wal_is_cut_back_when_it_restarts(tmp_path: Path) -> None:
     from ledgerflow.adapters.sqlite.ledger_store import WAL_SIZE_LIMIT_BYTES
 
-    connection = _connection_with_table(tmp_path / "db.sqlite3", checkpoint_frames=10**9)
+    connection = connection_with_table(tmp_path / "db.sqlite3", checkpoint_frames=10**9)
     assert connection.execute("PRAGMA journal_size_limit").fetchone() == (WAL_SIZE_LIMIT_BYTES,)
     connection.close()

@@ -19,10 +19,13 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from urllib.parse import quote
 
 from ledgerflow.adapters.sqlite.driver import WAL_RESET_RACE_FIXED, sqlite3
-from ledgerflow.adapters.sqlite.wal_checkpoints import frames_not_checkpointed, read_index_prefix
+from ledgerflow.adapters.sqlite.wal_checkpoints import (
+    frames_not_checkpointed,
+    open_checkpoint_connection,
+    read_index_prefix,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -77,7 +80,9 @@ class CheckpointsBeside:
                     continue
                 try:
                     if connection is None:
-                        connection = _checkpoint_connection(self.database_path)
+                        # FULL: the checkpoint syncs the WAL before copying and the database after.
+                        connection = open_checkpoint_connection(self.database_path, synchronous="FULL",
+                                                                check_same_thread=True)
                     answer = connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
                 except sqlite3.Error as exc:
                     # The writers' own checkpoints are the backstop; try again at the next poll on a new connection.
@@ -92,12 +97,3 @@ class CheckpointsBeside:
             if connection is not None:
                 connection.close()
 
-
-def _checkpoint_connection(database_path: str) -> sqlite3.Connection:
-    # mode=rw: never creates a database where the one to checkpoint is missing. No automatic checkpoints of its own
-    # (it writes nothing anyway); FULL: the checkpoint syncs the WAL before copying and the database after.
-    connection = sqlite3.connect(f"file:{quote(database_path)}?mode=rw", uri=True, isolation_level=None,
-                                 check_same_thread=True)
-    connection.execute("PRAGMA wal_autocheckpoint=0")
-    connection.execute("PRAGMA synchronous=FULL")
-    return connection

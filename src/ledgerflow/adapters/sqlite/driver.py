@@ -4,7 +4,7 @@
 instead of the one the Python interpreter links (3.40.1 on our machines). What that buys: SQLite 3.7.0 to 3.51.2 have
 the WAL-reset race (https://sqlite.org/wal.html#walresetbug), which makes a checkpoint run by one connection beside
 another connection's commits unsafe; with a fixed SQLite the WAL can be copied back by a connection that is not the
-writer (`wal_checkpoints.CheckpointsBeside`), off the writer's CPU. Where `pysqlite3` is not installed the standard
+writer (`checkpoints_beside.CheckpointsBeside`), off the writer's CPU. Where `pysqlite3` is not installed the standard
 library's module is used, and checkpoints stay under the writer's lock, as they must on an older SQLite.
 
 Everything that talks to a SQLite database of ours must use `sqlite3` from here: the two modules have distinct

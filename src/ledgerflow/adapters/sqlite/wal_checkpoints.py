@@ -152,13 +152,8 @@ class WalCheckpoints:
 
     def _companion_connection(self) -> sqlite3.Connection:
         if self._companion is None:
-            # mode=rw: never creates a database where the one being checkpointed is missing.
-            companion = sqlite3.connect(f"file:{quote(self.database_path)}?mode=rw", uri=True, isolation_level=None,
-                                        check_same_thread=False)
-            companion.execute("PRAGMA wal_autocheckpoint=0")
-            # The checkpoint syncs the WAL and the database as this connection's setting says.
-            companion.execute(f"PRAGMA synchronous={self.synchronous}")
-            self._companion = companion
+            self._companion = open_checkpoint_connection(self.database_path, synchronous=self.synchronous,
+                                                         check_same_thread=False)
         return self._companion
 
     def close(self) -> None:
@@ -174,6 +169,17 @@ class WalCheckpoints:
                 companion.close()
             except sqlite3.Error as exc:
                 logger.warning("closing the checkpoint connection of %s failed: %s", self.database_path, exc)
+
+
+def open_checkpoint_connection(database_path: str, *, synchronous: str, check_same_thread: bool) -> sqlite3.Connection:
+    """A connection that only runs checkpoints of the database at `database_path`."""
+    # mode=rw: never creates a database where the one being checkpointed is missing.
+    connection = sqlite3.connect(f"file:{quote(database_path)}?mode=rw", uri=True, isolation_level=None,
+                                 check_same_thread=check_same_thread)
+    connection.execute("PRAGMA wal_autocheckpoint=0")
+    # The checkpoint syncs the WAL and the database as this setting says.
+    connection.execute(f"PRAGMA synchronous={synchronous}")
+    return connection
 
 
 # The WAL index files this process reads: path -> (descriptor, inode). A descriptor is not closed while its file
