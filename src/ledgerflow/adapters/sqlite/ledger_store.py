@@ -21,6 +21,8 @@ from ledgerflow.adapters.sqlite.binding import register_identity_adapters
 from ledgerflow.adapters.sqlite.driver import sqlite3
 from ledgerflow.adapters.sqlite.multirow import columns_interleaved, insert_flat, insert_rows
 from ledgerflow.adapters.sqlite.wal_checkpoints import (
+    CHECKPOINT_FRAMES,
+    LONG_WAL_FACTOR,
     CheckpointingConnection,
     attach_checkpoints,
     run_due_checkpoint,
@@ -45,8 +47,16 @@ from ledgerflow.ports import (
 )
 
 BUSY_TIMEOUT_MS = 60_000
-# Above the WAL's usual size (~40 MiB of frames at a checkpoint, and the transactions until the next one).
-WAL_SIZE_LIMIT_BYTES = 64 * 1024 * 1024
+# What a restarted WAL's file is cut back to. Above the WAL's longest usual length (wal_checkpoints.LONG_WAL_FACTOR x
+# CHECKPOINT_FRAMES frames, ~160 MiB, and the transaction or two that pass it before a writer restarts it), so that in
+# steady work the file is never cut: a file cut shorter than that is extended again by the next cycle's frames, and the
+# filesystem frees and then allocates every block in between at each cycle (measured: the step's system CPU per event
+# 7-8 against 4.5-5 µs, docs/benchmarks.md). A WAL that readers kept growing past it is still cut back to it.
+WAL_SIZE_LIMIT_BYTES = 256 * 1024 * 1024
+# A WAL frame: SQLite's default page size, which our databases keep, and the frame's header.
+_WAL_FRAME_BYTES = 4096 + 24
+assert WAL_SIZE_LIMIT_BYTES > (LONG_WAL_FACTOR + 1) * CHECKPOINT_FRAMES * _WAL_FRAME_BYTES, \
+    "the WAL's size limit must stay above its usual longest length, or each restart cuts the file"
 # Prepared statements a connection keeps (the driver's default is 128): the multi-row inserts (multirow.py) cost far
 # more to prepare than to run, and a pipeline step uses a few dozen distinct texts besides them.
 STATEMENTS_CACHED = 512

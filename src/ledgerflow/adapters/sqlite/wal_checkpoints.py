@@ -46,8 +46,8 @@ logger = logging.getLogger(__name__)
 CHECKPOINT_FRAMES = 10_000
 # A WAL this many times CHECKPOINT_FRAMES long although few frames wait (copied beside the writers) is restarted by
 # its writer (WalCheckpoints._long_wal_due). Each restart costs the writer the copy of the frames not copied yet (about
-# one batch of the pipeline's), so it is done rarely: the WAL is then at most ~160 MiB, cut back to
-# journal_size_limit when it restarts.
+# one batch of the pipeline's), so it is done rarely: the WAL is then at most ~160 MiB and a transaction or two, under
+# the journal_size_limit its file is cut back to when it restarts (ledger_store.WAL_SIZE_LIMIT_BYTES).
 LONG_WAL_FACTOR = 4
 # The WAL index header: u32 iVersion, u32 unused, u32 iChange, u8 isInit, u8 bigEndCksum, u16 szPage, u32 mxFrame.
 _MX_FRAME_OFFSET = 16
