@@ -47,16 +47,17 @@ def rules_engine(rules: str = "asl"):  # type: ignore[no-untyped-def]
     raise ValueError(f"rules engine must be one of {', '.join(RULES_ENGINES)}")
 
 
-def build_pipeline(ledger: LedgerStore, *, batch_size_max: int = 2_000, rules: str = "asl",  # type: ignore[no-untyped-def]
-                   prep_worker: bool | None = None):
-    """The embedded posting pipeline on `ledger`, with the posting rules `rules` (see `rules_engine`).
+def build_pipeline(ledger: LedgerStore, *, batch_size_max: int | None = None,  # type: ignore[no-untyped-def]
+                   rules: str = "asl", prep_worker: bool | None = None):
+    """The embedded posting pipeline on `ledger`, with the posting rules `rules` (see `rules_engine`), taking at most
+    `batch_size_max` events per transaction (None: `service.BATCH_SIZE_MAX_DEFAULT`).
 
     `prep_worker`: run the pure stages of the next batch in a second process (`pipeline.prep_worker`); None
     decides by `LEDGERFLOW_PREP_WORKER` and the number of cores. The caller closes the pipeline to stop it."""
     from ledgerflow.pipeline.prep_worker import PrepWorker, prep_worker_wanted
     from ledgerflow.pipeline.service import INBOUND_STREAM, PipelineConfig, PostingPipeline
 
-    config = PipelineConfig(batch_size_max=batch_size_max)
+    config = PipelineConfig(batch_size_max=batch_size_max) if batch_size_max is not None else PipelineConfig()
     pipeline = PostingPipeline(ledger, rules_engine(rules), config)  # type: ignore[arg-type]
     if prep_worker if prep_worker is not None else prep_worker_wanted():
         pipeline.prep_worker = PrepWorker(

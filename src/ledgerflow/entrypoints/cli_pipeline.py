@@ -117,8 +117,9 @@ def ingest_command(file: FileArgument, data_dir: DataDirOption = None, json_outp
 def run_command(
     data_dir: DataDirOption = None,
     until_idle: Annotated[bool, typer.Option("--until-idle", help="Exit 0 once nothing is left to do.")] = False,
-    batch_size_max: Annotated[int, typer.Option("--batch-size-max", min=1, max=10_000,
-                                                help="Events per transaction at most.")] = 2_000,
+    batch_size_max: Annotated[int | None, typer.Option(
+        "--batch-size-max", min=1, max=10_000, show_default=False,
+        help="Events per transaction at most (default: 4,000).")] = None,
     rules: Annotated[str, typer.Option("--rules", help="Posting rules engine: asl (the shipped state machine, "
                                                        "default) or python.")] = "asl",
     prep_worker: Annotated[bool | None, typer.Option(

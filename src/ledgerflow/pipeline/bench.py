@@ -37,7 +37,8 @@ class PipelineBenchConfig:
     latency_rate_per_second: int = 2_000
     seed: int = 7
     duplicates_pct: float = 2.0
-    batch_size_max: int = 2_000
+    # None: the pipeline's default (service.BATCH_SIZE_MAX_DEFAULT), as `ledgerflow run` has it.
+    batch_size_max: int | None = None
 
 
 def run_pipeline_bench(config: PipelineBenchConfig, *, work_dir: Path | None = None) -> dict[str, Any]:
@@ -92,13 +93,14 @@ def _prepare(data_dir: Path, events: int, config: PipelineBenchConfig) -> tuple[
     return ledger, tokenizer, traffic
 
 
-def _pipeline(ledger: Any, batch_size_max: int, rules: str = "asl", *, prep_worker: bool | None = None) -> Any:
+def _pipeline(ledger: Any, batch_size_max: int | None, rules: str = "asl", *, prep_worker: bool | None = None) -> Any:
     from ledgerflow.bootstrap import build_pipeline
 
     return build_pipeline(ledger, batch_size_max=batch_size_max, rules=rules, prep_worker=prep_worker)
 
 
-def _throughput(data_dir: Path, events: int, config: PipelineBenchConfig, batch_size_max: int) -> dict[str, Any]:
+def _throughput(data_dir: Path, events: int, config: PipelineBenchConfig, batch_size_max: int | None
+                ) -> dict[str, Any]:
     from ledgerflow.pipeline.runner import Runner
     from ledgerflow.router import EventRouter
 

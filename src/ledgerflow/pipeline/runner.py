@@ -23,7 +23,7 @@ from ledgerflow.pipeline.stop_signals import StopSignals
 log = structlog.get_logger(__name__)
 
 IDLE_SLEEP_SECONDS = 0.005
-# Pause after each busy step, 2x the write-lock poll interval: ~0.5% of a 2,000-event batch's time.
+# Pause after each busy step, 2x the write-lock poll interval: ~0.4% of a 4,000-event batch's time.
 WRITER_GAP_SECONDS = 0.001
 IDLE_SLEEP_SECONDS_MAX = 0.05
 EXPIRY_SWEEP_INTERVAL_SECONDS = 30.0
