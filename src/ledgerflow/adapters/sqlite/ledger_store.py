@@ -51,7 +51,7 @@ BUSY_TIMEOUT_MS = 60_000
 # CHECKPOINT_FRAMES frames, ~160 MiB, and the transaction or two that pass it before a writer restarts it), so that in
 # steady work the file is never cut: a file cut shorter than that is extended again by the next cycle's frames, and the
 # filesystem frees and then allocates every block in between at each cycle (measured: the step's system CPU per event
-# 7-8 against 4.5-5 µs, docs/benchmarks.md). A WAL that readers kept growing past it is still cut back to it.
+# 7-9 against 4.5-5 µs, docs/benchmarks.md). A WAL that readers kept growing past it is still cut back to it.
 WAL_SIZE_LIMIT_BYTES = 256 * 1024 * 1024
 # A WAL frame: SQLite's default page size, which our databases keep, and the frame's header.
 _WAL_FRAME_BYTES = 4096 + 24
