@@ -136,7 +136,12 @@ class WalCheckpoints:
     def _due_at_frames(self) -> int:
         if self._frames_held_back is None:
             return self.checkpoint_frames
-        return self._frames_held_back + max(1, self.checkpoint_frames // 10)
+        return self._frames_held_back + self._retry_step_frames()
+
+    def _retry_step_frames(self) -> int:
+        """How many more frames a checkpoint that could not do its job (frames held back by a reader, a long WAL not
+        restarted) waits for before the next try: a tenth of the threshold, at least one."""
+        return max(1, self.checkpoint_frames // 10)
 
     def _long_wal_due(self, wal_frames: int) -> bool:
         """A WAL of LONG_WAL_FACTOR x CHECKPOINT_FRAMES frames or more whose frames another connection copied
@@ -147,8 +152,7 @@ class WalCheckpoints:
         if wal_frames < self.checkpoint_frames * LONG_WAL_FACTOR:
             self._long_wal_tried_at = None
             return False
-        return (self._long_wal_tried_at is None
-                or wal_frames >= self._long_wal_tried_at + max(1, self.checkpoint_frames // 10))
+        return self._long_wal_tried_at is None or wal_frames >= self._long_wal_tried_at + self._retry_step_frames()
 
     def _companion_connection(self) -> sqlite3.Connection:
         if self._companion is None:
