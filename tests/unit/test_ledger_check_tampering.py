@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from ledgerflow.bootstrap import open_ledger
 from ledgerflow.config import Settings
 from ledgerflow.domain.ledger import Account, Direction, Leg, Posting, PostingKind
@@ -53,3 +55,31 @@ def test_a_successful_posting_without_entries_is_reported(tmp_path: Path) -> Non
         "INSERT INTO postings (posting_id, kind, result, payload_digest, created_at_ms) VALUES ('ghost', 0, 0, x'00', 0)")
     report = store.check()
     assert not report["ok"] and report["successful_postings_without_entries"] == ["ghost"]
+
+
+def test_the_check_runs_on_a_small_page_cache_and_gives_the_store_its_own_back(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from ledgerflow import ledger_check
+    from ledgerflow.adapters.sqlite.ledger_store import CACHE_KIB, CHECK_CACHE_KIB
+
+    store = _ledger(tmp_path)
+    real_run_check = ledger_check.run_check
+    seen_during: list[int] = []
+
+    def watched(query):  # type: ignore[no-untyped-def]
+        seen_during.append(store.connection.execute("PRAGMA cache_size").fetchone()[0])
+        return real_run_check(query)
+
+    monkeypatch.setattr(ledger_check, "run_check", watched)
+    assert store.check()["ok"]
+    assert seen_during == [-CHECK_CACHE_KIB]
+    assert store.connection.execute("PRAGMA cache_size").fetchone()[0] == -CACHE_KIB
+    assert CHECK_CACHE_KIB < CACHE_KIB
+
+    # A check that fails midway gives the cache back too.
+    def failing(query):  # type: ignore[no-untyped-def]
+        raise RuntimeError("the check broke")
+
+    monkeypatch.setattr(ledger_check, "run_check", failing)
+    with pytest.raises(RuntimeError, match="the check broke"):
+        store.check()
+    assert store.connection.execute("PRAGMA cache_size").fetchone()[0] == -CACHE_KIB
