@@ -699,12 +699,16 @@ def test_the_books_balance_after_a_lifecycle_mix(post: Post, data_dir: Path) -> 
     )
     with read_only(data_dir) as connection:
         assert_exactly_once(connection)
+    from ledgerflow.adapters.sqlite.journal_proof import prove_sound
     from ledgerflow.bootstrap import open_ledger
     from ledgerflow.config import Settings
 
     ledger = open_ledger(Settings(data_dir=data_dir), initialise=False)
     try:
-        assert ledger.check()["ok"] is True
+        report = ledger.check()
+        assert report["ok"] is True
+        # Holds, captures, single messages, refunds and refusals: proved by the one-pass proof (journal_proof.py).
+        assert prove_sound(ledger.connection) == report
     finally:
         ledger.close()
 

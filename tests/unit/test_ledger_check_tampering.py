@@ -58,28 +58,28 @@ def test_a_successful_posting_without_entries_is_reported(tmp_path: Path) -> Non
 
 
 def test_the_check_runs_on_a_small_page_cache_and_gives_the_store_its_own_back(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    from ledgerflow import ledger_check
+    from ledgerflow.adapters.sqlite import journal_proof
     from ledgerflow.adapters.sqlite.ledger_store import CACHE_KIB, CHECK_CACHE_KIB
 
     store = _ledger(tmp_path)
-    real_run_check = ledger_check.run_check
+    real_prove_sound = journal_proof.prove_sound
     seen_during: list[int] = []
 
-    def watched(query):  # type: ignore[no-untyped-def]
-        seen_during.append(store.connection.execute("PRAGMA cache_size").fetchone()[0])
-        return real_run_check(query)
+    def watched(connection):  # type: ignore[no-untyped-def]
+        seen_during.append(connection.execute("PRAGMA cache_size").fetchone()[0])
+        return real_prove_sound(connection)
 
-    monkeypatch.setattr(ledger_check, "run_check", watched)
+    monkeypatch.setattr(journal_proof, "prove_sound", watched)
     assert store.check()["ok"]
     assert seen_during == [-CHECK_CACHE_KIB]
     assert store.connection.execute("PRAGMA cache_size").fetchone()[0] == -CACHE_KIB
     assert CHECK_CACHE_KIB < CACHE_KIB
 
     # A check that fails midway gives the cache back too.
-    def failing(query):  # type: ignore[no-untyped-def]
+    def failing(connection):  # type: ignore[no-untyped-def]
         raise RuntimeError("the check broke")
 
-    monkeypatch.setattr(ledger_check, "run_check", failing)
+    monkeypatch.setattr(journal_proof, "prove_sound", failing)
     with pytest.raises(RuntimeError, match="the check broke"):
         store.check()
     assert store.connection.execute("PRAGMA cache_size").fetchone()[0] == -CACHE_KIB

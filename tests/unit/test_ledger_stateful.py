@@ -15,6 +15,7 @@ from hypothesis import HealthCheck, event, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
+from ledgerflow.adapters.sqlite.journal_proof import prove_sound
 from ledgerflow.adapters.sqlite.ledger_store import SqliteLedgerStore, connect, write_transaction
 from ledgerflow.bootstrap import init_database
 from ledgerflow.config import Settings
@@ -361,6 +362,8 @@ class LedgerMachine(RuleBasedStateMachine):
         report = self.store.check()
         assert report["ok"], report
         assert report["postings"] == len(self.model.recorded)
+        # Every ledger this store writes is proved sound by the one-pass proof, not only by the SQL fallback.
+        assert prove_sound(self.store.connection) == report
 
 
 TestLedgerStateful = LedgerMachine.TestCase

@@ -1,0 +1,303 @@
+"""The SQLite check's one-pass proof (`journal_proof.prove_sound`) against the SQL check (`ledger_check.run_check`):
+on a ledger tampered with in random ways it may answer a report only when the SQL check finds nothing, and then the
+same report. (That it answers for every ledger the store writes is asserted by test_ledger_stateful.py.)"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, event, given, settings
+from hypothesis import strategies as st
+
+from ledgerflow.adapters.sqlite.driver import sqlite3
+from ledgerflow.adapters.sqlite.journal_proof import prove_sound
+from ledgerflow.adapters.sqlite.ledger_store import SqliteLedgerStore, connect
+from ledgerflow.bootstrap import init_database
+from ledgerflow.config import Settings
+from ledgerflow.domain.ledger import LEGS_MAX, Account, Direction, Leg, Posting, PostingKind
+from ledgerflow.domain.results import PostingResult
+from ledgerflow.ledger_check import JOURNAL_MARK_EVERY, run_check
+
+D, C = Direction.debit, Direction.credit
+# Enough entries on the busiest accounts for a few journal marks each.
+TRANSFERS = 3 * JOURNAL_MARK_EVERY
+
+_TEMPLATE: dict[str, Path] = {}
+
+
+def _template() -> Path:
+    """A ledger with transfers, holds captured in part, voided or left open, and a USD account, made once."""
+    if "path" not in _TEMPLATE:
+        directory = Path(tempfile.mkdtemp(prefix="journal-proof-template-"))
+        settings = Settings(data_dir=directory)
+        init_database(settings)
+        store = SqliteLedgerStore(settings.sqlite_path, synchronous="NORMAL")
+        store.create_accounts([
+            Account(account_id="a", currency="GBP", debits_must_not_exceed_credits=True),
+            Account(account_id="b", currency="GBP"),
+            Account(account_id="s", currency="GBP", kind="settlement"),
+            Account(account_id="u", currency="USD"),
+            Account(account_id="v", currency="USD"),
+            Account(account_id="w", currency="GBP"),  # never posted to
+        ])
+        postings = [Posting(posting_id="fund", legs=(Leg("s", D, 1_000_000), Leg("a", C, 1_000_000)))]
+        postings += [Posting(posting_id=f"t{n}", legs=(Leg("a", D, 1 + n % 7), Leg("b", C, 1 + n % 7)))
+                     for n in range(TRANSFERS)]
+        postings += [Posting(posting_id=f"h{n}", kind=PostingKind.pending, legs=(Leg("a", D, 50), Leg("s", C, 50)))
+                     for n in range(6)]
+        postings += [
+            Posting(posting_id="c0", kind=PostingKind.post_pending, pending_id="h0", amount_minor=20),
+            Posting(posting_id="c1", kind=PostingKind.post_pending, pending_id="h1"),
+            Posting(posting_id="v2", kind=PostingKind.void_pending, pending_id="h2"),
+            Posting(posting_id="usd", legs=(Leg("u", D, 5), Leg("v", C, 5))),
+            Posting(posting_id="refused", legs=(Leg("a", D, 10**9), Leg("b", C, 10**9))),
+            # The journal's last posting: a void, which `_last_posting_extended` lengthens.
+            Posting(posting_id="v5", kind=PostingKind.void_pending, pending_id="h5"),
+        ]
+        results = store.post_batch(postings)
+        assert results[-2] is PostingResult.exceeds_available_balance
+        assert set(results[:-2] + results[-1:]) == {PostingResult.ok}
+        store.close()
+        _TEMPLATE["path"] = settings.sqlite_path
+    return _TEMPLATE["path"]
+
+
+def _one(connection: sqlite3.Connection, sql: str, pick: int) -> Any:
+    rows = connection.execute(sql).fetchall()
+    return rows[pick % len(rows)]
+
+
+def _drop_guard(connection: sqlite3.Connection, trigger: str) -> None:
+    connection.execute(f"DROP TRIGGER IF EXISTS {trigger}")
+
+
+def _next_seq(connection: sqlite3.Connection) -> int:
+    return int(connection.execute("SELECT MAX(entry_seq) FROM entries").fetchone()[0]) + 1
+
+
+def _append_entry(connection: sqlite3.Connection, posting_id: str, account_id: str, pending: int, posted: int,
+                  *, linked: bool, direction: int = 0) -> None:
+    """An entry appended behind the ledger's back; `linked`: it names its account's previous entry correctly."""
+    previous = connection.execute("SELECT MAX(entry_seq) FROM entries WHERE account_id = ?", (account_id,)).fetchone()[0]
+    connection.execute(
+        "INSERT INTO entries (entry_seq, posting_id, leg_index, account_id, direction, amount_minor, pending_delta, "
+        "posted_delta, created_at_ms, account_prev_seq) VALUES (?, ?, 9, ?, ?, ?, ?, ?, 0, ?)",
+        (_next_seq(connection), posting_id, account_id, direction, abs(pending) + abs(posted), pending, posted,
+         previous if linked else None))
+
+
+# Each takes the connection and a number that picks its target.
+Tamper = Callable[[sqlite3.Connection, int], None]
+
+
+def _balance_counter(connection: sqlite3.Connection, pick: int) -> None:
+    column = ("debits_pending", "debits_posted", "credits_pending", "credits_posted")[pick % 4]
+    (account_id,) = _one(connection, "SELECT account_id FROM balances ORDER BY account_id", pick // 4)
+    connection.execute(f"UPDATE balances SET {column} = {column} + 1 WHERE account_id = ?", (account_id,))
+
+
+def _balance_head(connection: sqlite3.Connection, pick: int) -> None:
+    column = ("last_entry_seq", "entry_count")[pick % 2]
+    (account_id,) = _one(connection, "SELECT account_id FROM balances ORDER BY account_id", pick // 2)
+    connection.execute(f"UPDATE balances SET {column} = {column} + 1 WHERE account_id = ?", (account_id,))
+
+
+def _extra_entry(connection: sqlite3.Connection, pick: int) -> None:
+    (posting_id,) = _one(connection, "SELECT posting_id FROM postings WHERE result = 0 ORDER BY rowid", pick)
+    account_id = ("a", "b", "s", "u")[pick % 4]
+    _append_entry(connection, posting_id, account_id, 0, 1 + pick % 3, linked=bool(pick % 2))
+
+
+def _orphan_entry(connection: sqlite3.Connection, pick: int) -> None:
+    posting_id = ("no-such-posting", "refused")[pick % 2]
+    _append_entry(connection, posting_id, "b", 0, 0, linked=True)
+
+
+def _ghost_posting(connection: sqlite3.Connection, pick: int) -> None:
+    result, first = (0, None) if pick % 3 == 0 else (0, 1) if pick % 3 == 1 else (3, None)
+    connection.execute("INSERT OR IGNORE INTO postings (posting_id, kind, result, payload_digest, created_at_ms, "
+                       "entry_seq_first) VALUES ('ghost', 0, ?, x'00', 0, ?)", (result, first))
+
+
+def _resolution(connection: sqlite3.Connection, pick: int) -> None:
+    hold = ("h3", "h4", "t1", "no-such-hold")[pick % 4]
+    (resolver,) = _one(connection, "SELECT posting_id FROM postings ORDER BY rowid", pick // 4)
+    connection.execute("INSERT OR IGNORE INTO pending_resolutions (pending_id, posting_id, resolution, created_at_ms) "
+                       "VALUES (?, ?, ?, 0)", (hold, resolver, 1 + pick % 3))
+
+
+def _unresolve(connection: sqlite3.Connection, pick: int) -> None:
+    _drop_guard(connection, "pending_resolutions_no_delete")
+    (hold,) = _one(connection, "SELECT pending_id FROM pending_resolutions ORDER BY pending_id", pick)
+    connection.execute("DELETE FROM pending_resolutions WHERE pending_id = ?", (hold,))
+
+
+def _mark(connection: sqlite3.Connection, pick: int) -> None:
+    if pick % 2:
+        account_id, seq = _one(connection, "SELECT account_id, entry_seq FROM account_journal_marks "
+                                           "ORDER BY account_id, entry_seq", pick // 2)
+        connection.execute("DELETE FROM account_journal_marks WHERE account_id = ? AND entry_seq = ?", (account_id, seq))
+    else:
+        account_id, seq = _one(connection, "SELECT account_id, entry_seq FROM entries ORDER BY entry_seq", pick // 2)
+        connection.execute("INSERT OR IGNORE INTO account_journal_marks (account_id, entry_seq) VALUES (?, ?)",
+                           (("a", "w")[pick % 4 // 2] if pick % 8 < 4 else account_id, seq))
+
+
+def _limit(connection: sqlite3.Connection, pick: int) -> None:
+    if pick % 2:
+        connection.execute("UPDATE accounts SET debits_must_not_exceed_credits = 1 WHERE account_id = 's'")
+    else:
+        connection.execute("UPDATE accounts SET credits_must_not_exceed_debits = 1 WHERE account_id = 'b'")
+
+
+def _entry_field(connection: sqlite3.Connection, pick: int) -> None:
+    """An entry rewritten in place (the append-only guard dropped first): its link, account, direction or amounts."""
+    _drop_guard(connection, "entries_no_update")
+    (seq,) = _one(connection, "SELECT entry_seq FROM entries ORDER BY entry_seq", pick // 6)
+    change = (
+        "account_prev_seq = COALESCE(account_prev_seq, 0) + 1",
+        "account_id = CASE account_id WHEN 'a' THEN 'b' ELSE 'a' END",
+        "direction = 1 - direction",
+        "posted_delta = posted_delta + 1",
+        "pending_delta = pending_delta - 1",
+        "posting_id = 'fund'",
+    )[pick % 6]
+    connection.execute(f"UPDATE entries SET {change} WHERE entry_seq = ?", (seq,))
+
+
+def _posting_pointer(connection: sqlite3.Connection, pick: int) -> None:
+    """A posting's `entry_seq_first` moved (the SQL check does not read it; the proof must not trust it blindly)."""
+    _drop_guard(connection, "postings_no_update")
+    (posting_id,) = _one(connection, "SELECT posting_id FROM postings WHERE result = 0 ORDER BY rowid", pick // 2)
+    change = "entry_seq_first + 1" if pick % 2 else "NULL"
+    connection.execute(f"UPDATE postings SET entry_seq_first = {change} WHERE posting_id = ?", (posting_id,))
+
+
+def _books_fixed(tamper: Tamper) -> Tamper:
+    """`tamper`, then the balances, heads, links and journal marks made to agree with the entries again: only what
+    the entries say about postings and holds is left wrong."""
+
+    def tamper_then_fix(connection: sqlite3.Connection, pick: int) -> None:
+        tamper(connection, pick)
+        _drop_guard(connection, "entries_no_update")
+        connection.execute(
+            "UPDATE entries SET account_prev_seq = (SELECT MAX(p.entry_seq) FROM entries p "
+            "WHERE p.account_id = entries.account_id AND p.entry_seq < entries.entry_seq)")
+        sums = {column: f"(SELECT COALESCE(SUM(e.{delta}), 0) FROM entries e WHERE e.account_id = balances.account_id "
+                        f"AND e.direction = {direction})"
+                for column, delta, direction in (("debits_pending", "pending_delta", 0),
+                                                 ("debits_posted", "posted_delta", 0),
+                                                 ("credits_pending", "pending_delta", 1),
+                                                 ("credits_posted", "posted_delta", 1))}
+        connection.execute(
+            "UPDATE balances SET " + ", ".join(f"{column} = {total}" for column, total in sums.items()) +
+            ", last_entry_seq = (SELECT COALESCE(MAX(e.entry_seq), 0) FROM entries e "
+            "WHERE e.account_id = balances.account_id), "
+            "entry_count = (SELECT COUNT(*) FROM entries e WHERE e.account_id = balances.account_id)")
+        connection.execute("DELETE FROM account_journal_marks")
+        connection.execute(
+            "INSERT INTO account_journal_marks (account_id, entry_seq) SELECT account_id, entry_seq FROM ("
+            "SELECT account_id, entry_seq, ROW_NUMBER() OVER (PARTITION BY account_id ORDER BY entry_seq) AS n "
+            f"FROM entries) WHERE n % {JOURNAL_MARK_EVERY} = 0")
+
+    return tamper_then_fix
+
+
+def _resolution_amounts(connection: sqlite3.Connection, pick: int) -> None:
+    """A capture's or void's legs both released one more (the posting still balances; the hold is not released)."""
+    _drop_guard(connection, "entries_no_update")
+    resolver = ("c0", "c1", "v2")[pick % 3]
+    connection.execute("UPDATE entries SET pending_delta = pending_delta - 1 WHERE posting_id = ?", (resolver,))
+
+
+def _mark_moved(connection: sqlite3.Connection, pick: int) -> None:
+    account_id, seq = _one(connection, "SELECT account_id, entry_seq FROM account_journal_marks "
+                                       "ORDER BY account_id, entry_seq", pick)
+    connection.execute("UPDATE account_journal_marks SET entry_seq = entry_seq + 1 + ? "
+                       "WHERE account_id = ? AND entry_seq = ?", (pick % 2, account_id, seq))
+
+
+def _last_posting_extended(connection: sqlite3.Connection, pick: int) -> None:
+    """The journal's last posting (a void) given more entries than a posting may have legs: balanced ones that move
+    nothing, then a balanced pair that releases one more. Only past its first LEGS_MAX entries is anything wrong."""
+    for _ in range(LEGS_MAX):
+        _append_entry(connection, "v5", "b", 0, 0, linked=True)
+    # A void's legs: the customer's debit (pending down) and the settlement's credit (pending down), balanced.
+    _append_entry(connection, "v5", "a", -1 - pick % 2, 0, linked=True, direction=0)
+    _append_entry(connection, "v5", "s", -1 - pick % 2, 0, linked=True, direction=1)
+
+
+TAMPERS: dict[str, Tamper] = {
+    "balance counter": _balance_counter,
+    "balance head": _balance_head,
+    "extra entry": _extra_entry,
+    "orphan entry": _orphan_entry,
+    "ghost posting": _ghost_posting,
+    "resolution": _resolution,
+    "unresolve": _unresolve,
+    "journal mark": _mark,
+    "limit": _limit,
+    "entry field": _entry_field,
+    "posting pointer": _posting_pointer,
+    "entry field, books fixed": _books_fixed(_entry_field),
+    "extra entry, books fixed": _books_fixed(_extra_entry),
+    "resolution amounts, books fixed": _books_fixed(_resolution_amounts),
+    "journal mark moved": _mark_moved,
+    "orphan entry, books fixed": _books_fixed(_orphan_entry),
+    "last posting extended, books fixed": _books_fixed(_last_posting_extended),
+}
+
+
+def _assert_proof_agrees(tmp_dir: Path, tampering: list[tuple[str, int]]) -> tuple[bool, bool]:
+    """(the SQL check found nothing, the proof answered)."""
+    path = tmp_dir / "ledger.sqlite3"
+    shutil.copyfile(_template(), path)
+    connection = connect(path, synchronous="NORMAL")
+    try:
+        for name, pick in tampering:
+            TAMPERS[name](connection, pick)
+        full = run_check(lambda sql: connection.execute(sql).fetchall())
+        proved = prove_sound(connection)
+        if proved is not None:
+            assert full["ok"], (tampering, full)
+            assert proved == full
+        else:
+            assert tampering, "the untampered ledger must be proved sound"
+        return full["ok"], proved is not None
+    finally:
+        connection.close()
+
+
+@pytest.mark.parametrize("name", sorted(TAMPERS))
+def test_each_tampering_alone_is_never_proved_sound_when_the_sql_check_finds_it(tmp_path: Path, name: str) -> None:
+    for pick in range(16):
+        directory = tmp_path / str(pick)
+        directory.mkdir()
+        _assert_proof_agrees(directory, [(name, pick)])
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(tampering=st.lists(st.tuples(st.sampled_from(sorted(TAMPERS)), st.integers(0, 10_000)), max_size=3))
+def test_the_proof_answers_only_for_a_sound_ledger_and_then_as_the_sql_check(
+        tmp_path_factory: Any, tampering: list[tuple[str, int]]) -> None:
+    sound, proved = _assert_proof_agrees(tmp_path_factory.mktemp("proof"), tampering)
+    event("sound" if sound else "unsound")
+    event("proved" if proved else "left to SQL")
+
+
+def test_the_untampered_template_is_proved_with_the_sql_checks_counts(tmp_path: Path) -> None:
+    path = tmp_path / "ledger.sqlite3"
+    shutil.copyfile(_template(), path)
+    connection = connect(path, synchronous="NORMAL")
+    try:
+        full = run_check(lambda sql: connection.execute(sql).fetchall())
+        assert full["ok"] and full["entries"] > TRANSFERS * 2
+        assert connection.execute("SELECT COUNT(*) FROM account_journal_marks").fetchone()[0] >= 6
+        assert prove_sound(connection) == full
+    finally:
+        connection.close()
