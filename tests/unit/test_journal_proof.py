@@ -232,6 +232,18 @@ def _last_posting_extended(connection: sqlite3.Connection, pick: int) -> None:
     _append_entry(connection, "v5", "s", -1 - pick % 2, 0, linked=True, direction=1)
 
 
+def _another_resolution(connection: sqlite3.Connection, pick: int) -> None:
+    """A capture or void appended with entries of its own (balanced, pointed at): of a hold resolved already, of an
+    open one, or of none."""
+    seq = _next_seq(connection)
+    kind = 2 + pick % 2
+    hold = ("h0", "h1", "h2", "h3", None)[pick // 2 % 5]
+    connection.execute("INSERT INTO postings (posting_id, kind, result, payload_digest, pending_id, created_at_ms, "
+                       "entry_seq_first) VALUES (?, ?, 0, x'00', ?, 0, ?)", (f"again-{pick}-{seq}", kind, hold, seq))
+    _append_entry(connection, f"again-{pick}-{seq}", "a", 0, 1, linked=True, direction=0)
+    _append_entry(connection, f"again-{pick}-{seq}", "s", 0, 1, linked=True, direction=1)
+
+
 TAMPERS: dict[str, Tamper] = {
     "balance counter": _balance_counter,
     "balance head": _balance_head,
@@ -250,6 +262,7 @@ TAMPERS: dict[str, Tamper] = {
     "journal mark moved": _mark_moved,
     "orphan entry, books fixed": _books_fixed(_orphan_entry),
     "last posting extended, books fixed": _books_fixed(_last_posting_extended),
+    "another resolution, books fixed": _books_fixed(_another_resolution),
 }
 
 

@@ -1,9 +1,9 @@
 """The SQLite ledger check's first pass: proves a sound ledger sound in one ordered read of the journal, in memory
-that grows with the number of accounts (and a sort of the captures and voids), not with the journal.
+that grows with the number of accounts, not with the journal.
 
 `ledger_check.run_check` proves the invariants with SQL whose sorts and temporary tables hold the whole journal, and
 the SQLite this project links keeps those in memory (it is built with `SQLITE_TEMP_STORE=3`): a 1,000,000-event
-ledger took `ledger check` to 516 MB and 33 s; with this pass first, 115 MB and 10 s (docs/benchmarks.md). It reads
+ledger took `ledger check` to 516 MB and 33 s; with this pass first, 102 MB and 9 s (docs/benchmarks.md). It reads
 the entries in `entry_seq` order and the postings in the order they were written, side by side, keeping per-account
 state only, and proves each invariant `run_check` checks:
 
@@ -16,8 +16,9 @@ state only, and proves each invariant `run_check` checks:
   from its `entry_seq_first`, as the ledger reads a hold's legs) cancel out;
 - per account: balances equal the sums of its entries, heads and counts match, every entry links to the account's
   previous one, and the journal marks are exactly every JOURNAL_MARK_EVERY-th entry;
-- the remaining invariants (holds resolved twice, resolutions without a hold, limits) are `run_check`'s own queries,
-  which sort no more than the captures and voids (~22 MB for 1,000,000 events).
+- no hold is resolved twice: every successful capture or void is the posting named by its hold's resolution, and
+  `pending_resolutions` holds one row per hold;
+- the remaining invariants (resolutions without a hold, limits) are `run_check`'s own queries, which sort nothing.
 
 It answers the report only when everything holds. The moment anything does not (a broken ledger, or one written
 in another layout), it answers None and the caller runs `run_check`, whose report says exactly what is wrong: the
@@ -33,22 +34,26 @@ from typing import Any
 import msgspec
 
 from ledgerflow.adapters.sqlite.driver import sqlite3
-from ledgerflow.domain.ledger import LEGS_MAX
+from ledgerflow.domain.ledger import LEGS_MAX, PostingKind
 from ledgerflow.ledger_check import (
-    HOLDS_RESOLVED_TWICE_SQL,
     JOURNAL_MARK_EVERY,
     LIMIT_VIOLATIONS_SQL,
     UNBACKED_RESOLUTIONS_SQL,
     empty_report,
 )
 
-# Keys looked up in one statement (journal marks, resolutions' entries).
+# Keys looked up in one statement (journal marks, captures and voids, resolutions' entries).
 LOOKUP_BATCH = 500
 
 _ENTRIES_SQL = ("SELECT entry_seq, posting_id, account_id, direction, pending_delta, posted_delta, account_prev_seq "
                 "FROM entries ORDER BY entry_seq")
 # The order postings were written in: their entries were numbered in the same order.
-_POSTINGS_SQL = "SELECT posting_id, result, entry_seq_first FROM postings ORDER BY rowid"
+_POSTINGS_SQL = "SELECT posting_id, result, entry_seq_first, kind, pending_id FROM postings ORDER BY rowid"
+_RESOLVERS = frozenset({int(PostingKind.post_pending), int(PostingKind.void_pending)})
+_RESOLVERS_NAMED_SQL = (
+    "SELECT COUNT(*) FROM json_each(?) j JOIN pending_resolutions r "
+    "ON r.pending_id = json_extract(j.value, '$[0]') AND r.posting_id = json_extract(j.value, '$[1]')"
+)
 _BALANCES_SQL = ("SELECT account_id, debits_pending, debits_posted, credits_pending, credits_posted, last_entry_seq, "
                  "entry_count FROM balances ORDER BY account_id")
 _MARKS_FOUND_SQL = (
@@ -93,7 +98,7 @@ def _prove(connection: sqlite3.Connection) -> dict[str, Any]:
     _compare_balances(connection, accounts)
     _compare_mark_counts(connection, accounts)
     _check_resolutions_released(connection)
-    for sql in (HOLDS_RESOLVED_TWICE_SQL, UNBACKED_RESOLUTIONS_SQL, LIMIT_VIOLATIONS_SQL):
+    for sql in (UNBACKED_RESOLUTIONS_SQL, LIMIT_VIOLATIONS_SQL):
         if connection.execute(sql).fetchone() is not None:
             raise _Unsound
     report = empty_report()
@@ -106,7 +111,7 @@ def _prove(connection: sqlite3.Connection) -> dict[str, Any]:
 def _walk_journal(connection: sqlite3.Connection, currencies: dict[str, str]) -> dict[str, list[int]]:
     """One pass over the entries, the postings alongside: the per-account sums, heads and counts."""
     accounts: dict[str, list[int]] = {}
-    postings = _postings_with_entries(connection.cursor().execute(_POSTINGS_SQL))
+    postings = _postings_with_entries(connection, connection.cursor().execute(_POSTINGS_SQL))
     marks: list[tuple[str, int]] = []
     run_posting: str | None = None
     run_first = 0
@@ -155,14 +160,30 @@ def _walk_journal(connection: sqlite3.Connection, currencies: dict[str, str]) ->
     return accounts
 
 
-def _postings_with_entries(rows: Iterator[tuple[str, int, int | None]]) -> Iterator[tuple[str, int, int]]:
+def _postings_with_entries(connection: sqlite3.Connection, rows: Iterator[tuple[str, int, int | None, int, str | None]]
+                           ) -> Iterator[tuple[str, int, int]]:
     """The postings that point at their entries, in the order written; a successful one that points nowhere must
-    have no entries (any run of entries is matched with the next posting that points)."""
-    for posting_id, result, first in rows:
+    have no entries (any run of entries is matched with the next posting that points). Every successful capture or
+    void must be the one its hold's resolution names: a hold has one resolution row, so no hold has two."""
+    resolvers: list[tuple[str | None, str]] = []
+    for posting_id, result, first, kind, pending_id in rows:
+        if result == 0 and kind in _RESOLVERS:
+            resolvers.append((pending_id, posting_id))
+            if len(resolvers) >= LOOKUP_BATCH:
+                _check_resolvers_named(connection, resolvers)
         if first is not None:
             yield posting_id, result, first
         elif result == 0:
             raise _Unsound  # a successful posting without entries (or with entries it does not point at)
+    _check_resolvers_named(connection, resolvers)
+
+
+def _check_resolvers_named(connection: sqlite3.Connection, resolvers: list[tuple[str | None, str]]) -> None:
+    if resolvers:
+        named = int(connection.execute(_RESOLVERS_NAMED_SQL, (_encode(resolvers).decode(),)).fetchone()[0])
+        if named != len(resolvers):
+            raise _Unsound  # a capture or void that its hold's resolution does not name (a hold resolved twice?)
+        resolvers.clear()
 
 
 def _close_run(postings: Iterator[tuple[str, int, int]], posting_id: str, first: int,
