@@ -435,6 +435,11 @@ def test_expiry_sweep_by_database_time(ledger: LedgerStore) -> None:
     assert ledger.post_batch([capture("c-long", "long"), void("v-forever", "forever")]) == [R.ok, R.ok]
     report = ledger.check()
     assert report["ok"], {k: v for k, v in report.items() if v}
+    if ledger.dialect == "sqlite":
+        from ledgerflow.adapters.sqlite.journal_proof import prove_sound
+
+        # The sweep's voids too are proved by the one-pass proof, not only by the SQL check.
+        assert prove_sound(ledger.connection) == report  # type: ignore[attr-defined]
 
 
 def test_capture_after_expiry_but_before_the_sweep_is_refused(ledger: LedgerStore) -> None:

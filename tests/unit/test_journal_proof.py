@@ -158,15 +158,19 @@ def _limit(connection: sqlite3.Connection, pick: int) -> None:
 def _entry_field(connection: sqlite3.Connection, pick: int) -> None:
     """An entry rewritten in place (the append-only guard dropped first): its link, account, direction or amounts."""
     _drop_guard(connection, "entries_no_update")
-    (seq,) = _one(connection, "SELECT entry_seq FROM entries ORDER BY entry_seq", pick // 6)
-    change = (
+    (seq,) = _one(connection, "SELECT entry_seq FROM entries ORDER BY entry_seq", pick // 9)
+    changes = (
         "account_prev_seq = COALESCE(account_prev_seq, 0) + 1",
         "account_id = CASE account_id WHEN 'a' THEN 'b' ELSE 'a' END",
+        "account_id = 'u'",  # another currency
+        "account_id = 'nobody'",  # no such account
         "direction = 1 - direction",
+        "direction = 2",
         "posted_delta = posted_delta + 1",
         "pending_delta = pending_delta - 1",
         "posting_id = 'fund'",
-    )[pick % 6]
+    )
+    change = changes[pick % len(changes)]
     connection.execute(f"UPDATE entries SET {change} WHERE entry_seq = ?", (seq,))
 
 
@@ -244,6 +248,33 @@ def _another_resolution(connection: sqlite3.Connection, pick: int) -> None:
     _append_entry(connection, f"again-{pick}-{seq}", "s", 0, 1, linked=True, direction=1)
 
 
+def _refused_after_the_fact(connection: sqlite3.Connection, pick: int) -> None:
+    """A successful posting's result rewritten to a refusal: its entries now belong to a refused posting."""
+    _drop_guard(connection, "postings_no_update")
+    (posting_id,) = _one(connection, "SELECT posting_id FROM postings WHERE result = 0 ORDER BY rowid", pick)
+    connection.execute("UPDATE postings SET result = 3 WHERE posting_id = ?", (posting_id,))
+
+
+def _stored_as_another_type(connection: sqlite3.Connection, pick: int) -> None:
+    """A value of a storage type the store never writes (SQLite keeps what it cannot convert): the SQL check compares
+    and sums by SQLite's rules, which Python's need not follow."""
+    for guard in ("entries_no_update", "postings_no_update", "pending_resolutions_no_update"):
+        _drop_guard(connection, guard)
+    (seq,) = _one(connection, "SELECT entry_seq FROM entries ORDER BY entry_seq", pick // 8)
+    statements = (
+        ("UPDATE entries SET account_prev_seq = '' WHERE entry_seq = ?", (seq,)),
+        ("UPDATE entries SET account_prev_seq = x'' WHERE entry_seq = ?", (seq,)),
+        ("UPDATE entries SET posted_delta = posted_delta + 0.5 WHERE entry_seq = ?", (seq,)),
+        ("UPDATE entries SET posting_id = CAST(posting_id AS BLOB) WHERE entry_seq = ?", (seq,)),
+        ("UPDATE pending_resolutions SET posting_id = CAST(posting_id AS BLOB) WHERE pending_id = 'h1'", ()),
+        ("UPDATE balances SET credits_posted = credits_posted + 0.5 WHERE account_id = 'b'", ()),
+        ("UPDATE account_journal_marks SET entry_seq = CAST(entry_seq AS TEXT) || ' ' WHERE account_id = 'a'", ()),
+        ("UPDATE postings SET pending_id = CAST(pending_id AS BLOB) WHERE posting_id = 'c1'", ()),
+    )
+    sql, parameters = statements[pick % len(statements)]
+    connection.execute(sql, parameters)
+
+
 TAMPERS: dict[str, Tamper] = {
     "balance counter": _balance_counter,
     "balance head": _balance_head,
@@ -263,6 +294,8 @@ TAMPERS: dict[str, Tamper] = {
     "orphan entry, books fixed": _books_fixed(_orphan_entry),
     "last posting extended, books fixed": _books_fixed(_last_posting_extended),
     "another resolution, books fixed": _books_fixed(_another_resolution),
+    "refused after the fact": _refused_after_the_fact,
+    "stored as another type": _stored_as_another_type,
 }
 
 
@@ -288,7 +321,7 @@ def _assert_proof_agrees(tmp_dir: Path, tampering: list[tuple[str, int]]) -> tup
 
 @pytest.mark.parametrize("name", sorted(TAMPERS))
 def test_each_tampering_alone_is_never_proved_sound_when_the_sql_check_finds_it(tmp_path: Path, name: str) -> None:
-    for pick in range(16):
+    for pick in range(18):
         directory = tmp_path / str(pick)
         directory.mkdir()
         _assert_proof_agrees(directory, [(name, pick)])
@@ -303,6 +336,19 @@ def test_the_proof_answers_only_for_a_sound_ledger_and_then_as_the_sql_check(
     event("proved" if proved else "left to SQL")
 
 
+@pytest.mark.parametrize("lookup_batch", [1, 2, 3])
+def test_lookups_cut_into_small_batches_change_nothing(tmp_path: Path, monkeypatch: Any, lookup_batch: int) -> None:
+    from ledgerflow.adapters.sqlite import journal_proof
+
+    monkeypatch.setattr(journal_proof, "LOOKUP_BATCH", lookup_batch)
+    _assert_proof_agrees(tmp_path, [])
+    for name in ("journal mark", "another resolution, books fixed", "resolution amounts, books fixed"):
+        for pick in range(4):
+            directory = tmp_path / f"{name}-{pick}"
+            directory.mkdir()
+            _assert_proof_agrees(directory, [(name, pick)])
+
+
 def test_the_untampered_template_is_proved_with_the_sql_checks_counts(tmp_path: Path) -> None:
     path = tmp_path / "ledger.sqlite3"
     shutil.copyfile(_template(), path)
@@ -314,3 +360,57 @@ def test_the_untampered_template_is_proved_with_the_sql_checks_counts(tmp_path: 
         assert prove_sound(connection) == full
     finally:
         connection.close()
+
+
+def _small_ledger(tmp_path: Path) -> sqlite3.Connection:
+    """A funding transfer (entries 1-2), a hold of 30 (3-4) and its void (5-6); the append-only guards dropped."""
+    settings = Settings(data_dir=tmp_path)
+    init_database(settings)
+    store = SqliteLedgerStore(settings.sqlite_path, synchronous="NORMAL")
+    store.create_accounts([Account(account_id="a", currency="GBP"), Account(account_id="b", currency="GBP"),
+                           Account(account_id="s", currency="GBP", kind="settlement")])
+    assert store.post_batch([
+        Posting(posting_id="t1", legs=(Leg("s", D, 100), Leg("a", C, 100))),
+        Posting(posting_id="h1", kind=PostingKind.pending, legs=(Leg("a", D, 30), Leg("b", C, 30))),
+        Posting(posting_id="v1", kind=PostingKind.void_pending, pending_id="h1"),
+    ]) == [PostingResult.ok] * 3
+    connection = store.connection
+    for guard in ("entries_no_update", "postings_no_update", "pending_resolutions_no_update"):
+        _drop_guard(connection, guard)
+    return connection
+
+
+def test_amounts_stored_as_floats_are_left_to_the_sql_check(tmp_path: Path) -> None:
+    """Python adds floats one by one, SQLite's SUM compensates: void v1 given the amounts 2**52, 0.25 and 2**52
+    (the first and last integers) balances in Python (2**52 - 0.25 rounds to 2**52) and not in SQLite. The balances
+    are set to what Python computes, integers: only the type check keeps the proof from calling the ledger sound."""
+    connection = _small_ledger(tmp_path)
+    connection.execute("UPDATE entries SET posted_delta = ? WHERE entry_seq = 5", (2**52,))
+    connection.execute("UPDATE entries SET posted_delta = 0.25 WHERE entry_seq = 6")
+    connection.execute(
+        "INSERT INTO entries (entry_seq, posting_id, leg_index, account_id, direction, amount_minor, pending_delta, "
+        "posted_delta, created_at_ms, account_prev_seq) VALUES (7, 'v1', 2, 'b', 1, 0, 0, ?, 0, 6)", (2**52,))
+    connection.execute("UPDATE balances SET debits_posted = ? WHERE account_id = 'a'", (2**52,))
+    connection.execute("UPDATE balances SET credits_posted = ?, last_entry_seq = 7, entry_count = entry_count + 1 "
+                       "WHERE account_id = 'b'", (2**52,))
+    assert run_check(lambda sql: connection.execute(sql).fetchall())["imbalanced_postings"]
+    assert prove_sound(connection) is None
+
+
+def test_an_id_stored_as_a_blob_cannot_pass_for_the_text_it_encodes_to(tmp_path: Path) -> None:
+    """A second void of h1 whose id is the BLOB 'v1', beside the first renamed to the text 'djE=' (the base64 a JSON
+    encoder gives for those bytes): the resolution lookup must not take one for the other."""
+    connection = _small_ledger(tmp_path)
+    for table, column in (("entries", "posting_id"), ("postings", "posting_id"), ("pending_resolutions", "posting_id")):
+        connection.execute(f"UPDATE {table} SET {column} = 'djE=' WHERE {column} = 'v1'")
+    connection.execute("INSERT INTO postings (posting_id, kind, result, payload_digest, pending_id, created_at_ms, "
+                       "entry_seq_first) VALUES (CAST('v1' AS BLOB), 3, 0, x'00', 'h1', 0, 7)")
+    for seq, account_id, direction, previous in ((7, "a", 0, 5), (8, "b", 1, 6)):
+        connection.execute(
+            "INSERT INTO entries (entry_seq, posting_id, leg_index, account_id, direction, amount_minor, "
+            "pending_delta, posted_delta, created_at_ms, account_prev_seq) VALUES (?, CAST('v1' AS BLOB), 0, ?, ?, 0, "
+            "0, 0, 0, ?)", (seq, account_id, direction, previous))
+        connection.execute("UPDATE balances SET last_entry_seq = ?, entry_count = entry_count + 1 WHERE account_id = ?",
+                           (seq, account_id))
+    assert run_check(lambda sql: connection.execute(sql).fetchall())["holds_resolved_twice"] == ["h1"]
+    assert prove_sound(connection) is None

@@ -20,13 +20,16 @@ state only, and proves each invariant `run_check` checks:
   `pending_resolutions` holds one row per hold;
 - the remaining invariants (resolutions without a hold, limits) are `run_check`'s own queries, which sort nothing.
 
-It answers the report only when everything holds. The moment anything does not (a broken ledger, or one written
+Every value it reads must have the storage type this store writes (ids and currencies text, numbers integers, a link
+or pointer integer or NULL): the SQL check compares and sums values of other types by SQLite's rules, which Python's
+need not follow, so any other value is left to it. It answers the report only when everything holds. The moment anything does not (a broken ledger, or one written
 in another layout), it answers None and the caller runs `run_check`, whose report says exactly what is wrong: the
 memory then grows with the journal, as before, for a ledger that needs the full account of what broke.
 """
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 from collections.abc import Iterator
 from typing import Any
@@ -45,30 +48,48 @@ from ledgerflow.ledger_check import (
 # Keys looked up in one statement (journal marks, captures and voids, resolutions' entries).
 LOOKUP_BATCH = 500
 
-_ENTRIES_SQL = ("SELECT entry_seq, posting_id, account_id, direction, pending_delta, posted_delta, account_prev_seq "
-                "FROM entries ORDER BY entry_seq")
+# Each statement's last column is 1 when every value of the row has the storage type this store writes.
+_ENTRIES_SQL = (
+    "SELECT entry_seq, posting_id, account_id, direction, pending_delta, posted_delta, account_prev_seq, "
+    "typeof(posting_id) = 'text' AND typeof(account_id) = 'text' AND typeof(direction) = 'integer' "
+    "AND typeof(pending_delta) = 'integer' AND typeof(posted_delta) = 'integer' "
+    "AND typeof(account_prev_seq) IN ('integer', 'null') FROM entries ORDER BY entry_seq"
+)
 # The order postings were written in: their entries were numbered in the same order.
-_POSTINGS_SQL = "SELECT posting_id, result, entry_seq_first, kind, pending_id FROM postings ORDER BY rowid"
+_POSTINGS_SQL = (
+    "SELECT posting_id, result, entry_seq_first, kind, pending_id, "
+    "typeof(posting_id) = 'text' AND typeof(result) = 'integer' AND typeof(entry_seq_first) IN ('integer', 'null') "
+    "AND typeof(kind) = 'integer' AND typeof(pending_id) IN ('text', 'null') FROM postings ORDER BY rowid"
+)
 _RESOLVERS = frozenset({int(PostingKind.post_pending), int(PostingKind.void_pending)})
 _RESOLVERS_NAMED_SQL = (
     "SELECT COUNT(*) FROM json_each(?) j JOIN pending_resolutions r "
     "ON r.pending_id = json_extract(j.value, '$[0]') AND r.posting_id = json_extract(j.value, '$[1]')"
 )
-_BALANCES_SQL = ("SELECT account_id, debits_pending, debits_posted, credits_pending, credits_posted, last_entry_seq, "
-                 "entry_count FROM balances ORDER BY account_id")
+_BALANCES_SQL = (
+    "SELECT account_id, debits_pending, debits_posted, credits_pending, credits_posted, last_entry_seq, entry_count, "
+    "typeof(account_id) = 'text' AND typeof(debits_pending) = 'integer' AND typeof(debits_posted) = 'integer' "
+    "AND typeof(credits_pending) = 'integer' AND typeof(credits_posted) = 'integer' "
+    "AND typeof(last_entry_seq) = 'integer' AND typeof(entry_count) = 'integer' FROM balances ORDER BY account_id"
+)
+_ACCOUNTS_SQL = "SELECT account_id, currency, typeof(account_id) = 'text' AND typeof(currency) = 'text' FROM accounts"
 _MARKS_FOUND_SQL = (
     "SELECT COUNT(*) FROM json_each(?) j JOIN account_journal_marks m "
     "ON m.account_id = json_extract(j.value, '$[0]') AND m.entry_seq = json_extract(j.value, '$[1]')"
 )
-_MARK_COUNTS_SQL = "SELECT account_id, COUNT(*) FROM account_journal_marks GROUP BY account_id"
-# The pending amount of each posting of a JSON list, from its one run of entries (entry_seq_first, at most LEGS_MAX).
+_MARK_COUNTS_SQL = (
+    "SELECT account_id, COUNT(*), MIN(typeof(account_id) = 'text' AND typeof(entry_seq) = 'integer') "
+    "FROM account_journal_marks GROUP BY account_id"
+)
+# Each posting of a JSON list that has entries (it points at them) and the pending amount of its one run of entries
+# (from entry_seq_first, at most LEGS_MAX); NULL if none are found there.
 _PENDING_BY_POSTING_SQL = f"""
-SELECT p.posting_id, SUM(e.pending_delta) FROM postings p
-JOIN entries e ON e.entry_seq >= p.entry_seq_first AND e.entry_seq < p.entry_seq_first + {LEGS_MAX}
-  AND e.posting_id = p.posting_id
-WHERE p.posting_id IN (SELECT value FROM json_each(?)) GROUP BY p.posting_id
+SELECT p.posting_id, (SELECT SUM(e.pending_delta) FROM entries e WHERE e.entry_seq >= p.entry_seq_first
+                      AND e.entry_seq < p.entry_seq_first + {LEGS_MAX} AND e.posting_id = p.posting_id)
+FROM postings p WHERE p.posting_id IN (SELECT value FROM json_each(?)) AND p.entry_seq_first IS NOT NULL
 """
-_RESOLUTIONS_SQL = "SELECT pending_id, posting_id FROM pending_resolutions ORDER BY pending_id"
+_RESOLUTIONS_SQL = ("SELECT pending_id, posting_id, typeof(pending_id) = 'text' AND typeof(posting_id) = 'text' "
+                    "FROM pending_resolutions ORDER BY pending_id")
 
 _encode = msgspec.json.Encoder().encode
 
@@ -80,47 +101,74 @@ class _Unsound(Exception):
     """Something does not hold: the SQL check must say what."""
 
 
+class _Reads:
+    """The proof's statements, in one read transaction. The streams it opens are closed before that ends: a statement
+    left open after an error would keep the transaction going, and the connection could not write."""
+
+    def __init__(self, connection: sqlite3.Connection, cursors: contextlib.ExitStack) -> None:
+        self.connection = connection
+        self._cursors = cursors
+
+    def stream(self, sql: str) -> sqlite3.Cursor:
+        return self._cursors.enter_context(contextlib.closing(self.connection.cursor())).execute(sql)
+
+    def one(self, sql: str, parameters: tuple[Any, ...] = ()) -> Any:
+        return self.connection.execute(sql, parameters).fetchone()
+
+    def all(self, sql: str, parameters: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+        return self.connection.execute(sql, parameters).fetchall()
+
+
 def prove_sound(connection: sqlite3.Connection) -> dict[str, Any] | None:
     """`run_check`'s report for a ledger whose every invariant holds, read in one snapshot; None when anything does
     not hold (or the ledger is not laid out as this store writes it)."""
     connection.execute("BEGIN")
     try:
-        return _prove(connection)
+        with contextlib.ExitStack() as cursors:
+            return _prove(_Reads(connection, cursors))
     except _Unsound:
         return None
     finally:
-        connection.execute("COMMIT")
+        # Not when SQLite ended the transaction itself (after an I/O error): COMMIT would hide that error.
+        if connection.in_transaction:
+            connection.execute("COMMIT")
 
 
-def _prove(connection: sqlite3.Connection) -> dict[str, Any]:
-    currencies = dict(connection.execute("SELECT account_id, currency FROM accounts"))
-    accounts = _walk_journal(connection, currencies)
-    _compare_balances(connection, accounts)
-    _compare_mark_counts(connection, accounts)
-    _check_resolutions_released(connection)
+def _prove(reads: _Reads) -> dict[str, Any]:
+    currencies: dict[str, str] = {}
+    for account_id, currency, typed in reads.stream(_ACCOUNTS_SQL):
+        if not typed:
+            raise _Unsound
+        currencies[account_id] = currency
+    accounts = _walk_journal(reads, currencies)
+    _compare_balances(reads, accounts)
+    _compare_mark_counts(reads, accounts)
+    _check_resolutions_released(reads)
     for sql in (UNBACKED_RESOLUTIONS_SQL, LIMIT_VIOLATIONS_SQL):
-        if connection.execute(sql).fetchone() is not None:
+        if reads.one(sql) is not None:
             raise _Unsound
     report = empty_report()
-    report["postings"] = int(connection.execute("SELECT COUNT(*) FROM postings").fetchone()[0])
+    report["postings"] = int(reads.one("SELECT COUNT(*) FROM postings")[0])
     report["entries"] = sum(state[_COUNT] for state in accounts.values())
     report["accounts"] = len(currencies)
     return report
 
 
-def _walk_journal(connection: sqlite3.Connection, currencies: dict[str, str]) -> dict[str, list[int]]:
+def _walk_journal(reads: _Reads, currencies: dict[str, str]) -> dict[str, list[int]]:
     """One pass over the entries, the postings alongside: the per-account sums, heads and counts."""
     accounts: dict[str, list[int]] = {}
-    postings = _postings_with_entries(connection, connection.cursor().execute(_POSTINGS_SQL))
+    postings = _postings_with_entries(reads, reads.stream(_POSTINGS_SQL))
     marks: list[tuple[str, int]] = []
     run_posting: str | None = None
     run_first = 0
     run_sums: dict[str, list[int]] = {}
-    for seq, posting_id, account_id, direction, pending, posted, prev in connection.execute(_ENTRIES_SQL):
+    for seq, posting_id, account_id, direction, pending, posted, prev, typed in reads.stream(_ENTRIES_SQL):
+        if not typed:
+            raise _Unsound
         state = accounts.get(account_id)
         if state is None:
             state = accounts[account_id] = [0, 0, 0, 0, 0, 0]
-        if (prev or 0) != state[_LAST]:
+        if (0 if prev is None else prev) != state[_LAST]:
             raise _Unsound  # a broken link in the account's chain
         if direction == 0:
             state[_DP] += pending
@@ -136,7 +184,7 @@ def _walk_journal(connection: sqlite3.Connection, currencies: dict[str, str]) ->
         if state[_COUNT] % JOURNAL_MARK_EVERY == 0:
             marks.append((account_id, seq))
             if len(marks) >= LOOKUP_BATCH:
-                _check_marks_exist(connection, marks)
+                _check_marks_exist(reads, marks)
         if posting_id != run_posting:
             if run_posting is not None:
                 _close_run(postings, run_posting, run_first, run_sums)
@@ -154,33 +202,35 @@ def _walk_journal(connection: sqlite3.Connection, currencies: dict[str, str]) ->
                 sums[1] += signed_posted
     if run_posting is not None:
         _close_run(postings, run_posting, run_first, run_sums)
-    _check_marks_exist(connection, marks)
+    _check_marks_exist(reads, marks)
     if next(postings, None) is not None:
         raise _Unsound  # a posting points at entries that are not there
     return accounts
 
 
-def _postings_with_entries(connection: sqlite3.Connection, rows: Iterator[tuple[str, int, int | None, int, str | None]]
+def _postings_with_entries(reads: _Reads, rows: Iterator[tuple[str, int, int | None, int, str | None, int]]
                            ) -> Iterator[tuple[str, int, int]]:
     """The postings that point at their entries, in the order written; a successful one that points nowhere must
     have no entries (any run of entries is matched with the next posting that points). Every successful capture or
     void must be the one its hold's resolution names: a hold has one resolution row, so no hold has two."""
     resolvers: list[tuple[str | None, str]] = []
-    for posting_id, result, first, kind, pending_id in rows:
+    for posting_id, result, first, kind, pending_id, typed in rows:
+        if not typed:
+            raise _Unsound
         if result == 0 and kind in _RESOLVERS:
             resolvers.append((pending_id, posting_id))
             if len(resolvers) >= LOOKUP_BATCH:
-                _check_resolvers_named(connection, resolvers)
+                _check_resolvers_named(reads, resolvers)
         if first is not None:
             yield posting_id, result, first
         elif result == 0:
             raise _Unsound  # a successful posting without entries (or with entries it does not point at)
-    _check_resolvers_named(connection, resolvers)
+    _check_resolvers_named(reads, resolvers)
 
 
-def _check_resolvers_named(connection: sqlite3.Connection, resolvers: list[tuple[str | None, str]]) -> None:
+def _check_resolvers_named(reads: _Reads, resolvers: list[tuple[str | None, str]]) -> None:
     if resolvers:
-        named = int(connection.execute(_RESOLVERS_NAMED_SQL, (_encode(resolvers).decode(),)).fetchone()[0])
+        named = int(reads.one(_RESOLVERS_NAMED_SQL, (_encode(resolvers).decode(),))[0])
         if named != len(resolvers):
             raise _Unsound  # a capture or void that its hold's resolution does not name (a hold resolved twice?)
         resolvers.clear()
@@ -197,17 +247,21 @@ def _close_run(postings: Iterator[tuple[str, int, int]], posting_id: str, first:
         raise _Unsound  # entries of a missing or failed posting, or a posting's entries in two places
 
 
-def _check_marks_exist(connection: sqlite3.Connection, marks: list[tuple[str, int]]) -> None:
+def _check_marks_exist(reads: _Reads, marks: list[tuple[str, int]]) -> None:
     if marks:
-        found = int(connection.execute(_MARKS_FOUND_SQL, (_encode(marks).decode(),)).fetchone()[0])
+        found = int(reads.one(_MARKS_FOUND_SQL, (_encode(marks).decode(),))[0])
         if found != len(marks):
             raise _Unsound  # a journal mark missing
         marks.clear()
 
 
-def _compare_mark_counts(connection: sqlite3.Connection, accounts: dict[str, list[int]]) -> None:
+def _compare_mark_counts(reads: _Reads, accounts: dict[str, list[int]]) -> None:
     """Every expected mark exists (checked during the walk), so equal counts per account leave no extra one."""
-    listed = dict(connection.execute(_MARK_COUNTS_SQL))
+    listed: dict[str, int] = {}
+    for account_id, count, typed in reads.stream(_MARK_COUNTS_SQL):
+        if not typed:
+            raise _Unsound
+        listed[account_id] = count
     for account_id, state in accounts.items():
         if listed.pop(account_id, 0) != state[_COUNT] // JOURNAL_MARK_EVERY:
             raise _Unsound
@@ -215,21 +269,26 @@ def _compare_mark_counts(connection: sqlite3.Connection, accounts: dict[str, lis
         raise _Unsound  # marks of an account without entries
 
 
-def _compare_balances(connection: sqlite3.Connection, accounts: dict[str, list[int]]) -> None:
+def _compare_balances(reads: _Reads, accounts: dict[str, list[int]]) -> None:
     empty = [0, 0, 0, 0, 0, 0]
-    for account_id, *stored in connection.execute(_BALANCES_SQL):
-        if stored != accounts.get(account_id, empty):
+    for account_id, *stored, typed in reads.stream(_BALANCES_SQL):
+        if not typed or stored != accounts.get(account_id, empty):
             raise _Unsound  # a balance, head or count that the journal does not give
 
 
-def _check_resolutions_released(connection: sqlite3.Connection) -> None:
+def _check_resolutions_released(reads: _Reads) -> None:
     """For each resolution, the pending amounts of the hold's entries and of its resolution's cancel out (a hold
-    without entries is left to the other checks, as in `run_check`)."""
-    resolutions = connection.cursor().execute(_RESOLUTIONS_SQL)
+    without entries is left to the other checks, as in `run_check`). After the walk, a posting has entries exactly
+    when it points at them, and they are the run there."""
+    resolutions = reads.stream(_RESOLUTIONS_SQL)
     while chunk := list(itertools.islice(resolutions, LOOKUP_BATCH)):
-        ids = sorted({posting_id for pair in chunk for posting_id in pair})
-        pending = dict(connection.execute(_PENDING_BY_POSTING_SQL, (_encode(ids).decode(),)))
-        for hold_id, resolution_id in chunk:
+        if not all(typed for _hold, _resolution, typed in chunk):
+            raise _Unsound
+        ids = sorted({posting_id for hold_id, resolution_id, _typed in chunk for posting_id in (hold_id, resolution_id)})
+        pending = dict(reads.all(_PENDING_BY_POSTING_SQL, (_encode(ids).decode(),)))
+        if None in pending.values():
+            raise _Unsound  # a posting that points at entries not found there
+        for hold_id, resolution_id, _typed in chunk:
             held = pending.get(hold_id)
             if held is not None and held + pending.get(resolution_id, 0) != 0:
                 raise _Unsound
