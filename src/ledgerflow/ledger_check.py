@@ -5,7 +5,9 @@ Portable SQL (SQLite and PostgreSQL). A mismatch list is capped so a broken ledg
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
+from decimal import Decimal
 from typing import Any
 
 REPORT_ITEMS_MAX = 100
@@ -125,26 +127,26 @@ def run_check(query: Callable[[str], list[tuple]]) -> dict[str, Any]:
     entries = int(query("SELECT COUNT(*) FROM entries")[0][0])
     accounts = int(query("SELECT COUNT(*) FROM accounts")[0][0])
     imbalanced = [
-        {"posting_id": row[0], "currency": row[1], "pending_imbalance_minor": int(row[2]),
-         "posted_imbalance_minor": int(row[3])}
+        {"posting_id": _shown(row[0]), "currency": _shown(row[1]), "pending_imbalance_minor": _shown(row[2]),
+         "posted_imbalance_minor": _shown(row[3])}
         for row in query(IMBALANCED_SQL)
     ]
     mismatches = []
     for row in query(RECOMPUTED_SQL)[:REPORT_ITEMS_MAX]:
         for index, name in enumerate(COUNTERS):
-            stored, recomputed = int(row[1 + index]), int(row[5 + index])
+            stored, recomputed = _shown(row[1 + index]), _shown(row[5 + index])
             if stored != recomputed:
-                mismatches.append({"account_id": row[0], "counter": name, "stored": stored,
+                mismatches.append({"account_id": _shown(row[0]), "counter": name, "stored": stored,
                                    "recomputed": recomputed})
-    orphan = [row[0] for row in query(ORPHAN_ENTRIES_SQL)]
-    resolved_twice = [row[0] for row in query(HOLDS_RESOLVED_TWICE_SQL)]
-    unbacked = [row[0] for row in query(UNBACKED_RESOLUTIONS_SQL)]
-    not_released = [row[0] for row in query(HOLDS_NOT_RELEASED_SQL)]
-    without_entries = [row[0] for row in query(POSTINGS_WITHOUT_ENTRIES_SQL)]
-    limits = [row[0] for row in query(LIMIT_VIOLATIONS_SQL)]
-    broken_links = [int(row[0]) for row in query(BROKEN_LINKS_SQL)]
-    wrong_heads = [row[0] for row in query(WRONG_HEADS_SQL)]
-    wrong_marks = [[row[0], int(row[1])] for row in query(WRONG_MARKS_SQL)]
+    orphan = [_shown(row[0]) for row in query(ORPHAN_ENTRIES_SQL)]
+    resolved_twice = [_shown(row[0]) for row in query(HOLDS_RESOLVED_TWICE_SQL)]
+    unbacked = [_shown(row[0]) for row in query(UNBACKED_RESOLUTIONS_SQL)]
+    not_released = [_shown(row[0]) for row in query(HOLDS_NOT_RELEASED_SQL)]
+    without_entries = [_shown(row[0]) for row in query(POSTINGS_WITHOUT_ENTRIES_SQL)]
+    limits = [_shown(row[0]) for row in query(LIMIT_VIOLATIONS_SQL)]
+    broken_links = [_shown(row[0]) for row in query(BROKEN_LINKS_SQL)]
+    wrong_heads = [_shown(row[0]) for row in query(WRONG_HEADS_SQL)]
+    wrong_marks = [[_shown(row[0]), _shown(row[1])] for row in query(WRONG_MARKS_SQL)]
     report = empty_report()
     report.update(
         postings=postings,
@@ -180,6 +182,17 @@ FINDINGS = (
     "wrong_account_heads",
     "wrong_journal_marks",
 )
+
+
+def _shown(value: Any) -> Any:
+    """A value as the report shows it (a JSON value): a whole number as an int (PostgreSQL's sums are Decimal), and
+    whatever a damaged row holds instead as it is (a fraction, text) or as text (bytes). The check is the command for
+    a ledger in trouble: no stored value may make it fail, or hide a fraction by rounding it away."""
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return bytes(value).decode("utf-8", "backslashreplace")
+    if isinstance(value, (float, Decimal)):
+        return int(value) if math.isfinite(value) and value == int(value) else float(value)
+    return value
 
 
 def empty_report() -> dict[str, Any]:

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
@@ -268,6 +269,7 @@ def _stored_as_another_type(connection: sqlite3.Connection, pick: int) -> None:
         ("UPDATE entries SET posting_id = CAST(posting_id AS BLOB) WHERE entry_seq = ?", (seq,)),
         ("UPDATE pending_resolutions SET posting_id = CAST(posting_id AS BLOB) WHERE pending_id = 'h1'", ()),
         ("UPDATE balances SET credits_posted = credits_posted + 0.5 WHERE account_id = 'b'", ()),
+        ("UPDATE balances SET credits_posted = credits_posted || 'x' WHERE account_id = 'b'", ()),
         ("UPDATE account_journal_marks SET entry_seq = CAST(entry_seq AS TEXT) || ' ' WHERE account_id = 'a'", ()),
         ("UPDATE postings SET pending_id = CAST(pending_id AS BLOB) WHERE posting_id = 'c1'", ()),
     )
@@ -308,6 +310,8 @@ def _assert_proof_agrees(tmp_dir: Path, tampering: list[tuple[str, int]]) -> tup
         for name, pick in tampering:
             TAMPERS[name](connection, pick)
         full = run_check(lambda sql: connection.execute(sql).fetchall())
+        # Whatever the damage, the SQL check's report is one JSON object (`ledger check --json`).
+        assert msgspec.json.decode(msgspec.json.encode(full)) == full
         proved = prove_sound(connection)
         if proved is not None:
             assert full["ok"], (tampering, full)
