@@ -186,12 +186,14 @@ FINDINGS = (
 
 def _shown(value: Any) -> Any:
     """A value as the report shows it (a JSON value): a whole number as an int (PostgreSQL's sums are Decimal), and
-    whatever a damaged row holds instead as it is (a fraction, text) or as text (bytes). The check is the command for
+    whatever a damaged row holds instead as it is (a fraction, text) or as text (bytes, an infinity). The check is the command for
     a ledger in trouble: no stored value may make it fail, or hide a fraction by rounding it away."""
     if isinstance(value, (bytes, bytearray, memoryview)):
         return bytes(value).decode("utf-8", "backslashreplace")
     if isinstance(value, (float, Decimal)):
-        return int(value) if math.isfinite(value) and value == int(value) else float(value)
+        if not math.isfinite(value):
+            return str(value)  # JSON has no infinity
+        return int(value) if value == int(value) else float(value)
     return value
 
 

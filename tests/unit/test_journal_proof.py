@@ -418,3 +418,48 @@ def test_an_id_stored_as_a_blob_cannot_pass_for_the_text_it_encodes_to(tmp_path:
                            (seq, account_id))
     assert run_check(lambda sql: connection.execute(sql).fetchall())["holds_resolved_twice"] == ["h1"]
     assert prove_sound(connection) is None
+
+
+def test_text_that_is_not_utf8_is_reported_not_raised(tmp_path: Path) -> None:
+    """SQLite keeps invalid UTF-8 in a TEXT column: the proof leaves it to the SQL check, which reports it escaped."""
+    connection = _small_ledger(tmp_path)
+    connection.execute("UPDATE entries SET posting_id = CAST(x'74ff' AS TEXT) WHERE posting_id = 't1'")
+    store = SqliteLedgerStore(tmp_path / "ledgerflow.sqlite3", connection=connection)
+    assert prove_sound(connection) is None
+    report = store.check()
+    assert not report["ok"]
+    assert report["entries_without_successful_posting"] == ["t\\xff"]
+    # Text that is valid is read as before once the check is done.
+    assert connection.execute("SELECT 'é'").fetchone()[0] == "é"
+
+
+def test_sums_that_could_pass_64_bits_are_left_to_the_sql_check(tmp_path: Path) -> None:
+    """Four deltas of 2**62 on one posting that cancel out: Python's integers hold every partial sum, SQLite's SUM
+    stops with "integer overflow" on the way. Balances, heads and links are set to agree."""
+    connection = _small_ledger(tmp_path)
+    big = 2**62
+    rows = ((7, "a", 0, big, 5), (8, "a", 0, big, 7), (9, "a", 0, -big, 8), (10, "b", 1, big, 6))
+    connection.execute("INSERT INTO postings (posting_id, kind, result, payload_digest, created_at_ms, entry_seq_first) "
+                       "VALUES ('x', 0, 0, x'00', 0, 7)")
+    for seq, account_id, direction, posted, previous in rows:
+        connection.execute(
+            "INSERT INTO entries (entry_seq, posting_id, leg_index, account_id, direction, amount_minor, "
+            "pending_delta, posted_delta, created_at_ms, account_prev_seq) VALUES (?, 'x', 0, ?, ?, 0, 0, ?, 0, ?)",
+            (seq, account_id, direction, posted, previous))
+    connection.execute("UPDATE balances SET debits_posted = ?, last_entry_seq = 9, entry_count = entry_count + 3 "
+                       "WHERE account_id = 'a'", (big,))
+    connection.execute("UPDATE balances SET credits_posted = credits_posted + ?, last_entry_seq = 10, "
+                       "entry_count = entry_count + 1 WHERE account_id = 'b'", (big,))
+    with pytest.raises(sqlite3.OperationalError, match="integer overflow"):
+        run_check(lambda sql: connection.execute(sql).fetchall())
+    assert prove_sound(connection) is None
+
+
+def test_tables_without_the_primary_keys_the_proof_counts_on_are_left_to_the_sql_check(tmp_path: Path) -> None:
+    """A second resolution row for h1 is possible only once `pending_resolutions` has lost its primary key."""
+    connection = _small_ledger(tmp_path)
+    connection.execute("ALTER TABLE pending_resolutions RENAME TO old_resolutions")
+    connection.execute("CREATE TABLE pending_resolutions (pending_id TEXT NOT NULL, posting_id TEXT NOT NULL, "
+                       "resolution SMALLINT NOT NULL, created_at_ms BIGINT NOT NULL)")
+    connection.execute("INSERT INTO pending_resolutions SELECT * FROM old_resolutions")
+    assert prove_sound(connection) is None

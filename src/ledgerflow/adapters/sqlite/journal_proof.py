@@ -3,7 +3,7 @@ that grows with the number of accounts, not with the journal.
 
 `ledger_check.run_check` proves the invariants with SQL whose sorts and temporary tables hold the whole journal, and
 the SQLite this project links keeps those in memory (it is built with `SQLITE_TEMP_STORE=3`): a 1,000,000-event
-ledger took `ledger check` to 516 MB and 33 s; with this pass first, 102 MB and 9 s (docs/benchmarks.md). It reads
+ledger took `ledger check` to 516 MB and 33 s; with this pass first, 104 MB and 10-14 s (docs/benchmarks.md). It reads
 the entries in `entry_seq` order and the postings in the order they were written, side by side, keeping per-account
 state only, and proves each invariant `run_check` checks:
 
@@ -22,7 +22,9 @@ state only, and proves each invariant `run_check` checks:
 
 Every value it reads must have the storage type this store writes (ids and currencies text, numbers integers, a link
 or pointer integer or NULL): the SQL check compares and sums values of other types by SQLite's rules, which Python's
-need not follow, so any other value is left to it. It answers the report only when everything holds. The moment anything does not (a broken ledger, or one written
+need not follow, so any other value is left to it; so is text that is not UTF-8, amounts whose sums could pass 64
+bits (where SQLite's SUM stops with an error and Python's integers just grow), and tables that lack the primary keys
+the proof counts on. It answers the report only when everything holds. The moment anything does not (a broken ledger, or one written
 in another layout), it answers None and the caller runs `run_check`, whose report says exactly what is wrong: the
 memory then grows with the journal, as before, for a ledger that needs the full account of what broke.
 """
@@ -93,8 +95,27 @@ _RESOLUTIONS_SQL = ("SELECT pending_id, posting_id, typeof(pending_id) = 'text' 
 
 _encode = msgspec.json.Encoder().encode
 
-# Per account: debits_pending, debits_posted, credits_pending, credits_posted, last entry, entries.
-_DP, _DQ, _CP, _CQ, _LAST, _COUNT = range(6)
+# Per account: debits_pending, debits_posted, credits_pending, credits_posted, last entry, entries (as in `balances`),
+# then the sum of its deltas taken absolutely.
+_DP, _DQ, _CP, _CQ, _LAST, _COUNT, _MAGNITUDE = range(7)
+_AS_IN_BALANCES = slice(_DP, _MAGNITUDE)
+# Bounds that keep every sum the SQL check takes within SQLite's 64-bit integers, whatever order it adds in (past
+# them SQLite raises "integer overflow" where Python's integers just grow): an entry's deltas, so that the at most
+# LEGS_MAX entries of a posting sum below 2**61; and an account's deltas taken absolutely. The ledger's own amounts
+# stay far below both.
+_DELTA_MAX = 2**57
+_ACCOUNT_MAGNITUDE_MAX = 2**63 - 1
+# The primary keys the proof relies on (one row per id), as this store's schema declares them.
+_PRIMARY_KEYS = {
+    "accounts": ("account_id",),
+    "balances": ("account_id",),
+    "postings": ("posting_id",),
+    "entries": ("entry_seq",),
+    "pending_resolutions": ("pending_id",),
+    "account_journal_marks": ("account_id", "entry_seq"),
+}
+# What the driver says of a TEXT value that is not valid UTF-8 (SQLite stores what it is given).
+_NOT_UTF8 = "Could not decode to UTF-8"
 
 
 class _Unsound(Exception):
@@ -128,6 +149,10 @@ def prove_sound(connection: sqlite3.Connection) -> dict[str, Any] | None:
             return _prove(_Reads(connection, cursors))
     except _Unsound:
         return None
+    except sqlite3.OperationalError as exc:
+        if _NOT_UTF8 in str(exc):
+            return None
+        raise
     finally:
         # Not when SQLite ended the transaction itself (after an I/O error): COMMIT would hide that error.
         if connection.in_transaction:
@@ -135,6 +160,7 @@ def prove_sound(connection: sqlite3.Connection) -> dict[str, Any] | None:
 
 
 def _prove(reads: _Reads) -> dict[str, Any]:
+    _check_schema(reads)
     currencies: dict[str, str] = {}
     for account_id, currency, typed in reads.stream(_ACCOUNTS_SQL):
         if not typed:
@@ -154,6 +180,17 @@ def _prove(reads: _Reads) -> dict[str, Any]:
     return report
 
 
+def _check_schema(reads: _Reads) -> None:
+    """The tables have the primary keys the proof counts on, and postings keep the order they were written in."""
+    for table, key in _PRIMARY_KEYS.items():
+        declared = sorted((position, name) for _cid, name, _type, _notnull, _default, position
+                          in reads.all(f"PRAGMA table_info({table})") if position)
+        if tuple(name for _position, name in declared) != key:
+            raise _Unsound
+    if reads.one("SELECT wr FROM pragma_table_list('postings')") != (0,):
+        raise _Unsound  # a postings table without rowids has no written order to follow
+
+
 def _walk_journal(reads: _Reads, currencies: dict[str, str]) -> dict[str, list[int]]:
     """One pass over the entries, the postings alongside: the per-account sums, heads and counts."""
     accounts: dict[str, list[int]] = {}
@@ -167,9 +204,14 @@ def _walk_journal(reads: _Reads, currencies: dict[str, str]) -> dict[str, list[i
             raise _Unsound
         state = accounts.get(account_id)
         if state is None:
-            state = accounts[account_id] = [0, 0, 0, 0, 0, 0]
+            state = accounts[account_id] = [0, 0, 0, 0, 0, 0, 0]
         if (0 if prev is None else prev) != state[_LAST]:
             raise _Unsound  # a broken link in the account's chain
+        if not (-_DELTA_MAX <= pending <= _DELTA_MAX and -_DELTA_MAX <= posted <= _DELTA_MAX):
+            raise _Unsound  # amounts whose sums may pass 64 bits
+        state[_MAGNITUDE] += abs(pending) + abs(posted)
+        if state[_MAGNITUDE] > _ACCOUNT_MAGNITUDE_MAX:
+            raise _Unsound
         if direction == 0:
             state[_DP] += pending
             state[_DQ] += posted
@@ -270,9 +312,9 @@ def _compare_mark_counts(reads: _Reads, accounts: dict[str, list[int]]) -> None:
 
 
 def _compare_balances(reads: _Reads, accounts: dict[str, list[int]]) -> None:
-    empty = [0, 0, 0, 0, 0, 0]
+    empty = [0, 0, 0, 0, 0, 0, 0]
     for account_id, *stored, typed in reads.stream(_BALANCES_SQL):
-        if not typed or stored != accounts.get(account_id, empty):
+        if not typed or stored != accounts.get(account_id, empty)[_AS_IN_BALANCES]:
             raise _Unsound  # a balance, head or count that the journal does not give
 
 

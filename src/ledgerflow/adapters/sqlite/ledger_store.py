@@ -172,6 +172,11 @@ _POSTING_DIGEST = 3
 _POSTING_NULLABLE = (4, 5, 6, 7, 8, POSTING_ROW_WIDTH)
 
 
+def _text_as_far_as_valid(raw: bytes) -> str:
+    """Stored text as a str: what is not valid UTF-8 (SQLite keeps whatever it is given) shown as escapes."""
+    return raw.decode("utf-8", "backslashreplace")
+
+
 def _ids_param(ids: set[str] | list[str]) -> str:
     # A JSON array for json_each(?): msgspec writes a set or a list as one (~6x faster than json.dumps).
     return _encode_json(ids).decode()
@@ -209,7 +214,15 @@ class SqliteLedgerStore(LedgerStore):
         connection.execute(f"PRAGMA cache_size=-{CHECK_CACHE_KIB}")
         try:
             report = prove_sound(connection)
-            return report if report is not None else super().check()
+            if report is not None:
+                return report
+            # Something is wrong: the SQL check says what, even of text a damaged row holds that is not UTF-8.
+            text_factory = connection.text_factory
+            connection.text_factory = _text_as_far_as_valid
+            try:
+                return super().check()
+            finally:
+                connection.text_factory = text_factory
         finally:
             connection.execute(f"PRAGMA cache_size=-{CACHE_KIB}")
 
