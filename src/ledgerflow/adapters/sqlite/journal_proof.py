@@ -64,10 +64,15 @@ _POSTINGS_SQL = (
     "AND typeof(kind) = 'integer' AND typeof(pending_id) IN ('text', 'null') FROM postings ORDER BY rowid"
 )
 _RESOLVERS = frozenset({int(PostingKind.post_pending), int(PostingKind.void_pending)})
-_RESOLVERS_NAMED_SQL = (
-    "SELECT COUNT(*) FROM json_each(?) j JOIN pending_resolutions r "
-    "ON r.pending_id = json_extract(j.value, '$[0]') AND r.posting_id = json_extract(j.value, '$[1]')"
-)
+
+
+def _pairs_found_sql(table: str, first: str, second: str) -> str:
+    """How many of a JSON list of [first, second] pairs `table` holds (the pairs are distinct)."""
+    return (f"SELECT COUNT(*) FROM json_each(?) j JOIN {table} t "
+            f"ON t.{first} = json_extract(j.value, '$[0]') AND t.{second} = json_extract(j.value, '$[1]')")
+
+
+_RESOLVERS_NAMED_SQL = _pairs_found_sql("pending_resolutions", "pending_id", "posting_id")
 _BALANCES_SQL = (
     "SELECT account_id, debits_pending, debits_posted, credits_pending, credits_posted, last_entry_seq, entry_count, "
     "typeof(account_id) = 'text' AND typeof(debits_pending) = 'integer' AND typeof(debits_posted) = 'integer' "
@@ -75,10 +80,7 @@ _BALANCES_SQL = (
     "AND typeof(last_entry_seq) = 'integer' AND typeof(entry_count) = 'integer' FROM balances ORDER BY account_id"
 )
 _ACCOUNTS_SQL = "SELECT account_id, currency, typeof(account_id) = 'text' AND typeof(currency) = 'text' FROM accounts"
-_MARKS_FOUND_SQL = (
-    "SELECT COUNT(*) FROM json_each(?) j JOIN account_journal_marks m "
-    "ON m.account_id = json_extract(j.value, '$[0]') AND m.entry_seq = json_extract(j.value, '$[1]')"
-)
+_MARKS_FOUND_SQL = _pairs_found_sql("account_journal_marks", "account_id", "entry_seq")
 _MARK_COUNTS_SQL = (
     "SELECT account_id, COUNT(*), MIN(typeof(account_id) = 'text' AND typeof(entry_seq) = 'integer') "
     "FROM account_journal_marks GROUP BY account_id"
@@ -226,7 +228,7 @@ def _walk_journal(reads: _Reads, currencies: dict[str, str]) -> dict[str, list[i
         if state[_COUNT] % JOURNAL_MARK_EVERY == 0:
             marks.append((account_id, seq))
             if len(marks) >= LOOKUP_BATCH:
-                _check_marks_exist(reads, marks)
+                _all_found(reads, _MARKS_FOUND_SQL, marks)  # else a journal mark is missing
         if posting_id != run_posting:
             if run_posting is not None:
                 _close_run(postings, run_posting, run_first, run_sums)
@@ -244,7 +246,7 @@ def _walk_journal(reads: _Reads, currencies: dict[str, str]) -> dict[str, list[i
                 sums[1] += signed_posted
     if run_posting is not None:
         _close_run(postings, run_posting, run_first, run_sums)
-    _check_marks_exist(reads, marks)
+    _all_found(reads, _MARKS_FOUND_SQL, marks)
     if next(postings, None) is not None:
         raise _Unsound  # a posting points at entries that are not there
     return accounts
@@ -262,20 +264,21 @@ def _postings_with_entries(reads: _Reads, rows: Iterator[tuple[str, int, int | N
         if result == 0 and kind in _RESOLVERS:
             resolvers.append((pending_id, posting_id))
             if len(resolvers) >= LOOKUP_BATCH:
-                _check_resolvers_named(reads, resolvers)
+                # Else a capture or void that its hold's resolution does not name (a hold resolved twice?).
+                _all_found(reads, _RESOLVERS_NAMED_SQL, resolvers)
         if first is not None:
             yield posting_id, result, first
         elif result == 0:
             raise _Unsound  # a successful posting without entries (or with entries it does not point at)
-    _check_resolvers_named(reads, resolvers)
+    _all_found(reads, _RESOLVERS_NAMED_SQL, resolvers)
 
 
-def _check_resolvers_named(reads: _Reads, resolvers: list[tuple[str | None, str]]) -> None:
-    if resolvers:
-        named = int(reads.one(_RESOLVERS_NAMED_SQL, (_encode(resolvers).decode(),))[0])
-        if named != len(resolvers):
-            raise _Unsound  # a capture or void that its hold's resolution does not name (a hold resolved twice?)
-        resolvers.clear()
+def _all_found(reads: _Reads, pairs_found_sql: str, pairs: list[tuple[Any, Any]]) -> None:
+    """Every one of `pairs` is in the table `pairs_found_sql` counts them in; `pairs` is emptied for the next batch."""
+    if pairs:
+        if int(reads.one(pairs_found_sql, (_encode(pairs).decode(),))[0]) != len(pairs):
+            raise _Unsound
+        pairs.clear()
 
 
 def _close_run(postings: Iterator[tuple[str, int, int]], posting_id: str, first: int,
@@ -287,14 +290,6 @@ def _close_run(postings: Iterator[tuple[str, int, int]], posting_id: str, first:
     expected = next(postings, None)
     if expected is None or expected[0] != posting_id or expected[1] != 0 or expected[2] != first:
         raise _Unsound  # entries of a missing or failed posting, or a posting's entries in two places
-
-
-def _check_marks_exist(reads: _Reads, marks: list[tuple[str, int]]) -> None:
-    if marks:
-        found = int(reads.one(_MARKS_FOUND_SQL, (_encode(marks).decode(),))[0])
-        if found != len(marks):
-            raise _Unsound  # a journal mark missing
-        marks.clear()
 
 
 def _compare_mark_counts(reads: _Reads, accounts: dict[str, list[int]]) -> None:

@@ -50,10 +50,10 @@ BUSY_TIMEOUT_MS = 60_000
 # A connection's page cache (SQLite's negative `cache_size`: KiB, not pages). The pipeline's step reads the same
 # interior and balance pages batch after batch.
 CACHE_KIB = 65_536
-# The page cache while the ledger check runs. The check reads every page of the journal once, so a large cache only
-# grows the process by its size, on top of its sorts (which this build of SQLite keeps in memory, `SQLITE_TEMP_STORE=3`).
-# A 1,000,000-event ledger: 380 MB above the process's base at the check's peak against 438 MB with CACHE_KIB, as fast;
-# 2 MiB was ~17% slower (docs/benchmarks.md).
+# The page cache while the ledger check runs. The check reads every page of the journal once (journal_proof.py, and
+# the SQL check when that runs), so a large cache only grows the process by its size. Measured with the SQL check on a
+# 1,000,000-event ledger: 380 MB above the process's base at its peak against 438 MB with CACHE_KIB, as fast; 2 MiB
+# was ~17% slower (docs/benchmarks.md).
 CHECK_CACHE_KIB = 8_192
 # What a restarted WAL's file is cut back to. Above the WAL's longest usual length (wal_checkpoints.LONG_WAL_FACTOR x
 # CHECKPOINT_FRAMES frames, ~160 MiB, and the transaction or two that pass it before a writer restarts it), so that in
