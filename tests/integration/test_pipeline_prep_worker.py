@@ -310,3 +310,48 @@ def assert_template_gives_the_full_encoding(prepared: Any) -> None:
             amountMinor=posted_amount(posting, context), balances=balances))
         assert posted_message(context, prepared.posted_template, result, msgspec.json.encode(balances)) == full
 
+
+
+def test_a_batch_prepared_ahead_is_what_the_request_would_have_prepared(
+    tmp_path: Path, traffic: tuple[Path, Path]
+) -> None:
+    """After a full batch the worker prepares the next one before it is asked: used only for exactly that request
+    under the same directory version, topped up when it was short, and the same wires as preparing on request."""
+    from ledgerflow.adapters.sqlite.driver import sqlite3
+    from ledgerflow.bootstrap import rules_engine
+    from ledgerflow.pipeline.directory import CardDirectory
+
+    data_dir = tmp_path / "data"
+    import_accounts(data_dir, traffic[1])
+    ingest(data_dir, traffic[0])
+    connection = sqlite3.connect(f"file:{data_dir / 'ledgerflow.sqlite3'}?mode=ro", uri=True, isolation_level=None)
+    try:
+        directory = CardDirectory(connection)
+        stages = PreparedSet(directory, rules_engine("python"), DuplicateKeyConfig())
+        stream = "inbound"
+        version, first = prep_worker_module._answer(connection, directory, stages, stream, 0, BATCH, None)
+        assert len(first) == BATCH and version > 0
+        after = first[-1].seq
+        ahead = prep_worker_module._prepare_after(connection, directory, stages, stream, after, BATCH)
+        on_request = prep_worker_module._answer(connection, directory, stages, stream, after, BATCH, None)
+        assert (ahead.after_seq, ahead.limit, ahead.version) == (after, BATCH, version)
+        assert on_request == (version, ahead.prepared) and len(ahead.prepared) == BATCH
+        # The request it was made for takes it as it is.
+        assert prep_worker_module._answer(connection, directory, stages, stream, after, BATCH, ahead)[1] is \
+            ahead.prepared
+        # Short (the rest had not arrived): topped up with the events after it.
+        short = prep_worker_module._Ahead(after, BATCH, version, ahead.prepared[: BATCH // 3])
+        assert prep_worker_module._answer(connection, directory, stages, stream, after, BATCH, short) == on_request
+        empty = prep_worker_module._Ahead(after, BATCH, version, [])
+        assert prep_worker_module._answer(connection, directory, stages, stream, after, BATCH, empty) == on_request
+        # Any other request, limit or directory version: prepared on request, the batch ahead unused.
+        unusable = prep_worker_module._Ahead(after, BATCH, version, [PreparedWire(seq=after + 1, local=True)])
+        for other in (
+            prep_worker_module._Ahead(after - 1, BATCH, version, unusable.prepared),
+            prep_worker_module._Ahead(after, BATCH - 1, version, unusable.prepared),
+            prep_worker_module._Ahead(after, BATCH, version + 1, unusable.prepared),
+        ):
+            assert prep_worker_module._answer(connection, directory, stages, stream, after, BATCH, other) == \
+                on_request
+    finally:
+        connection.close()

@@ -252,6 +252,7 @@ def serve(options: WorkerOptions, requests: IO[bytes], answers: IO[bytes]) -> No
     checkpoints.start()
     try:
         _write_frame(answers, _encode((READY_ANSWER_ID, 0, [])))
+        ahead: _Ahead | None = None
         while True:
             try:
                 request: Any = _decode_request(_read_frame(requests))
@@ -261,21 +262,77 @@ def serve(options: WorkerOptions, requests: IO[bytes], answers: IO[bytes]) -> No
                 return
             request_id, after_seq, limit = request
             with collector_paused():
-                connection.execute("BEGIN")
-                try:
-                    directory.refresh_if_changed(connection)
-                    rows = connection.execute(
-                        "SELECT seq, body FROM bus_messages WHERE stream = ? AND seq > ? ORDER BY seq LIMIT ?",
-                        (options.inbound_stream, after_seq, limit),
-                    ).fetchall()
-                finally:
-                    connection.execute("COMMIT")
-                answer = [_prepared_or_local(stages, seq, bytes(body)) for seq, body in rows]
-                _write_frame(answers, _encode((request_id, directory.version or 0, answer)))
+                version, answer = _answer(connection, directory, stages, options.inbound_stream, after_seq, limit,
+                                          ahead)
+                _write_frame(answers, _encode((request_id, version, answer)))
                 answers.flush()
+                # A full batch: more is waiting, and the step's next request will very likely be for the events
+                # after these. Prepare them now, while the step works through this batch, unless it already asks.
+                ahead = None
+                if len(answer) == limit and not _readable(requests):
+                    ahead = _prepare_after(connection, directory, stages, options.inbound_stream, answer[-1].seq,
+                                           limit)
     finally:
         checkpoints.stop()
         connection.close()
+
+
+class _Ahead(msgspec.Struct, frozen=True):
+    """A batch prepared before it was asked for: the events after `after_seq` (at most `limit`), under the card
+    directory version `version`."""
+
+    after_seq: int
+    limit: int
+    version: int
+    prepared: list[PreparedWire]
+
+
+def _answer(connection: sqlite3.Connection, directory: Any, stages: Any, stream: str, after_seq: int, limit: int,
+            ahead: _Ahead | None) -> tuple[int, list[PreparedWire]]:
+    """The directory version and the prepared events after `after_seq` (at most `limit`): what was prepared ahead
+    for exactly this request, when the directory is still the one it was prepared under (topped up with events that
+    came since, if it was not a full batch), else prepared now. Rows are read in one snapshot and prepared after
+    it ends: a reader's snapshot holds back the checkpoints beside the writers."""
+    connection.execute("BEGIN")
+    try:
+        directory.refresh_if_changed(connection)
+        version = directory.version or 0
+        prepared: list[PreparedWire] = []
+        if ahead is not None and (ahead.after_seq, ahead.limit, ahead.version) == (after_seq, limit, version):
+            prepared = ahead.prepared
+            after_seq = prepared[-1].seq if prepared else after_seq
+        rows = _read_after(connection, stream, after_seq, limit - len(prepared)) if len(prepared) < limit else []
+    finally:
+        connection.execute("COMMIT")
+    return version, prepared + _prepare_rows(stages, rows) if rows else prepared
+
+
+def _prepare_after(connection: sqlite3.Connection, directory: Any, stages: Any, stream: str, after_seq: int,
+                   limit: int) -> _Ahead:
+    connection.execute("BEGIN")
+    try:
+        directory.refresh_if_changed(connection)
+        version = directory.version or 0
+        rows = _read_after(connection, stream, after_seq, limit)
+    finally:
+        connection.execute("COMMIT")
+    return _Ahead(after_seq, limit, version, _prepare_rows(stages, rows))
+
+
+def _read_after(connection: sqlite3.Connection, stream: str, after_seq: int, limit: int) -> list[tuple[int, bytes]]:
+    return connection.execute(
+        "SELECT seq, body FROM bus_messages WHERE stream = ? AND seq > ? ORDER BY seq LIMIT ?",
+        (stream, after_seq, limit),
+    ).fetchall()
+
+
+def _prepare_rows(stages: Any, rows: list[tuple[int, bytes]]) -> list[PreparedWire]:
+    return [_prepared_or_local(stages, seq, bytes(body)) for seq, body in rows]
+
+
+def _readable(stream: IO[bytes]) -> bool:
+    readable, _w, _x = select.select([stream], [], [], 0)
+    return bool(readable)
 
 
 def _prepared_or_local(stages: Any, seq: int, body: bytes) -> PreparedWire:
