@@ -3,6 +3,7 @@ then at most every ROUTE_INTERVAL_UNDER_BACKLOG_SECONDS; and everything is route
 
 from __future__ import annotations
 
+from itertools import pairwise
 from types import SimpleNamespace
 from typing import Any
 
@@ -92,7 +93,7 @@ def test_under_a_backlog_the_router_routes_at_most_every_interval_and_at_least_t
     interval = runner_module.ROUTE_INTERVAL_UNDER_BACKLOG_SECONDS
     backlog_end = router.routed_at[0] + full_batches * STEP_SECONDS
     during = [at for at in router.routed_at if at < backlog_end]
-    gaps = [later - earlier for earlier, later in zip(during, during[1:], strict=False)]
+    gaps = [later - earlier for earlier, later in pairwise(during)]
     # Never more often than the interval (one step's time of slack: a route follows a step)...
     assert gaps and min(gaps) >= interval - 1e-9
     # ...and never much less often: each route comes within a step's time after the interval.

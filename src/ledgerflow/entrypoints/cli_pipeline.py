@@ -102,8 +102,14 @@ def rates_import_command(file: FileArgument, data_dir: DataDirOption = None, jso
 def ingest_command(file: FileArgument, data_dir: DataDirOption = None, json_output: JsonOption = False) -> None:
     """Durably accept events (JSON lines, or ISO 8583 hex in a .csv `message` column); returns once committed.
     Exits 1 when lines were rejected and none accepted."""
+    from ledgerflow.pipeline.ingest_priority import lower_ingest_priority
     from ledgerflow.pipeline.ingest_service import ingest_file
 
+    try:
+        # Yields the CPU to a pipeline that runs beside it (see ingest_priority).
+        lower_ingest_priority()
+    except ValueError as exc:
+        raise _fail(str(exc)) from None
     with _ledger(data_dir) as (ledger, settings):
         report = ingest_file(ledger.connection, _tokenizer(settings, ledger), file)
     _emit(report.as_dict(), json_output)

@@ -23,9 +23,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ledgerflow.bootstrap import open_ledger
-from ledgerflow.config import Settings
-
 LATENCY_CHUNK_EVENTS = 20
 
 
@@ -77,6 +74,10 @@ def _run_phases(config: PipelineBenchConfig, root: Path) -> dict[str, Any]:
 
 
 def _prepare(data_dir: Path, events: int, config: PipelineBenchConfig) -> tuple[Any, Any, Path]:
+    # Imported here, not at the top: the ingest process (spawned) imports this module, and starts sooner without
+    # the ledger's bootstrap (its migrations bring SQLAlchemy and Alembic, ~0.3 s).
+    from ledgerflow.bootstrap import open_ledger
+    from ledgerflow.config import Settings
     from ledgerflow.pipeline.accounts_import import import_accounts
     from ledgerflow.pipeline.generate import write_traffic
     from ledgerflow.pipeline.secrets import tokenizer_for
@@ -136,9 +137,12 @@ def _throughput(data_dir: Path, events: int, config: PipelineBenchConfig, batch_
 
 def _ingest_file_in_process(data_dir: str, traffic: str) -> None:
     from ledgerflow.adapters.sqlite.ledger_store import connect
+    from ledgerflow.pipeline.ingest_priority import lower_ingest_priority
     from ledgerflow.pipeline.ingest_service import ingest_file
     from ledgerflow.pipeline.secrets import tokenizer_for
 
+    # As `ledgerflow ingest` does.
+    lower_ingest_priority()
     connection = connect(Path(data_dir) / "ledgerflow.sqlite3")
     ingest_file(connection, tokenizer_for(Path(data_dir)), Path(traffic))
     connection.close()
