@@ -309,14 +309,7 @@ def _answer(connection: sqlite3.Connection, directory: Any, stages: Any, stream:
 
 def _prepare_after(connection: sqlite3.Connection, directory: Any, stages: Any, stream: str, after_seq: int,
                    limit: int) -> _Ahead:
-    connection.execute("BEGIN")
-    try:
-        directory.refresh_if_changed(connection)
-        version = directory.version or 0
-        rows = _read_after(connection, stream, after_seq, limit)
-    finally:
-        connection.execute("COMMIT")
-    return _Ahead(after_seq, limit, version, _prepare_rows(stages, rows))
+    return _Ahead(after_seq, limit, *_answer(connection, directory, stages, stream, after_seq, limit, None))
 
 
 def _read_after(connection: sqlite3.Connection, stream: str, after_seq: int, limit: int) -> list[tuple[int, bytes]]:
