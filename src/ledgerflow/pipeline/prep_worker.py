@@ -304,7 +304,7 @@ def _answer(connection: sqlite3.Connection, directory: Any, stages: Any, stream:
         rows = _read_after(connection, stream, after_seq, limit - len(prepared)) if len(prepared) < limit else []
     finally:
         connection.execute("COMMIT")
-    return version, prepared + _prepare_rows(stages, rows) if rows else prepared
+    return version, (prepared + _prepare_rows(stages, rows) if rows else prepared)
 
 
 def _prepare_after(connection: sqlite3.Connection, directory: Any, stages: Any, stream: str, after_seq: int,
